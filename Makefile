@@ -1,0 +1,72 @@
+# sed: every target creates and uses the virtual environment at $(VENV) on first use.
+#
+#   make train            # PS1 on the bundled mini-DESED (generates data and NMF labels first)
+#   make train EXP=ps2    # PS2; EXP=baseline for the DCASE 2020 CRNN mean-teacher baseline
+#   make eval             # score the last training run's best checkpoint on the validation split
+#   make test             # the test suite
+#
+# TORCH is the pip spec of torch: plain `torch` by default (your platform's build); CI and our
+# machines pin a local CPU build with TORCH=torch==2.13.0.
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch
+EXP ?= ps1
+DATA ?= data/mini-desed
+ARGS ?=
+BENCH_ARGS ?=
+
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DATA_STAMP := $(DATA)/generated.json
+NMF_TSV := cache/mini-desed/nmf/weak_nmf.tsv
+
+export WANDB_MODE ?= offline
+export WANDB_SILENT ?= true
+export HYDRA_FULL_ERROR ?= 0
+
+.PHONY: install data nmf-labels train eval demo test bench lint clean help
+
+help:
+	@sed -n '2,10p' Makefile | sed 's/^# \{0,1\}//'
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade "pip>=23"
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+$(DATA_STAMP): | $(STAMP)
+	$(PY) -m sed.generate --out $(DATA)
+
+data: $(STAMP)
+	$(PY) -m sed.generate --out $(DATA)
+
+$(NMF_TSV): $(DATA_STAMP)
+	$(PY) -m sed.nmf_labels
+
+nmf-labels: $(DATA_STAMP)
+	$(PY) -m sed.nmf_labels $(ARGS)
+
+train: $(NMF_TSV)
+	$(PY) -m sed.train experiment=$(EXP) $(ARGS)
+
+eval: $(STAMP)
+	$(PY) -m sed.eval $(ARGS)
+
+demo: train eval
+
+test: $(STAMP)
+	$(PY) -m pytest $(ARGS)
+
+bench: $(STAMP) $(DATA_STAMP)
+	$(PY) -m benchmarks $(BENCH_ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check sed tests benchmarks
+
+clean:
+	rm -rf outputs multirun cache wandb .pytest_cache

@@ -1,0 +1,243 @@
+"""Per-split feature cache: log-mel computed once, stored as a memory-mapped array, reused across runs.
+
+Layout of ``<cache_dir>/features/<split>/``:
+
+- ``logmel.npy``: ``(N, 640, 64)`` float32, opened as a memmap (``np.load(mmap_mode="r")``);
+- ``index.json``: the feature spec, the filenames (row order) and each audio file's fingerprint
+  (size and modification time);
+- ``done.npy``: which rows are computed. Building saves it after every batch, so an interrupted
+  build resumes where it stopped; a row whose audio file changed is recomputed, and a change of
+  feature spec or of the file list rebuilds the split.
+
+Listed files that are missing are skipped with one warning per split (their list is written to
+``missing_<split>.txt`` in the run folder); ``strict=True`` makes that an error. A file that exists
+but cannot be decoded is an error naming it under ``strict``, else it is skipped and listed in
+``bad_<split>.txt``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from sed.audio import load_audio
+from sed.constants import DEFAULT_FEATURES, FeatureSpec
+from sed.datamodules.layout import DesedLayout
+from sed.datamodules.tsv import Event, read_strong_tsv, read_unlabel_tsv, read_weak_tsv
+from sed.errors import DataError
+from sed.features import LogMel
+
+log = logging.getLogger(__name__)
+CACHE_VERSION = 1
+
+
+class _Rows:
+    """Read-only view of the memmap restricted to good rows (only used when some rows failed)."""
+
+    def __init__(self, base: np.ndarray, rows: np.ndarray) -> None:
+        self.base, self.rows = base, rows
+        self.shape = (len(rows),) + base.shape[1:]
+        self.dtype = base.dtype
+        self.ndim = base.ndim
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, idx):
+        if isinstance(idx, tuple):
+            return self.base[(self.rows[idx[0]],) + idx[1:]]
+        return self.base[self.rows[idx]]
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.base[self.rows]
+        return out.astype(dtype) if dtype is not None else out
+
+
+@dataclass
+class SplitFeatures:
+    """The cached log-mel of one split: ``logmel[i]`` is clip ``filenames[i]`` (640 x 64)."""
+
+    name: str
+    filenames: list[str]
+    logmel: np.ndarray
+    spec: FeatureSpec = DEFAULT_FEATURES
+    missing: list[str] = field(default_factory=list)
+    bad: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._index = {f: i for i, f in enumerate(self.filenames)}
+
+    def __len__(self) -> int:
+        return len(self.filenames)
+
+    def index_of(self, filename: str) -> int:
+        try:
+            return self._index[filename]
+        except KeyError:
+            raise KeyError(f"{filename} is not in the {self.name} feature cache") from None
+
+
+def _fingerprint(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _report_dir(report_dir: str | Path | None, fallback: Path) -> Path:
+    if report_dir is not None:
+        return Path(report_dir)
+    try:  # inside a Hydra app: the run folder
+        from hydra.core.hydra_config import HydraConfig
+
+        return Path(HydraConfig.get().runtime.output_dir)
+    except Exception:  # noqa: BLE001 - not in a Hydra app
+        return fallback
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def build_cache(
+    name: str,
+    audio_dir: str | Path,
+    filenames: Sequence[str],
+    cache_dir: str | Path,
+    *,
+    spec: FeatureSpec = DEFAULT_FEATURES,
+    strict: bool = False,
+    progress: bool = True,
+    batch_size: int = 32,
+    device: str = "cpu",
+    report_dir: str | Path | None = None,
+    workers: int | None = None,
+) -> SplitFeatures:
+    """Compute (or reuse, or resume) the log-mel cache of the clips ``filenames`` under ``audio_dir``."""
+    audio_dir, folder = Path(audio_dir), Path(cache_dir) / "features" / name
+    listed = list(dict.fromkeys(filenames))
+    present = [f for f in listed if (audio_dir / f).is_file()]
+    missing = [f for f in listed if f not in set(present)]
+    if missing:
+        if strict:
+            raise DataError(f"{audio_dir / missing[0]}: listed in the {name} metadata but missing "
+                            f"({len(missing)} of {len(listed)} {name} clips missing; strict=true)")
+        out = _report_dir(report_dir, folder)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"missing_{name}.txt").write_text("\n".join(missing) + "\n")
+        log.warning("%s: %d of %d listed clips missing from %s, skipped (list: %s)",
+                    name, len(missing), len(listed), audio_dir, out / f"missing_{name}.txt")
+
+    prints = [_fingerprint(audio_dir / f) for f in present]
+    index_path, data_path, done_path = folder / "index.json", folder / "logmel.npy", folder / "done.npy"
+    shape = (len(present), spec.n_frames, spec.n_mels)
+    index = {"version": CACHE_VERSION, "spec": spec.key(), "filenames": present, "fingerprints": prints}
+
+    done = bad = None
+    if index_path.is_file() and data_path.is_file() and done_path.is_file():
+        try:
+            old = json.loads(index_path.read_text())
+            if (old.get("version"), old.get("spec"), old.get("filenames")) == (CACHE_VERSION, spec.key(), present):
+                done = np.load(done_path)
+                stale = np.array([a != b for a, b in zip(old["fingerprints"], prints)], dtype=bool)
+                done = np.where(stale, 0, done).astype(np.int8)  # 1 done, 0 to do, -1 undecodable
+        except (OSError, ValueError):
+            done = None
+    folder.mkdir(parents=True, exist_ok=True)
+    if done is None or done.shape != (len(present),):
+        done = np.zeros(len(present), dtype=np.int8)
+        np.lib.format.open_memmap(data_path, mode="w+", dtype=np.float32, shape=shape).flush()
+    index_path.write_text(json.dumps(index))
+
+    todo = np.flatnonzero(done == 0)
+    if len(todo):
+        frontend = LogMel(spec).to(_resolve_device(device))
+        data = np.load(data_path, mmap_mode="r+")
+        bar = tqdm(total=len(present), initial=len(present) - len(todo), desc=f"features {name}",
+                   unit="clip", disable=not progress, dynamic_ncols=True)
+
+        def decode(i: int) -> tuple[int, np.ndarray | None, str | None]:
+            try:
+                return i, load_audio(audio_dir / present[i], spec), None
+            except DataError as e:
+                return i, None, str(e)
+
+        with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
+            for start in range(0, len(todo), batch_size):
+                chunk = todo[start:start + batch_size]
+                results = list(pool.map(decode, chunk))
+                errors = [(i, e) for i, _, e in results if e is not None]
+                if errors and strict:
+                    data.flush()
+                    np.save(done_path, done)
+                    raise DataError(errors[0][1])
+                good = [(i, w) for i, w, e in results if e is None]
+                if good:
+                    wave = torch.from_numpy(np.stack([w for _, w in good])).to(frontend.window.device)
+                    with torch.no_grad():
+                        feats = frontend(wave).cpu().numpy()
+                    rows = np.array([i for i, _ in good])
+                    data[rows] = feats
+                    done[rows] = 1
+                for i, e in errors:
+                    done[i] = -1
+                    log.warning("%s", e)
+                data.flush()
+                np.save(done_path, done)  # after the data: a crash never marks an unwritten row done
+                bar.update(len(chunk))
+        bar.close()
+        del data
+
+    good_rows = np.flatnonzero(done == 1)
+    bad_files = [present[i] for i in np.flatnonzero(done == -1)]
+    if bad_files:
+        out = _report_dir(report_dir, folder)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"bad_{name}.txt").write_text("\n".join(bad_files) + "\n")
+        log.warning("%s: %d undecodable clips skipped (list: %s)", name, len(bad_files), out / f"bad_{name}.txt")
+    arr = np.load(data_path, mmap_mode="r") if len(present) else np.zeros(shape, np.float32)
+    view = arr if len(good_rows) == len(present) else _Rows(arr, good_rows)
+    return SplitFeatures(name, [present[i] for i in good_rows], view, spec, missing, bad_files)
+
+
+def split_filenames(data_cfg: Mapping, split: str) -> list[str]:
+    """The clips a split's metadata lists, in TSV order."""
+    return list(labels_for(data_cfg, split))  # dict keys or the list itself
+
+
+def labels_for(data_cfg: Mapping, split: str) -> dict[str, list[Event]] | dict[str, list[str]] | list[str]:
+    """The split's TSV parsed by its kind: strong -> events, weak -> tags, unlabel -> filenames."""
+    s = DesedLayout.from_cfg(data_cfg).split(split)
+    reader = {"strong": read_strong_tsv, "weak": read_weak_tsv, "unlabel": read_unlabel_tsv}[s.kind]
+    return reader(s.tsv)
+
+
+def load_split(
+    data_cfg: Mapping,
+    split: str,
+    *,
+    progress: bool = True,
+    device: str = "cpu",
+    report_dir: str | Path | None = None,
+) -> SplitFeatures:
+    """Features of ``split`` of the dataset that ``data_cfg`` (the ``data`` config node) describes."""
+    s = DesedLayout.from_cfg(data_cfg).split(split)
+    return build_cache(
+        split,
+        s.audio_dir,
+        split_filenames(data_cfg, split),
+        data_cfg["cache_dir"],
+        strict=bool(data_cfg.get("strict", False)),
+        progress=progress,
+        device=device,
+        report_dir=report_dir,
+    )

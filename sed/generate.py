@@ -1,0 +1,206 @@
+"""The bundled mini-DESED: a small dataset in exactly the DESED layout (SPEC section 1).
+
+``python -m sed.generate [--out data/mini-desed]`` (``make data``) writes all four splits with
+their audio and TSVs, the weak clips' true strong labels in ``truth/weak_strong.tsv`` (outside
+what training reads, for scoring the NMF labels), and ``examples.png``.
+
+Clips are 1-4 procedural events (``sed.synth``) over varied backgrounds at random SNR, some
+clips with none, overlaps allowed. Each clip has its own random stream
+``default_rng([seed, split, index])``, so the set is deterministic for a seed whatever the
+number of worker processes. The "real" splits (weak, unlabel, validation) differ a little from
+the synthetic one, as in DESED: more reverberation, a wider SNR range and a few clips shorter
+than 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy import signal
+from tqdm.auto import tqdm
+
+from sed.constants import CLASSES
+from sed.datamodules.layout import DEFAULT_SPLITS
+from sed.datamodules.tsv import Event, write_strong_tsv
+from sed.synth import SOURCES, background, room_response
+
+SPLIT_IDS = {"synthetic": 0, "weak": 1, "unlabel": 2, "validation": 3}
+#: Default sizes: big enough to learn, small enough that `make train` takes about ten minutes.
+DEFAULT_SIZES = {"synthetic": 600, "weak": 300, "unlabel": 600, "validation": 200}
+
+
+@dataclass(frozen=True)
+class ClipRecipe:
+    """Mixing parameters of one split's clips."""
+
+    snr_db: tuple[float, float]
+    reverb_prob: float
+    short_prob: float  # chance of a clip shorter than 10 s
+    empty_prob: float = 0.06
+    max_events: int = 4
+
+
+SYNTHETIC = ClipRecipe(snr_db=(6.0, 24.0), reverb_prob=0.3, short_prob=0.0)
+REAL = ClipRecipe(snr_db=(3.0, 20.0), reverb_prob=0.6, short_prob=0.08)
+
+
+def _trim(x: np.ndarray, sr: int, floor_db: float = -35.0) -> np.ndarray:
+    """Drop leading/trailing near-silence (10 ms RMS below ``floor_db`` of the peak): annotations are audible extents."""
+    hop = max(1, sr // 100)
+    n = len(x) // hop
+    if n == 0:
+        return x
+    rms = np.sqrt(np.mean(x[: n * hop].reshape(n, hop) ** 2, axis=1))
+    on = np.flatnonzero(rms > rms.max() * 10 ** (floor_db / 20))
+    return x[on[0] * hop: (on[-1] + 1) * hop]
+
+
+def make_clip(rng: np.random.Generator, sr: int, recipe: ClipRecipe) -> tuple[np.ndarray, list[Event]]:
+    """One soundscape: background + 0..max_events events at random SNR; returns audio and sorted events."""
+    length = rng.uniform(4.0, 9.9) if rng.random() < recipe.short_prob else 10.0
+    n = int(round(length * sr))
+    bg = background(n, sr, rng)
+    fg = np.zeros(n)
+    events: list[Event] = []
+    n_events = 0 if rng.random() < recipe.empty_prob else int(rng.integers(1, recipe.max_events + 1))
+    for _ in range(n_events):
+        label = CLASSES[rng.integers(len(CLASSES))]
+        x = _trim(SOURCES[label](rng, sr), sr)
+        x = x[: n - sr // 20]
+        start = int(rng.integers(0, max(1, n - len(x))))
+        snr = rng.uniform(*recipe.snr_db)
+        x = x * (10 ** (snr / 20) / (np.sqrt(np.mean(x ** 2)) + 1e-12))  # background RMS is 1
+        fg[start:start + len(x)] += x
+        events.append(Event(round(start / sr, 3), round((start + len(x)) / sr, 3), label))
+    if n_events and rng.random() < recipe.reverb_prob:
+        fg = signal.fftconvolve(fg, room_response(sr, rng))[:n]
+    mix = fg + bg
+    mix *= rng.uniform(0.3, 0.9) / (np.abs(mix).max() + 1e-12)
+    return mix.astype(np.float32), sorted(events)
+
+
+def clip_name(split: str, i: int) -> str:
+    if split == "synthetic":
+        return f"{i}.wav"
+    return f"Y{split[:2]}{i:06d}_0.000_10.000.wav"
+
+
+def _make_one(args: tuple) -> tuple[str, list[Event]]:
+    split, i, seed, sr, audio_dir = args
+    rng = np.random.default_rng([seed, SPLIT_IDS[split], i])
+    audio, events = make_clip(rng, sr, SYNTHETIC if split == "synthetic" else REAL)
+    name = clip_name(split, i)
+    sf.write(Path(audio_dir) / name, audio, sr, subtype="PCM_16")
+    return name, events
+
+
+def _write_tsvs(root: Path, split: str, clips: dict[str, list[Event]]) -> None:
+    tsv = root / DEFAULT_SPLITS[split]["tsv"]
+    tsv.parent.mkdir(parents=True, exist_ok=True)
+    if split in ("synthetic", "validation"):
+        write_strong_tsv(tsv, clips)
+    elif split == "weak":
+        # A weak clip must hold at least one event (DESED's weak clips all have tags).
+        lines = [f"{f}\t{','.join(sorted({e.label for e in ev}))}" for f, ev in clips.items()]
+        tsv.write_text("filename\tevent_labels\n" + "\n".join(lines) + "\n")
+        write_strong_tsv(root / "truth" / "weak_strong.tsv", clips)
+    else:
+        tsv.write_text("filename\n" + "\n".join(clips) + "\n")
+
+
+def generate_dataset(
+    root: str | Path = "data/mini-desed",
+    n_synthetic: int = DEFAULT_SIZES["synthetic"],
+    n_weak: int = DEFAULT_SIZES["weak"],
+    n_unlabel: int = DEFAULT_SIZES["unlabel"],
+    n_validation: int = DEFAULT_SIZES["validation"],
+    seed: int = 0,
+    sample_rate: int = 22050,
+    progress: bool = False,
+    workers: int | None = None,
+    plot: bool = True,
+) -> Path:
+    """Write the dataset under ``root`` and return it; an identical existing set is kept as it is."""
+    root = Path(root)
+    params = {"n_synthetic": n_synthetic, "n_weak": n_weak, "n_unlabel": n_unlabel, "n_validation": n_validation,
+              "seed": seed, "sample_rate": sample_rate, "version": 1,
+              "recipes": {"synthetic": asdict(SYNTHETIC), "real": asdict(REAL)}}
+    params = json.loads(json.dumps(params))  # tuples -> lists, as read back
+    stamp = root / "generated.json"
+    if stamp.is_file() and json.loads(stamp.read_text()) == params:
+        return root
+    sizes = {"synthetic": n_synthetic, "weak": n_weak, "unlabel": n_unlabel, "validation": n_validation}
+    jobs = []
+    for split, count in sizes.items():
+        audio_dir = root / DEFAULT_SPLITS[split]["audio"]
+        audio_dir.mkdir(parents=True, exist_ok=True)
+        # Weak clips need tags: draw indices until `count` clips have events (deterministic per index).
+        jobs += [(split, i, seed, sample_rate, str(audio_dir)) for i in range(count)]
+    workers = workers or min(2, os.cpu_count() or 1)
+    results: dict[str, dict[str, list[Event]]] = {s: {} for s in sizes}
+    bar = tqdm(total=len(jobs), desc="mini-DESED", unit="clip", disable=not progress, dynamic_ncols=True)
+    if workers > 1 and len(jobs) > 32:
+        with ProcessPoolExecutor(workers) as pool:
+            for job, (name, events) in zip(jobs, pool.map(_make_one, jobs, chunksize=16)):
+                results[job[0]][name] = events
+                bar.update()
+    else:
+        for job in jobs:
+            name, events = _make_one(job)
+            results[job[0]][name] = events
+            bar.update()
+    bar.close()
+    # DESED's weak clips always have tags: an event-less weak clip is redrawn (deterministically) until it has one.
+    weak = results["weak"]
+    for name in [f for f, ev in weak.items() if not ev]:
+        i = int(name[3:9])  # "Ywe000123_0.000_10.000.wav" -> 123
+        k = 1
+        while True:
+            rng = np.random.default_rng([seed, SPLIT_IDS["weak"], i, k])
+            audio, events = make_clip(rng, sample_rate, REAL)
+            if events:
+                break
+            k += 1
+        sf.write(root / DEFAULT_SPLITS["weak"]["audio"] / name, audio, sample_rate, subtype="PCM_16")
+        weak[name] = events
+    for split, clips in results.items():
+        _write_tsvs(root, split, clips)
+    (root / "README.md").write_text(
+        "# mini-DESED (generated by `python -m sed.generate`)\n\n"
+        "Procedural sound events over varied backgrounds, in the DESED layout. "
+        "`truth/weak_strong.tsv` holds the weak clips' true strong labels (never read by training).\n"
+    )
+    if plot:
+        from sed.plots import plot_examples
+
+        plot_examples(root, root / "examples.png")
+    stamp.write_text(json.dumps(params, indent=1))
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sed.generate", description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="data/mini-desed", help="dataset root to write (default: %(default)s)")
+    for split, n in DEFAULT_SIZES.items():
+        p.add_argument(f"--n-{split}", type=int, default=n, help=f"{split} clips (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sample-rate", type=int, default=22050)
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--no-plot", action="store_true")
+    a = p.parse_args(argv)
+    root = generate_dataset(a.out, a.n_synthetic, a.n_weak, a.n_unlabel, a.n_validation, seed=a.seed,
+                            sample_rate=a.sample_rate, progress=True, workers=a.workers, plot=not a.no_plot)
+    print(f"mini-DESED written to {root}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

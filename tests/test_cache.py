@@ -1,0 +1,148 @@
+"""Feature cache: built once, reused, rebuilt on changes, resumable, missing/bad clips handled."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from sed.audio import load_audio
+from sed.datamodules import cache as cache_mod
+from sed.datamodules.cache import build_cache, load_split
+from sed.errors import DataError
+from sed.features import LogMel
+from tests.conftest import make_data_cfg
+
+
+@pytest.fixture()
+def data_cfg(tiny_desed, tmp_path):
+    """A private copy of the tiny dataset (tests here modify files) with its own cache."""
+    root = tmp_path / "desed"
+    shutil.copytree(tiny_desed, root)
+    return make_data_cfg(root, tmp_path / "cache")
+
+
+def _count_decodes(monkeypatch) -> list[str]:
+    seen: list[str] = []
+    real = load_audio  # the real decoder, whatever a test patched before
+
+    def counting(path, spec=cache_mod.DEFAULT_FEATURES):
+        seen.append(os.path.basename(path))
+        return real(path, spec)
+
+    monkeypatch.setattr(cache_mod, "load_audio", counting)
+    return seen
+
+
+def test_build_matches_frontend_and_is_reused(data_cfg, monkeypatch):
+    seen = _count_decodes(monkeypatch)
+    feats = load_split(data_cfg, "validation", progress=False)
+    assert len(feats) == 8 and feats.logmel.shape == (8, 640, 64) and len(seen) == 8
+    name = feats.filenames[3]
+    with torch.no_grad():
+        ref = LogMel()(torch.from_numpy(load_audio(os.path.join(data_cfg.root, "audio/validation", name)))[None])[0]
+    assert np.allclose(feats.logmel[feats.index_of(name)], ref.numpy(), atol=1e-5)
+    again = load_split(data_cfg, "validation", progress=False)
+    assert len(seen) == 8  # nothing decoded the second time
+    assert np.array_equal(np.asarray(again.logmel), np.asarray(feats.logmel))
+
+
+def test_changed_audio_file_is_recomputed(data_cfg, monkeypatch):
+    feats = load_split(data_cfg, "validation", progress=False)
+    name = feats.filenames[2]
+    before = np.array(feats.logmel[2])
+    path = os.path.join(data_cfg.root, "audio/validation", name)
+    sf.write(path, np.zeros(22050, np.float32), 22050)  # now silence
+    seen = _count_decodes(monkeypatch)
+    after = load_split(data_cfg, "validation", progress=False)
+    assert seen == [name]
+    assert not np.allclose(after.logmel[2], before)
+    assert np.allclose(after.logmel[2], np.log(1e-8), atol=1e-3)
+
+
+def test_changed_feature_spec_rebuilds(data_cfg, monkeypatch):
+    from sed.datamodules.layout import DesedLayout
+    from sed.constants import FeatureSpec
+
+    load_split(data_cfg, "validation", progress=False)
+    s = DesedLayout.from_cfg(data_cfg).split("validation")
+    names = cache_mod.split_filenames(data_cfg, "validation")
+    seen = _count_decodes(monkeypatch)
+    feats = build_cache("validation", s.audio_dir, names, data_cfg.cache_dir, spec=FeatureSpec(n_mels=32), progress=False)
+    assert len(seen) == 8 and feats.logmel.shape == (8, 640, 32)
+
+
+def test_interrupted_build_resumes(data_cfg, monkeypatch):
+    real = cache_mod.load_audio
+    calls = {"n": 0}
+
+    def dies_after_four(path, spec=cache_mod.DEFAULT_FEATURES):
+        calls["n"] += 1
+        if calls["n"] > 4:
+            raise KeyboardInterrupt
+        return real(path, spec)
+
+    monkeypatch.setattr(cache_mod, "load_audio", dies_after_four)
+    monkeypatch.setattr(cache_mod, "ThreadPoolExecutor", _SerialPool)
+    s = cache_mod.DesedLayout.from_cfg(data_cfg).split("synthetic")
+    names = cache_mod.split_filenames(data_cfg, "synthetic")
+    with pytest.raises(KeyboardInterrupt):
+        build_cache("synthetic", s.audio_dir, names, data_cfg.cache_dir, progress=False, batch_size=2)
+    done = np.load(os.path.join(data_cfg.cache_dir, "features", "synthetic", "done.npy"))
+    assert done.sum() == 4  # two whole batches were kept
+    seen = _count_decodes(monkeypatch)
+    feats = build_cache("synthetic", s.audio_dir, names, data_cfg.cache_dir, progress=False, batch_size=2)
+    assert len(seen) == 12 - 4 and len(feats) == 12
+    fresh = build_cache("synthetic", s.audio_dir, names, os.path.join(data_cfg.cache_dir, "fresh"), progress=False)
+    assert np.allclose(np.asarray(feats.logmel), np.asarray(fresh.logmel), atol=1e-6)
+
+
+class _SerialPool:
+    """ThreadPoolExecutor stand-in that runs in the caller (so an interrupt propagates deterministically)."""
+
+    def __init__(self, *a, **k):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+    def map(self, fn, items):
+        return [fn(i) for i in items]
+
+
+def test_missing_clips_skipped_with_one_warning_and_list(data_cfg, tmp_path, caplog):
+    gone = sorted(os.listdir(os.path.join(data_cfg.root, "audio/train/weak")))[:3]
+    for g in gone:
+        os.remove(os.path.join(data_cfg.root, "audio/train/weak", g))
+    with caplog.at_level(logging.WARNING):
+        feats = load_split(data_cfg, "weak", progress=False, report_dir=tmp_path / "run")
+    assert len(feats) == 5 and sorted(feats.missing) == gone
+    warnings = [r for r in caplog.records if "missing" in r.getMessage()]
+    assert len(warnings) == 1 and "3 of 8" in warnings[0].getMessage()
+    assert (tmp_path / "run" / "missing_weak.txt").read_text().split() == gone
+    data_cfg.strict = True
+    with pytest.raises(DataError, match="listed in the weak metadata but missing"):
+        load_split(data_cfg, "weak", progress=False, report_dir=tmp_path / "run")
+
+
+def test_undecodable_clip(data_cfg, tmp_path):
+    name = sorted(os.listdir(os.path.join(data_cfg.root, "audio/validation")))[1]
+    with open(os.path.join(data_cfg.root, "audio/validation", name), "wb") as fh:
+        fh.write(b"RIFF....not a wav at all")
+    feats = load_split(data_cfg, "validation", progress=False, report_dir=tmp_path / "run")
+    assert name not in feats.filenames and feats.bad == [name] and len(feats) == 7
+    assert feats.logmel.shape == (7, 640, 64)
+    assert np.asarray(feats.logmel).shape == (7, 640, 64)
+    assert (tmp_path / "run" / "bad_validation.txt").read_text().strip() == name
+    data_cfg.strict = True
+    shutil.rmtree(data_cfg.cache_dir)
+    with pytest.raises(DataError, match=f"{name}: cannot decode audio"):
+        load_split(data_cfg, "validation", progress=False)

@@ -1,0 +1,80 @@
+"""The bundled mini-DESED generator: layout, determinism, labels that agree with each other."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from sed.constants import CLASSES
+from sed.datamodules.layout import DEFAULT_SPLITS
+from sed.datamodules.tsv import read_strong_tsv, read_unlabel_tsv, read_weak_tsv
+from sed.generate import generate_dataset
+
+
+def _digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.suffix in (".wav", ".tsv"):
+            h.update(str(p.relative_to(root)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def test_layout_and_labels(tiny_desed):
+    for split in DEFAULT_SPLITS.values():
+        assert (tiny_desed / split["tsv"]).is_file()
+        assert (tiny_desed / split["audio"]).is_dir()
+    synth = read_strong_tsv(tiny_desed / DEFAULT_SPLITS["synthetic"]["tsv"])
+    weak = read_weak_tsv(tiny_desed / DEFAULT_SPLITS["weak"]["tsv"])
+    unlabel = read_unlabel_tsv(tiny_desed / DEFAULT_SPLITS["unlabel"]["tsv"])
+    valid = read_strong_tsv(tiny_desed / DEFAULT_SPLITS["validation"]["tsv"])
+    assert (len(synth), len(weak), len(unlabel), len(valid)) == (12, 8, 8, 8)
+    truth = read_strong_tsv(tiny_desed / "truth" / "weak_strong.tsv")
+    assert set(truth) == set(weak)
+    for name, tags in weak.items():
+        assert tags and sorted(tags) == sorted({e.label for e in truth[name]})
+    for split, clips in (("synthetic", synth), ("validation", valid)):
+        for name, events in clips.items():
+            info = sf.info(tiny_desed / DEFAULT_SPLITS[split]["audio"] / name)
+            assert info.samplerate == 22050 and info.channels == 1
+            assert len(events) <= 4
+            for e in events:
+                assert 0 <= e.onset < e.offset <= info.duration + 1e-3
+
+
+def test_events_are_audible_where_annotated(tiny_desed):
+    """The annotated region is louder than the clip outside all events (a label matches its sound)."""
+    synth = read_strong_tsv(tiny_desed / DEFAULT_SPLITS["synthetic"]["tsv"])
+    ratios = []
+    for name, events in synth.items():
+        if not events:
+            continue
+        x, sr = sf.read(tiny_desed / DEFAULT_SPLITS["synthetic"]["audio"] / name)
+        mask = np.zeros(len(x), bool)
+        for e in events:
+            mask[int(e.onset * sr): int(e.offset * sr)] = True
+        if mask.all() or mask.sum() < sr // 10:
+            continue
+        ratios.append(np.sqrt(np.mean(x[mask] ** 2)) / np.sqrt(np.mean(x[~mask] ** 2)))
+    assert ratios and np.median(ratios) > 1.5
+
+
+def test_deterministic_for_a_seed(tmp_path, tiny_desed):
+    a = generate_dataset(tmp_path / "a", n_synthetic=12, n_weak=8, n_unlabel=8, n_validation=8, seed=0, workers=1, plot=False)
+    assert _digest(a) == _digest(tiny_desed)  # same seed, separate run, same bytes
+    b = generate_dataset(tmp_path / "b", n_synthetic=12, n_weak=8, n_unlabel=8, n_validation=8, seed=1, workers=1, plot=False)
+    assert _digest(b) != _digest(a)
+
+
+def test_all_classes_and_example_plot(tmp_path):
+    root = generate_dataset(tmp_path / "d", n_synthetic=40, n_weak=2, n_unlabel=2, n_validation=2, seed=3, workers=2)
+    labels = {e.label for ev in read_strong_tsv(root / DEFAULT_SPLITS["synthetic"]["tsv"]).values() for e in ev}
+    assert labels == set(CLASSES)
+    png = root / "examples.png"
+    assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    stamp = (root / "generated.json").stat().st_mtime_ns
+    generate_dataset(tmp_path / "d", n_synthetic=40, n_weak=2, n_unlabel=2, n_validation=2, seed=3, workers=2)
+    assert (root / "generated.json").stat().st_mtime_ns == stamp  # identical request: kept as it is
