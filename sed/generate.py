@@ -84,7 +84,19 @@ def make_clip(rng: np.random.Generator, sr: int, recipe: ClipRecipe) -> tuple[np
         fg = signal.fftconvolve(fg, room_response(sr, rng))[:n]
     mix = fg + bg
     mix *= rng.uniform(0.3, 0.9) / (np.abs(mix).max() + 1e-12)
-    return mix.astype(np.float32), sorted(events)
+    return mix.astype(np.float32), merge_overlaps(events)
+
+
+def merge_overlaps(events: list[Event]) -> list[Event]:
+    """Annotate overlapping events of one class as their union (what a listener hears; psds_eval and
+    sed_scores_eval refuse overlapping same-class ground truth)."""
+    out: list[Event] = []
+    for ev in sorted(events, key=lambda e: (e.label, e.onset, e.offset)):
+        if out and out[-1].label == ev.label and ev.onset <= out[-1].offset:
+            out[-1] = Event(out[-1].onset, max(out[-1].offset, ev.offset), ev.label)
+        else:
+            out.append(ev)
+    return sorted(out)
 
 
 def clip_name(split: str, i: int) -> str:
@@ -131,7 +143,7 @@ def generate_dataset(
     """Write the dataset under ``root`` and return it; an identical existing set is kept as it is."""
     root = Path(root)
     params = {"n_synthetic": n_synthetic, "n_weak": n_weak, "n_unlabel": n_unlabel, "n_validation": n_validation,
-              "seed": seed, "sample_rate": sample_rate, "version": 1,
+              "seed": seed, "sample_rate": sample_rate, "version": 2,
               "recipes": {"synthetic": asdict(SYNTHETIC), "real": asdict(REAL)}}
     params = json.loads(json.dumps(params))  # tuples -> lists, as read back
     stamp = root / "generated.json"

@@ -78,3 +78,22 @@ def test_all_classes_and_example_plot(tmp_path):
     stamp = (root / "generated.json").stat().st_mtime_ns
     generate_dataset(tmp_path / "d", n_synthetic=40, n_weak=2, n_unlabel=2, n_validation=2, seed=3, workers=2)
     assert (root / "generated.json").stat().st_mtime_ns == stamp  # identical request: kept as it is
+
+
+def test_same_class_overlaps_are_merged():
+    from sed.datamodules.tsv import Event
+    from sed.generate import merge_overlaps
+
+    evs = [Event(5.5, 7.6, "Cat"), Event(6.3, 7.6, "Cat"), Event(1.0, 2.0, "Dog"), Event(2.0, 3.0, "Dog"),
+           Event(6.0, 6.5, "Speech"), Event(3.5, 4.0, "Dog")]
+    assert merge_overlaps(evs) == [Event(1.0, 3.0, "Dog"), Event(3.5, 4.0, "Dog"), Event(5.5, 7.6, "Cat"),
+                                   Event(6.0, 6.5, "Speech")]
+
+
+def test_no_same_class_overlap_in_generated_labels(tiny_desed):
+    for split in ("synthetic", "validation"):
+        for events in read_strong_tsv(tiny_desed / DEFAULT_SPLITS[split]["tsv"]).values():
+            for a in events:
+                for b in events:
+                    if a is not b and a.label == b.label:
+                        assert a.offset < b.onset or b.offset < a.onset

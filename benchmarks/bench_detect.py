@@ -1,0 +1,233 @@
+"""Benchmark: ``sed detect`` on long recordings (issue 6, point 7).
+
+Figures:
+
+- real-time factor on CPU (seconds of audio per second of compute) for one hour of audio, end to
+  end: decoding, resampling (16 kHz -> 22.05 kHz), 10 s windows with 50 % overlap, log-mel, the
+  SM+DM model, stitching, post-processing, writing the TSV;
+- the peak resident memory of the run for a 10-minute and a 60-minute recording, each in a fresh
+  subprocess (VmHWM), their difference, and the working memory (peak minus the resident memory
+  once the model is loaded): with streaming it must not grow with length (the only per-file state
+  is the stitched frame probabilities, 9 MB per hour);
+- for reference, the peak memory of decoding the same hour in one piece and resampling it (what a
+  whole-file loader would need before any model runs);
+- the memory that does grow with length, measured alone (tracemalloc): the stitched frame
+  probabilities of one hour and their post-processing (one class at a time).
+
+The model is the paper's SM+DM (conf/model/sm_dm.yaml) with random weights unless ``--ckpt`` names
+a trained checkpoint: speed and memory do not depend on the weights.
+
+    python -m benchmarks.bench_detect            # 10 and 60 min
+    python -m benchmarks.bench_detect --quick    # 2 and 6 min: a sanity run only
+
+The memory figures are read off the full run: over the first minutes the allocator's resident set
+still rises to a plateau (about 300-375 MB of working memory on our machine, at 6 min as at 60),
+so the quick run's 2-to-6-minute difference is that warm-up, not growth with length.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from benchmarks.common import write_result
+
+REPO = Path(__file__).resolve().parents[1]
+INPUT_SR = 16000
+
+
+def make_recording(path: Path, minutes: float, sr: int = INPUT_SR, seed: int = 0) -> Path:
+    """Noise with tones switched on and off, written block by block (16-bit mono)."""
+    rng = np.random.default_rng(seed)
+    block = 60 * sr
+    n_total = int(minutes * 60 * sr)
+    with sf.SoundFile(str(path), "w", sr, 1, subtype="PCM_16") as f:
+        done = 0
+        while done < n_total:
+            n = min(block, n_total - done)
+            t = (done + np.arange(n)) / sr
+            x = 0.01 * rng.standard_normal(n)
+            for freq, period in ((1000.0, 37.0), (3000.0, 53.0)):
+                x += 0.2 * np.sin(2 * np.pi * freq * t) * ((t % period) < 4.0)
+            f.write(x.astype(np.float32))
+            done += n
+    return path
+
+
+def make_untrained_checkpoint(path: Path) -> Path:
+    import torch
+    from omegaconf import OmegaConf
+
+    from sed.lit import SEDSystem
+
+    model = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "model" / "sm_dm.yaml"))
+    postproc = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "postproc" / "default.yaml"))
+    torch.manual_seed(0)
+    system = SEDSystem(sm=model["sm"], dm=model["dm"], postproc=postproc)
+    torch.save({"state_dict": system.state_dict(), "hyper_parameters": dict(system.hparams)}, path)
+    return path
+
+
+def _maxrss_mb() -> float:
+    """Peak resident memory of this process (MB). Linux: VmHWM of /proc/self/status, which starts
+    afresh at exec (``ru_maxrss`` does not: it keeps the forking parent's peak)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1]) / 1024.0  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kB; macOS: bytes
+
+
+def child_detect(audio: str, ckpt: str, out: str, batch_size: int, overlap: float = 0.5) -> dict:
+    """Runs in a fresh process: load the system, detect, report times and peak memory."""
+    import torch
+
+    from sed.detect.run import DetectOptions, load_predictor, run_detect
+
+    t0 = time.perf_counter()
+    pred = load_predictor(ckpt, "cpu")
+    t_load = time.perf_counter() - t0
+    rss_loaded = _maxrss_mb()
+    t0 = time.perf_counter()
+    summary = run_detect([audio], pred, DetectOptions(out=out, quiet=True, batch_size=batch_size,
+                                                           overlap=overlap))
+    t_run = time.perf_counter() - t0
+    assert not summary.failed, summary.failed
+    return {"load_s": t_load, "run_s": t_run, "rss_loaded_mb": rss_loaded, "peak_rss_mb": _maxrss_mb(),
+            "audio_s": sf.info(audio).duration, "threads": torch.get_num_threads()}
+
+
+def child_whole_file(audio: str) -> dict:
+    """Reference: the whole recording in memory, then resampled (no model)."""
+    import soxr
+
+    base = _maxrss_mb()
+    x, sr = sf.read(audio, dtype="float32")
+    y = soxr.resample(x, sr, 22050, quality="HQ")
+    return {"samples": int(len(y)), "peak_rss_mb": _maxrss_mb(), "base_rss_mb": base}
+
+
+def per_file_state_mb(hours: float) -> tuple[float, float]:
+    """tracemalloc peak (MB) of the state that does grow with length: stitching the windows' frame
+    probabilities of ``hours`` of audio and post-processing them (random smooth curves, 10 classes,
+    every class tagged, so the most work), and the time it takes (s)."""
+    import tracemalloc
+
+    from omegaconf import OmegaConf
+
+    from sed.constants import CLASSES, FRAME_SECONDS
+    from sed.detect.run import decode_by_class
+    from sed.detect.windows import Stitcher, WindowSpec
+    from sed.postproc import PostprocParams, decode
+
+    params = PostprocParams.from_cfg(OmegaConf.load(REPO / "conf" / "postproc" / "default.yaml"))
+    spec = WindowSpec()
+    n = int(hours * 3600 * 22050)
+    w = spec.n_windows(n)
+    rng = np.random.default_rng(0)
+    windows = np.clip(np.cumsum(rng.normal(0, 0.08, (64, spec.win_frames, 10)), axis=1) % 2 - 0.5, 0, 1)
+    windows = windows.astype(np.float32)
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    st = Stitcher(spec, 10, tag_threshold=0.5, expected_windows=w)
+    for k in range(w):
+        st.add(k, windows[k % 64], np.full(10, 0.9, np.float32))
+    frames = spec.n_frames(n)
+    fp = st.frame_probs(frames) * st.local_tags(frames)
+    decode_by_class(decode, "x", fp, np.full(10, 0.9, np.float32), CLASSES, params, FRAME_SECONDS, n / 22050)
+    secs = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1] / 1e6
+    tracemalloc.stop()
+    return peak, secs
+
+
+def _in_child(args: list[str]) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    r = subprocess.run([sys.executable, "-m", "benchmarks.bench_detect", "--child", *args], cwd=REPO, env=env,
+                       capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        raise RuntimeError(f"child {args} failed:\n{r.stderr[-3000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="2 and 6 minutes instead of 10 and 60")
+    ap.add_argument("--ckpt", default=None, help="a trained checkpoint (default: untrained SM+DM)")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.child:
+        kind, *rest = args.child
+        if kind == "detect":
+            res = child_detect(rest[0], rest[1], rest[2], int(rest[3]), float(rest[4]))
+        else:
+            res = child_whole_file(rest[0])
+        print(json.dumps(res))
+        return
+
+    # quick: both lengths fill whole batches of 16 windows, so that their peaks compare
+    short_min, long_min = (2.0, 6.0) if args.quick else (10.0, 60.0)
+    with tempfile.TemporaryDirectory(prefix="bench_detect_") as tmp:
+        tmp = Path(tmp)
+        ckpt = Path(args.ckpt) if args.ckpt else make_untrained_checkpoint(tmp / "untrained.ckpt")
+        runs = {}
+        for minutes in (short_min, long_min):
+            audio = make_recording(tmp / f"rec_{minutes:g}min.wav", minutes)
+            print(f"detect on {minutes:g} min of 16 kHz audio ...", flush=True)
+            runs[minutes] = _in_child(["detect", str(audio), str(ckpt), str(tmp / f"out_{minutes:g}.tsv"),
+                                       str(args.batch_size), "0.5"])
+            print(f"  {runs[minutes]}", flush=True)
+        print(f"detect on {short_min:g} min without overlap ...", flush=True)
+        no_overlap = _in_child(["detect", str(tmp / f"rec_{short_min:g}min.wav"), str(ckpt), str(tmp / "out_0.tsv"),
+                                str(args.batch_size), "0.0"])
+        whole = _in_child(["whole", str(tmp / f"rec_{long_min:g}min.wav")])
+
+    state_hours = 0.1 if args.quick else 1.0
+    state_mb, state_s = per_file_state_mb(state_hours)
+
+    s, lg = runs[short_min], runs[long_min]
+    rtf = lg["audio_s"] / lg["run_s"]
+    lbl_s, lbl_l = f"{short_min:g}min", f"{long_min:g}min"
+    figures = {
+        f"rtf_cpu_{lbl_l}": {"value": rtf, "unit": "x real time"},
+        f"run_time_{lbl_l}": {"value": lg["run_s"], "unit": "s"},
+        f"rtf_cpu_{lbl_s}": {"value": s["audio_s"] / s["run_s"], "unit": "x real time"},
+        f"rtf_cpu_{lbl_s}_no_overlap": {"value": no_overlap["audio_s"] / no_overlap["run_s"], "unit": "x real time",
+                                        "ratio": (no_overlap["audio_s"] / no_overlap["run_s"]) / (s["audio_s"] / s["run_s"]),
+                                        "reference": "the default overlap 0.5"},
+        f"peak_rss_{lbl_s}": {"value": s["peak_rss_mb"], "unit": "MB"},
+        f"peak_rss_{lbl_l}": {"value": lg["peak_rss_mb"], "unit": "MB",
+                              "ratio": lg["peak_rss_mb"] / s["peak_rss_mb"], "reference": f"the {lbl_s} peak"},
+        f"peak_rss_growth_{lbl_s}_to_{lbl_l}": {"value": lg["peak_rss_mb"] - s["peak_rss_mb"], "unit": "MB"},
+        f"rss_after_model_load_{lbl_l}": {"value": lg["rss_loaded_mb"], "unit": "MB"},
+        f"working_memory_{lbl_s}": {"value": s["peak_rss_mb"] - s["rss_loaded_mb"], "unit": "MB"},
+        f"working_memory_{lbl_l}": {"value": lg["peak_rss_mb"] - lg["rss_loaded_mb"], "unit": "MB"},
+        f"whole_file_decode_memory_{lbl_l}": {
+            "value": whole["peak_rss_mb"] - whole["base_rss_mb"], "unit": "MB",
+            "ratio": (whole["peak_rss_mb"] - whole["base_rss_mb"]) / max(lg["peak_rss_mb"] - lg["rss_loaded_mb"], 1e-9),
+            "reference": "the streaming run's working memory (model activations included)"},
+        f"per_file_state_{state_hours:g}h": {"value": state_mb, "unit": "MB"},
+        f"stitch_and_postproc_time_{state_hours:g}h": {"value": state_s, "unit": "s"},
+        "torch_threads": {"value": float(lg["threads"]), "unit": "threads"},
+    }
+    write_result("detect", figures, quick=args.quick,
+                 notes=f"CPU only; SM+DM {'from ' + str(args.ckpt) if args.ckpt else 'untrained'}; input 16 kHz "
+                       f"mono PCM_16; overlap 0.5; batch {args.batch_size}; VmHWM of fresh subprocesses")
+
+
+if __name__ == "__main__":
+    main()

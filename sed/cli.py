@@ -1,0 +1,68 @@
+"""The ``sed`` console script (``pyproject.toml``: ``sed = "sed.cli:main"``).
+
+Subcommands: ``detect`` (events in recordings of any length). Exit codes: 0 success, 1 some
+inputs failed, 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _add_detect(sub: argparse._SubParsersAction) -> None:
+    from sed.detect.windows import DEFAULT_OVERLAP
+
+    p = sub.add_parser(
+        "detect",
+        help="detect sound events in audio files or folders",
+        description="Detect sound events in recordings of any length (wav, flac, ogg, mp3; any sample rate, "
+        "channels, bit depth). Writes filename, onset, offset, event_label (seconds from each file's start).",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders (searched recursively)")
+    p.add_argument("--ckpt", required=True, help="trained system checkpoint")
+    p.add_argument("--out", default=None, help="output file (default: stdout)")
+    p.add_argument("--format", choices=("tsv", "json"), default="tsv",
+                   help="tsv (default) or json (JSON Lines: one object per file)")
+    p.add_argument("--postproc", default=None,
+                   help="post-processing: a name in conf/postproc/ or a YAML path (default: the model's own)")
+    p.add_argument("--plot", default=None, metavar="DIR", help="write a timeline PNG per file into DIR")
+    p.add_argument("--resume", action="store_true", help="skip files already in --out and append to it")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or summary")
+    p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:1 ...")
+    p.add_argument("--batch-size", type=int, default=16, help="10 s windows per model call (default 16)")
+    p.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP,
+                   help=f"fraction of a window shared with the next (default {DEFAULT_OVERLAP}; hop rounded to whole frames)")
+    p.add_argument("--tagging", choices=("local", "file"), default="local",
+                   help="audio tagging gate: per 10 s window (local, default) or over the whole file")
+
+    def run(args: argparse.Namespace) -> int:
+        from sed.detect.run import cli_detect
+
+        return cli_detect(args)
+
+    p.set_defaults(func=run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sed", description="Sound event detection (DCASE 2020 Task 4 system).")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_detect(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(argv) if argv is not None else None)
+    except SystemExit as e:  # argparse: 0 for --help, 2 for usage errors
+        return int(e.code) if isinstance(e.code, int) else 2
+    if getattr(args, "func", None) is None:
+        parser.print_help(sys.stderr)
+        return 2
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,473 @@
+"""``python -m sed.eval`` (``make eval``): score a model on a DESED-layout split (issue 4).
+
+Given saved predictions (``predictions=<file.npz>``, a list: ensemble average) or checkpoints
+(``ckpt=<path or run folder>``, a list: ensemble), post-processes with ``conf/postproc/<name>`` and writes
+into the run folder (``outputs/eval/<timestamp>``): ``detections.tsv`` (DCASE submission format),
+``metrics.json``, ``report.md`` with plots, ``predictions.npz`` (when computed from checkpoints or
+averaged), and on request ``scores/<clip>.tsv`` (sed_scores_eval format).
+
+Sweeps run post-processing and metrics only: ``python -m sed.eval -m predictions=p.npz
+postproc.hysteresis_low=0.05,0.08,0.1``; each point writes its ``metrics.json`` and
+:class:`SweepSummary` prints and writes ``summary.md``/``summary.csv`` in the sweep folder
+(``multirun/eval/<timestamp>``), ranked by ``select_metric`` on ``tune_split``, and with
+``write_postproc=<name>`` writes the best setting as ``conf/postproc/<name>.yaml`` (``tuned_on`` records
+the split). The split tuned on and the split reported are kept apart: with ``tune_split`` set, points are
+ranked on it and reported on ``split``; the report says which split tuned the post-processing.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from sed.constants import CLASSES, FRAME_SECONDS
+from sed.errors import ConfigError, SedError
+from sed.postproc import PostprocParams
+from sed.predictions import Predictions, PredictionsError, average
+
+log = logging.getLogger(__name__)
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+_PRED_CACHE: dict[tuple, Predictions] = {}
+_PSDS_KEYS = ("psds", "psds_cross_trigger", "psds_macro", "psds_f_score")
+_SED_SCORES_KEYS = ("psds_threshold_independent", "psds1", "psds2")
+_DECODERS: dict[int, Any] = {}
+_GT_CACHE: dict[
+    tuple, dict
+] = {}  # id(predictions) -> Decoder, reused across sweep points (steps 1-4 done once)
+
+
+# ---------------------------------------------------------------------------- inputs
+def _as_list(x: Any) -> list[str]:
+    if x is None:
+        return []
+    if isinstance(x, (list, tuple, ListConfig)):
+        return [str(v) for v in x]
+    return [str(x)]
+
+
+def _auto(v: Any, multirun: bool) -> bool:
+    """``auto`` config values: on in a single run, off in a sweep (sweeps must take seconds)."""
+    if isinstance(v, str) and v == "auto":
+        return not multirun
+    return bool(v)
+
+
+def load_predictions_files(paths: Sequence[str]) -> Predictions:
+    """Load one predictions file, or several and average them (ensemble, SPEC section 6); cached per process."""
+    key = tuple((p, Path(p).stat().st_mtime_ns if Path(p).is_file() else 0) for p in paths)
+    if key not in _PRED_CACHE:
+        preds = [Predictions.load(p) for p in paths]
+        _PRED_CACHE.clear()
+        _PRED_CACHE[key] = preds[0] if len(preds) == 1 else average(preds)
+    return _PRED_CACHE[key]
+
+
+def get_predictions(cfg: DictConfig, split: str, files: Any) -> tuple[Predictions, str]:
+    """Predictions of ``split``: from ``files`` (saved predictions) or by running ``cfg.ckpt`` (lazy import)."""
+    paths = _as_list(files)
+    ckpts = [latest_run(cfg.train_runs) if c == "latest" else c for c in _as_list(cfg.ckpt)]
+    if not paths and not ckpts and (latest := latest_run(cfg.train_runs, required=False)):
+        ckpts = [latest]  # `make eval` with no argument: the last training run
+    if paths:
+        preds, source = load_predictions_files(paths), " + ".join(paths)
+    elif ckpts:
+        from sed.inference import predict_split  # only needed when a model runs
+
+        preds = predict_split(
+            ckpts if len(ckpts) > 1 else ckpts[0],
+            cfg.data,
+            split,
+            batch_size=int(cfg.batch_size),
+            device=str(cfg.device),
+            progress=True,
+        )
+        source = "model " + " + ".join(ckpts)
+    else:
+        raise ConfigError(
+            "sed.eval: give predictions=<predictions.npz> (or a list) or ckpt=<checkpoint or run folder> "
+            f"(or a list); no training run found under {cfg.train_runs}"
+        )
+    preds.check_compatible(CLASSES, FRAME_SECONDS, source=source)
+    return preds, source
+
+
+def latest_run(root: str | Path, required: bool = True) -> str | None:
+    """The most recent training run folder under ``root`` holding ``checkpoints/best.ckpt`` or ``last.ckpt``."""
+    root = Path(root)
+    found = [
+        p.parent.parent if p.parent.name == "checkpoints" else p.parent
+        for pat in ("**/checkpoints/best.ckpt", "**/checkpoints/last.ckpt")
+        for p in (root.glob(pat) if root.is_dir() else [])
+    ]
+    if not found:
+        if required:
+            raise ConfigError(f"sed.eval: no training run with a checkpoint under {root}")
+        return None
+    return str(max(found, key=lambda d: (d.stat().st_mtime, str(d))))
+
+
+def get_ground_truth(cfg: DictConfig, split: str, path: Any) -> tuple[dict, str]:
+    """Strong labels of ``split``: ``path`` when given, else the data config's TSV for the split."""
+    if path:
+        return _read_strong(str(path)), str(path)
+    from sed.datamodules.layout import DesedLayout
+
+    s = DesedLayout.from_cfg(cfg.data).split(split)
+    if s.kind != "strong":
+        raise ConfigError(
+            f"sed.eval: split {split!r} has {s.kind} labels; scoring needs a strong-label split"
+        )
+    return _read_strong(str(s.tsv)), str(s.tsv)
+
+
+def _read_strong(path: str) -> dict:
+    """``read_strong_tsv``, cached per process while the file is unchanged (sweep points share it)."""
+    from sed.datamodules.tsv import read_strong_tsv
+
+    p = Path(path)
+    key = (path, p.stat().st_mtime_ns if p.is_file() else 0)
+    if key not in _GT_CACHE:
+        _GT_CACHE[key] = read_strong_tsv(path)
+    return {f: list(v) for f, v in _GT_CACHE[key].items()}
+
+
+def postproc_name() -> str | None:
+    try:
+        return HydraConfig.get().runtime.choices.get("postproc")
+    except Exception:  # noqa: BLE001 - not under Hydra (tests call run() directly)
+        return None
+
+
+def params_yaml(params: PostprocParams) -> str:
+    """``params`` in the layout of conf/postproc/default.yaml (windows as ``[w1, w2]``)."""
+    d = params.to_dict()
+
+    def scalar(v: Any) -> str:
+        return "null" if v is None else str(v)
+
+    lines = [f"tagging_threshold: {scalar(d['tagging_threshold'])}", "frame_thresholds:"]
+    lines += [f"  {c}: {v}" for c, v in d["frame_thresholds"].items()]
+    lines += ["median_windows:"] + [
+        f"  {c}: [{', '.join(str(x) for x in w)}]" for c, w in d["median_windows"].items()
+    ]
+    for k in (
+        "even_window",
+        "median_edge",
+        "hysteresis_low",
+        "min_duration",
+        "join_gap",
+        "order",
+        "tuned_on",
+    ):
+        lines.append(f"{k}: {scalar(d[k])}")
+    text = "\n".join(lines) + "\n"
+    assert PostprocParams.from_cfg(OmegaConf.create(text)) == params  # round trip
+    return text
+
+
+def write_postproc_file(params: PostprocParams, name: str, header: str = "") -> Path:
+    """Write ``params`` as ``conf/postproc/<name>.yaml`` (or to ``name`` when it is a .yaml path)."""
+    path = Path(name) if name.endswith((".yaml", ".yml")) else CONF_DIR / "postproc" / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text((f"# {header}\n" if header else "") + params_yaml(params))
+    return path
+
+
+def _decoder_for(preds: Predictions, params: PostprocParams):
+    from sed.postproc import Decoder
+
+    dec = _DECODERS.get(id(preds))
+    if dec is None or not dec.reusable_for(preds, params):
+        _DECODERS.clear()
+        dec = _DECODERS[id(preds)] = Decoder.prepare(preds, params)
+    return dec
+
+
+# ---------------------------------------------------------------------------- one run
+def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict[str, Any]:
+    """Evaluate as configured and write the outputs into ``out_dir``; returns the metrics dict written."""
+    from sed import metrics as M
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    params = PostprocParams.from_cfg(cfg.postproc)
+    if cfg.get("global_threshold") is not None:
+        params = params.with_threshold(float(cfg.global_threshold))
+    params.check_classes(CLASSES, source="the class list (sed.constants.CLASSES)")
+    psds = _auto(cfg.psds, multirun)
+    ti = _auto(cfg.threshold_independent, multirun) and psds
+    segment = _auto(cfg.segment, multirun)
+    n_th = int(cfg.n_thresholds)
+    tune_split = cfg.get("tune_split") or None
+    sel = str(cfg.select_metric)
+    if sel not in (*M.METRIC_KEYS, "segment_f1_micro"):
+        raise ConfigError(f"select_metric: {sel!r} is not one of {list(M.METRIC_KEYS)}")
+    if not tune_split or str(tune_split) == str(cfg.split):  # the points are ranked on this split
+        ti = ti or sel in _SED_SCORES_KEYS
+        psds = psds or ti or sel in _PSDS_KEYS
+        segment = segment or sel.startswith("segment")
+
+    preds, source = get_predictions(cfg, str(cfg.split), cfg.predictions)
+    gt, gt_source = get_ground_truth(cfg, str(cfg.split), cfg.ground_truth)
+    engine = str(cfg.f1_engine) if str(cfg.f1_engine) != "auto" else ("fast" if multirun else "sed_eval")
+    res = M.evaluate(
+        preds,
+        gt,
+        params,
+        psds=psds,
+        n_thresholds=n_th,
+        threshold_independent=ti,
+        on_missing=str(cfg.on_missing),
+        f1_engine=engine,
+        segment=segment,
+        decoder=_decoder_for(preds, params) if multirun else None,
+        workers=int(cfg.psds_workers) if cfg.get("psds_workers") else M.default_workers(),
+    )
+
+    tuned_on = params.tuned_on
+    metrics: dict[str, Any] = dict(res.metrics)
+    metrics["select_metric"] = str(cfg.select_metric)
+    if tune_split and str(tune_split) != str(cfg.split):
+        need_psds = sel in _PSDS_KEYS
+        if not _as_list(cfg.tune_predictions) and _as_list(cfg.predictions) and not _as_list(cfg.ckpt):
+            raise ConfigError(
+                f"sed.eval: tune_split={tune_split} needs tune_predictions=<its predictions.npz> "
+                "(predictions= holds the reported split only) or ckpt=<checkpoint>"
+            )
+        tpreds, tsource = get_predictions(cfg, str(tune_split), cfg.tune_predictions)
+        tgt, tgt_source = get_ground_truth(cfg, str(tune_split), cfg.tune_ground_truth)
+        tres = M.evaluate(
+            tpreds,
+            tgt,
+            params,
+            psds=need_psds,
+            n_thresholds=n_th,
+            threshold_independent=sel in _SED_SCORES_KEYS,
+            on_missing=str(cfg.on_missing),
+            f1_engine=engine,
+            segment=sel.startswith("segment"),
+            decoder=_decoder_for(tpreds, params) if multirun else None,
+        )
+        metrics["tune"] = {
+            "split": str(tune_split),
+            "predictions": tsource,
+            "ground_truth": tgt_source,
+            **{k: tres.metrics.get(k) for k in M.METRIC_KEYS},
+        }
+    metrics["run"] = {
+        "split": str(cfg.split),
+        "tune_split": str(tune_split) if tune_split else None,
+        "postproc_tuned_on": tuned_on,
+        "predictions": source,
+        "ground_truth": gt_source,
+        "postproc_name": postproc_name(),
+        "postproc": params.to_dict(),
+        "overrides": _overrides(),
+        "libraries": dict(_library_versions()),
+    }
+
+    # outputs
+    res.detections.to_csv(out_dir / "detections.tsv", sep="\t", index=False)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    computed = (
+        not _as_list(cfg.predictions) or len(_as_list(cfg.predictions)) > 1
+    )  # by the model, or averaged
+    if cfg.save_predictions is True or (cfg.save_predictions == "auto" and computed):
+        preds.save(out_dir / "predictions.npz")
+    if cfg.save_scores_tsv:
+        from sed_scores_eval.base_modules.io import write_sed_scores
+
+        write_sed_scores(M.score_tables(res.decoder), out_dir / "scores")
+    if cfg.write_postproc and not multirun:
+        p = write_postproc_file(
+            PostprocParams.from_cfg({**params.to_dict(), "tuned_on": str(tune_split or cfg.split)}),
+            str(cfg.write_postproc),
+            header=f"written by sed.eval from {out_dir}; tuned on split {tune_split or cfg.split}",
+        )
+        log.info("wrote %s", p)
+    if _auto(cfg.report.enabled, multirun):
+        from sed.report import write_report
+
+        write_report(
+            out_dir,
+            res,
+            metrics,
+            preds,
+            gt,
+            data_cfg=cfg.data,
+            split=str(cfg.split),
+            n_timelines=int(cfg.report.n_timelines),
+            logmel=bool(cfg.report.logmel),
+        )
+    for line in metrics["lines"].values():
+        if "n/a" not in line:
+            log.info(line)
+    log.info("outputs in %s", out_dir)
+    return metrics
+
+
+def _overrides() -> list[str]:
+    try:
+        return list(HydraConfig.get().overrides.task)
+    except Exception:  # noqa: BLE001 - not under Hydra
+        return []
+
+
+@functools.lru_cache(maxsize=1)
+def _library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("sed_eval", "psds_eval", "sed_scores_eval", "numpy", "pandas", "scipy"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "missing"
+    return out
+
+
+# ---------------------------------------------------------------------------- sweeps
+def collect_sweep(sweep_dir: str | Path) -> list[dict[str, Any]]:
+    """Every point's ``metrics.json`` under ``sweep_dir`` (numeric subfolders), in job order."""
+    rows = []
+    dirs = [d for d in Path(sweep_dir).iterdir() if d.is_dir() and (d / "metrics.json").is_file()]
+    for d in sorted(
+        dirs, key=lambda d: (not d.name.isdigit(), int(d.name) if d.name.isdigit() else 0, d.name)
+    ):
+        m = json.loads((d / "metrics.json").read_text())
+        m["_dir"] = str(d)
+        rows.append(m)
+    return rows
+
+
+def summarize_sweep(
+    sweep_dir: str | Path, select_metric: str = "event_f1_macro", write_postproc: str | None = None
+) -> dict:
+    """Table of all points (printed and written as summary.md/.csv/.json), the best point by ``select_metric``
+    on the tuning split (``tune`` block when present, else the reported split, flagged)."""
+    import pandas as pd
+
+    from sed import metrics as M
+
+    sweep_dir = Path(sweep_dir)
+    rows = collect_sweep(sweep_dir)
+    if not rows:
+        log.warning("sweep summary: no metrics.json under %s", sweep_dir)
+        return {}
+    # the swept settings: overrides whose value differs between points
+    ov = [dict(o.split("=", 1) for o in m["run"].get("overrides", []) if "=" in o) for m in rows]
+    keys = sorted({k for o in ov for k in o})
+    swept = [k for k in keys if len({o.get(k) for o in ov}) > 1] or keys
+    table = []
+    for m, o in zip(rows, ov):
+        tune = m.get("tune") or {}
+        r = {"point": Path(m["_dir"]).name, "overrides": " ".join(f"{k}={o[k]}" for k in swept if k in o)}
+        r[f"tune:{select_metric}"] = tune.get(select_metric, m.get(select_metric))
+        for k in M.METRIC_KEYS:
+            r[k] = m.get(k)
+        table.append(r)
+    df = pd.DataFrame(table)
+    score = pd.to_numeric(df[f"tune:{select_metric}"], errors="coerce")
+    best_i = int(score.idxmax()) if score.notna().any() else None
+    tune_split = rows[0]["run"].get("tune_split") or rows[0]["run"]["split"]
+    report_split = rows[0]["run"]["split"]
+    same = tune_split == report_split
+    df.to_csv(sweep_dir / "summary.csv", index=False)
+    shown = df.dropna(axis=1, how="all")
+    lines = [
+        f"# Sweep summary ({len(df)} points)",
+        "",
+        f"Ranked by `{select_metric}` on split **{tune_split}**; figures reported on split **{report_split}**."
+        + (" Tuned and reported on the same split: the best point's figures are optimistic." if same else ""),
+        "",
+        _md_table(shown),
+    ]
+    out = {
+        "n_points": len(df),
+        "select_metric": select_metric,
+        "tune_split": tune_split,
+        "report_split": report_split,
+    }
+    if best_i is not None:
+        best = rows[best_i]
+        lines += [
+            "",
+            f"Best point: {df.loc[best_i, 'point']} ({df.loc[best_i, 'overrides']}), "
+            f"{select_metric} = {score[best_i]:.4f} on {tune_split}.",
+        ]
+        out.update(
+            best_point=df.loc[best_i, "point"],
+            best_overrides=df.loc[best_i, "overrides"],
+            best_score=float(score[best_i]),
+            best_postproc=best["run"]["postproc"],
+        )
+        if write_postproc:
+            params = PostprocParams.from_cfg({**best["run"]["postproc"], "tuned_on": tune_split})
+            p = write_postproc_file(
+                params,
+                write_postproc,
+                header=f"best of sweep {sweep_dir} by {select_metric} on split {tune_split}",
+            )
+            lines.append(f"Written as `{p}` (tuned_on: {tune_split}).")
+            out["written"] = str(p)
+    text = "\n".join(lines) + "\n"
+    (sweep_dir / "summary.md").write_text(text)
+    (sweep_dir / "summary.json").write_text(json.dumps(out, indent=2, default=str) + "\n")
+    print(text)
+    return out
+
+
+def _md_table(df) -> str:
+    def cell(v):
+        if isinstance(v, float):
+            return "" if v != v else f"{v:.4f}"
+        return str(v)
+
+    head = "| " + " | ".join(df.columns) + " |"
+    sep = "| " + " | ".join("---" for _ in df.columns) + " |"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, sep, *body])
+
+
+class SweepSummary(Callback):
+    """Hydra callback: after a multirun, summarise every point (see :func:`summarize_sweep`)."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            summarize_sweep(
+                config.hydra.sweep.dir, str(config.select_metric), config.get("write_postproc") or None
+            )
+        except Exception as e:  # noqa: BLE001 - a summary failure must not hide the points' results
+            log.error("sweep summary failed: %s", e)
+
+
+# ---------------------------------------------------------------------------- entry point
+@hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
+def main(cfg: DictConfig) -> float | None:
+    hc = HydraConfig.get()
+    multirun = str(hc.mode) == "RunMode.MULTIRUN"
+    try:
+        metrics = run(cfg, hc.runtime.output_dir, multirun=multirun)
+    except (SedError, PredictionsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        if multirun:
+            raise
+        sys.exit(1)
+    v = metrics.get(str(cfg.select_metric))
+    return float(v) if isinstance(v, (int, float, np.floating)) else None
+
+
+if __name__ == "__main__":
+    main()

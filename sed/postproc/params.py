@@ -1,0 +1,208 @@
+"""Post-processing parameters (SPEC section 6, paper section 2.4 and Table 1).
+
+The config group ``conf/postproc/`` holds them (key ``postproc``); :meth:`PostprocParams.from_cfg`
+reads one. Choices where the paper is silent are config options whose defaults are stated here:
+
+- ``even_window`` (Table 1 has even windows: 6, 48, 96): ``round_up`` (default) uses the next odd
+  length (6 -> 7), so the filter stays centred; ``round_down`` uses the previous odd length;
+  ``as_is`` passes the even length to scipy, whose window is then one frame longer on the left
+  (``size // 2`` frames before the centre, ``size // 2 - 1`` after).
+- ``median_edge``: how the median filter sees beyond the clip's edges. Default ``reflect``
+  (scipy.ndimage's default, ``d c b a | a b c d``, the filter the DCASE 2020 baseline used);
+  ``nearest`` repeats the edge frame, ``constant`` pads with zeros (scipy.signal.medfilt's rule,
+  which shortens events touching the clip edges).
+- ``hysteresis_low`` (0.08, paper): ``null`` switches hysteresis off.
+- ``min_duration`` (0.1 s) and ``join_gap`` (0.2 s): an event is removed when strictly shorter
+  than ``min_duration``; two same-class events are joined when the gap between them is
+  strictly shorter than ``join_gap`` (equality keeps them apart); both compare seconds
+  after the frame-to-second conversion.
+- ``order``: ``remove_then_join`` (paper's finding, default) or ``join_then_remove``.
+- ``tagging_threshold`` (0.5, paper): a class is kept in a clip when its clip probability is
+  strictly greater; ``null`` switches audio tagging off.
+- ``tuned_on``: optional provenance, the split a tuned setting was selected on (written by
+  ``sed.eval`` when it writes a tuned ``conf/postproc/<name>.yaml``); ``null`` for Table 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from sed.constants import CLASSES
+from sed.errors import SedError
+
+EVEN_WINDOW_RULES = ("round_up", "round_down", "as_is")
+EDGE_MODES = ("reflect", "nearest", "constant", "mirror")
+ORDERS = ("remove_then_join", "join_then_remove")
+
+
+class PostprocError(SedError, ValueError):
+    """Post-processing parameters that cannot be used as given."""
+
+
+# Table 1 of the paper (SPEC section 6): frame threshold, first and second median window (frames).
+TABLE1: dict[str, tuple[float, int, int]] = {
+    "Speech": (0.3, 7, 15),
+    "Dog": (0.3, 7, 15),
+    "Cat": (0.3, 3, 6),
+    "Alarm_bell_ringing": (0.4, 8, 21),
+    "Dishes": (0.2, 3, 5),
+    "Frying": (0.6, 24, 48),
+    "Blender": (0.6, 3, 6),
+    "Running_water": (0.6, 4, 13),
+    "Vacuum_cleaner": (0.4, 24, 48),
+    "Electric_shaver_toothbrush": (0.4, 48, 96),
+}
+
+
+def _windows_tuple(v: Any, cls: str) -> tuple[int, ...]:
+    if isinstance(v, (int, np.integer)):
+        v = [int(v)]
+    try:
+        ws = tuple(int(w) for w in v)
+    except (TypeError, ValueError) as e:
+        raise PostprocError(
+            f"postproc.median_windows.{cls}: expected a list of window lengths, got {v!r}"
+        ) from e
+    if any(w < 1 for w in ws):
+        raise PostprocError(f"postproc.median_windows.{cls}: window lengths must be >= 1, got {list(ws)}")
+    return ws
+
+
+@dataclass(frozen=True)
+class PostprocParams:
+    """All post-processing settings; class-keyed mappings are in class-name order of the config."""
+
+    frame_thresholds: Mapping[str, float] = field(
+        default_factory=lambda: {c: t for c, (t, _, _) in TABLE1.items()}
+    )
+    median_windows: Mapping[str, tuple[int, ...]] = field(
+        default_factory=lambda: {c: (w1, w2) for c, (_, w1, w2) in TABLE1.items()}
+    )
+    tagging_threshold: float | None = 0.5
+    even_window: str = "round_up"
+    median_edge: str = "reflect"
+    hysteresis_low: float | None = 0.08
+    min_duration: float = 0.1
+    join_gap: float = 0.2
+    order: str = "remove_then_join"
+    tuned_on: str | None = None
+
+    def __post_init__(self) -> None:
+        th = {str(k): float(v) for k, v in dict(self.frame_thresholds).items()}
+        mw = {str(k): _windows_tuple(v, str(k)) for k, v in dict(self.median_windows).items()}
+        object.__setattr__(self, "frame_thresholds", th)
+        object.__setattr__(self, "median_windows", mw)
+        for name in ("min_duration", "join_gap"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+        for name in ("tagging_threshold", "hysteresis_low"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, float(getattr(self, name)))
+        if self.even_window not in EVEN_WINDOW_RULES:
+            raise PostprocError(
+                f"postproc.even_window: {self.even_window!r} is not one of {EVEN_WINDOW_RULES}"
+            )
+        if self.median_edge not in EDGE_MODES:
+            raise PostprocError(f"postproc.median_edge: {self.median_edge!r} is not one of {EDGE_MODES}")
+        if self.order not in ORDERS:
+            raise PostprocError(f"postproc.order: {self.order!r} is not one of {ORDERS}")
+        for name in ("min_duration", "join_gap"):
+            if float(getattr(self, name)) < 0:
+                raise PostprocError(f"postproc.{name} must be >= 0, got {getattr(self, name)}")
+        for c, t in th.items():
+            if not 0.0 <= t <= 1.0:
+                raise PostprocError(f"postproc.frame_thresholds.{c}: {t} is not in [0, 1]")
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_cfg(cls, cfg: Any) -> PostprocParams:
+        """Build from a ``postproc`` config node (OmegaConf or a plain mapping); unknown keys are an error."""
+        if cfg is None:
+            return cls()
+        try:
+            from omegaconf import DictConfig, OmegaConf
+
+            if isinstance(cfg, DictConfig):
+                cfg = OmegaConf.to_container(cfg, resolve=True)
+        except ImportError:  # pragma: no cover - omegaconf is a dependency
+            pass
+        if isinstance(cfg, PostprocParams):
+            return cfg
+        if not isinstance(cfg, Mapping):
+            raise PostprocError(f"postproc: expected a mapping, got {type(cfg).__name__}")
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(cfg) - known - {"name"}
+        if unknown:
+            raise PostprocError(f"postproc: unknown keys {sorted(unknown)} (known: {sorted(known)})")
+        kw = {k: v for k, v in cfg.items() if k in known}
+        for k in ("min_duration", "join_gap"):  # null: the step is off
+            if k in kw and kw[k] is None:
+                kw[k] = 0.0
+        for k in ("frame_thresholds", "median_windows", "even_window", "median_edge", "order"):
+            if k in kw and kw[k] is None:
+                raise PostprocError(f"postproc.{k} cannot be null")
+        for k in ("frame_thresholds", "median_windows"):
+            if k in kw and not isinstance(kw[k], Mapping):
+                raise PostprocError(f"postproc.{k}: expected a mapping class -> value, got {kw[k]!r}")
+        return cls(**kw)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict in the config's format (what ``conf/postproc/<name>.yaml`` holds)."""
+        return {
+            "tagging_threshold": self.tagging_threshold,
+            "frame_thresholds": dict(self.frame_thresholds),
+            "median_windows": {c: list(w) for c, w in self.median_windows.items()},
+            "even_window": self.even_window,
+            "median_edge": self.median_edge,
+            "hysteresis_low": self.hysteresis_low,
+            "min_duration": self.min_duration,
+            "join_gap": self.join_gap,
+            "order": self.order,
+            "tuned_on": self.tuned_on,
+        }
+
+    def with_threshold(self, threshold: float) -> PostprocParams:
+        """The same settings with one frame threshold for every class (a PSDS operating point)."""
+        return replace(self, frame_thresholds={c: float(threshold) for c in self.frame_thresholds})
+
+    # ------------------------------------------------------------------ per-class arrays
+    def thresholds_for(self, classes: Sequence[str] = CLASSES) -> np.ndarray:
+        """Frame thresholds as a ``(C,)`` array in ``classes`` order; a missing class is an error."""
+        missing = [c for c in classes if c not in self.frame_thresholds]
+        if missing:
+            raise PostprocError(f"postproc.frame_thresholds has no value for {missing}")
+        return np.array([self.frame_thresholds[c] for c in classes], dtype=np.float64)
+
+    def windows_for(self, classes: Sequence[str] = CLASSES) -> list[tuple[int, ...]]:
+        """Effective (odd, after the ``even_window`` rule) median windows per class, in ``classes`` order."""
+        missing = [c for c in classes if c not in self.median_windows]
+        if missing:
+            raise PostprocError(f"postproc.median_windows has no value for {missing}")
+        return [tuple(effective_window(w, self.even_window) for w in self.median_windows[c]) for c in classes]
+
+    def check_classes(self, classes: Sequence[str], source: str = "predictions") -> None:
+        """Raise when the config's class set differs from ``classes`` (names are compared as sets)."""
+        for key in ("frame_thresholds", "median_windows"):
+            have = set(getattr(self, key))
+            if have != set(classes):
+                extra, missing = sorted(have - set(classes)), sorted(set(classes) - have)
+                raise PostprocError(
+                    f"postproc.{key} does not match the classes of {source}: missing {missing}, unknown {extra}"
+                )
+
+
+def effective_window(w: int, rule: str = "round_up") -> int:
+    """Median window actually used for a configured length ``w`` (see module docstring)."""
+    w = int(w)
+    if w < 1:
+        raise PostprocError(f"median window must be >= 1, got {w}")
+    if w % 2 == 1 or rule == "as_is":
+        return w
+    if rule == "round_up":
+        return w + 1
+    if rule == "round_down":
+        return w - 1
+    raise PostprocError(f"even_window rule {rule!r} is not one of {EVEN_WINDOW_RULES}")
