@@ -25,7 +25,7 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 export HYDRA_FULL_ERROR ?= 0
 
-.PHONY: install data nmf-labels train eval demo test bench lint clean help
+.PHONY: install data nmf-labels train eval demo detect test bench lint clean help
 
 help:
 	@sed -n '2,10p' Makefile | sed 's/^# \{0,1\}//'
@@ -58,6 +58,10 @@ eval: $(STAMP)
 	$(PY) -m sed.eval $(ARGS)
 
 demo: train eval
+
+# make detect AUDIO="recordings/" CKPT=outputs/train/ps1/<run>/checkpoints/best.ckpt ARGS="--out events.tsv --plot plots"
+detect: $(STAMP)
+	$(PY) -m sed.cli detect $(AUDIO) --ckpt $(CKPT) $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest $(ARGS)

@@ -274,3 +274,14 @@ def test_bad_predictions():
         decode(Predictions(["a.wav"], np.full((1, 10, 10), 3.0), np.zeros((1, 10))), p)
     with pytest.raises(PostprocError, match="does not match"):
         decode(one_clip([0.9] * 4), p)  # one class, Table 1 has ten
+
+
+def test_median_filter_long_rows_match_scipy_across_time_blocks():
+    """Rows longer than one time block (an hour of frames in `sed detect`) give scipy's exact result."""
+    from scipy.ndimage import median_filter
+
+    from sed.postproc import median as median_mod
+
+    x = np.random.default_rng(1).random((2, median_mod._TIME_BLOCK * 2 + 123)).astype(np.float32)
+    for w in (7, 97):
+        assert np.array_equal(median_mod.median_filter_frames(x, w), median_filter(x, size=(1, w), mode="reflect"))

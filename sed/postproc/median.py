@@ -42,15 +42,20 @@ def median_filter_frames(
         np.pad(rows, pad, mode=_NP_PAD[edge]) if edge != "constant" else np.pad(rows, pad, constant_values=0)
     )
     out = np.empty_like(rows)
+    # Blocks of rows and of frames: the (rows, frames, w) window view is partitioned a block at a time,
+    # so memory stays bounded for hour-long rows (sed detect) as well as for thousands of clips.
     for s in range(0, rows.shape[0], _BLOCK):
-        win = sliding_window_view(padded[s : s + _BLOCK], w, axis=1)
-        out[s : s + _BLOCK] = np.partition(win, w // 2, axis=-1)[..., w // 2]
+        for a in range(0, t, _TIME_BLOCK):
+            b = min(t, a + _TIME_BLOCK)
+            win = sliding_window_view(padded[s : s + _BLOCK, a : b + w - 1], w, axis=1)
+            out[s : s + _BLOCK, a:b] = np.partition(win, w // 2, axis=-1)[..., w // 2]
     return out.reshape(x.shape)
 
 
 #: scipy.ndimage mode -> numpy.pad mode (scipy "reflect" is numpy "symmetric", "mirror" is "reflect")
 _NP_PAD = {"reflect": "symmetric", "nearest": "edge", "mirror": "reflect", "constant": "constant"}
 _BLOCK = 32
+_TIME_BLOCK = 16384
 
 
 def iterative_median(
