@@ -156,7 +156,12 @@ def build_cache(
     if done is None or done.shape != (len(present),):
         done = np.zeros(len(present), dtype=np.int8)
         np.lib.format.open_memmap(data_path, mode="w+", dtype=np.float32, shape=shape).flush()
-    index_path.write_text(json.dumps(index))
+    text = json.dumps(index)
+    if not index_path.is_file() or index_path.read_text() != text:
+        # atomic, and only when changed: a concurrent reader (DDP ranks, parallel runs) never sees half a file
+        tmp = index_path.with_name(f"index.json.{os.getpid()}.tmp")
+        tmp.write_text(text)
+        tmp.replace(index_path)
 
     todo = np.flatnonzero(done == 0)
     if len(todo):

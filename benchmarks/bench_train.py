@@ -1,0 +1,149 @@
+"""Training throughput: SM+DM (the paper's system) against the mean-teacher CRNN baseline.
+
+One training iteration each, as in sed.lit: forward of both networks (SM and DM; student and EMA
+teacher), the losses (eqs 2-8; BCE + consistency), backward, Adam step (+ the EMA update for the
+baseline), on a batch of the default size and mix (PS1 after the switch: half weak clips with NMF
+frame targets, half unlabelled).  Both systems are timed in the same process, interleaved round by
+round so they share the machine's load; each figure is the median over rounds.
+
+Figures: clips/s in training steps, seconds per epoch on the bundled data (iterations per epoch as
+the datamodule computes it: ceil(600 synthetic clips / 16) = 38 -> 608 clips per epoch, for PS1, PS2
+and the baseline alike, plus the validation forward pass over its 200 clips), and the ratio
+SM+DM / baseline.
+
+    python -m benchmarks.bench_train [--quick] [--threads 1,2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from benchmarks.common import write_result
+from sed.losses import clip_bce, frame_bce, total_loss
+from sed.models import CRNN, DM, SM, count_parameters
+
+EPOCH_CLIPS = 608  # bundled data: 38 iterations x 16 clips (sed.datamodules.desed, iters_per_epoch=null)
+VAL_CLIPS = 200
+
+
+def make_batch(b: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, 640, 64, generator=g) * 3 - 5
+    y_f = (torch.rand(b, 640, 10, generator=g) > 0.9).float()
+    half = torch.arange(b) < b // 2
+    return {"x": x, "y_f": y_f, "y_c": y_f.amax(1), "has_frame": half, "has_clip": half, "is_unlabel": ~half}
+
+
+class SmDmStep:
+    name = "sm_dm"
+
+    def __init__(self) -> None:
+        self.sm, self.dm = SM(), DM()
+        self.opt = torch.optim.Adam(list(self.sm.parameters()) + list(self.dm.parameters()), lr=1e-3)
+        self.params = count_parameters(self.sm) + count_parameters(self.dm)
+
+    def __call__(self, b: dict) -> None:
+        terms = total_loss(self.sm(b["x"]), self.dm(b["x"]), b["y_f"], b["y_c"], b["has_frame"], b["has_clip"],
+                           b["is_unlabel"], w=0.5, tau=0.9)
+        self.opt.zero_grad(set_to_none=True)
+        terms.total.backward()
+        self.opt.step()
+
+    @torch.no_grad()
+    def infer(self, x: torch.Tensor) -> None:
+        self.sm.eval(), self.dm.eval()
+        self.sm(x), self.dm(x)
+        self.sm.train(), self.dm.train()
+
+
+class MeanTeacherStep:
+    name = "crnn_mean_teacher"
+
+    def __init__(self) -> None:
+        self.student, self.teacher = CRNN(), CRNN()
+        self.teacher.load_state_dict(self.student.state_dict())
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+        self.opt = torch.optim.Adam(self.student.parameters(), lr=1e-3)
+        self.params = count_parameters(self.student)
+
+    def __call__(self, b: dict) -> None:
+        s_f, s_c = self.student(b["x"])
+        with torch.no_grad():
+            t_f, t_c = self.teacher(b["x"])
+        loss = (frame_bce(s_f, b["y_f"], b["has_frame"]) + clip_bce(s_c, b["y_c"], b["has_clip"])
+                + 2.0 * ((s_f - t_f).pow(2).mean() + (s_c - t_c).pow(2).mean()))
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        with torch.no_grad():
+            for t, s in zip(self.teacher.parameters(), self.student.parameters()):
+                t.mul_(0.999).add_(s, alpha=0.001)
+
+    @torch.no_grad()
+    def infer(self, x: torch.Tensor) -> None:
+        self.student.eval()
+        self.student(x)
+        self.student.train()
+
+
+def measure(systems: list, batch: dict, bsz: int, rounds: int, steps_per_round: int) -> dict[str, tuple[float, float]]:
+    """Median seconds per training step and per validation clip of each system, interleaved rounds."""
+    for s in systems:  # warm-up
+        s(batch)
+    step_t = {s.name: [] for s in systems}
+    inf_t = {s.name: [] for s in systems}
+    xv = torch.randn(32, 640, 64)
+    for _ in range(rounds):
+        for s in systems:
+            t0 = time.perf_counter()
+            for _ in range(steps_per_round):
+                s(batch)
+            step_t[s.name].append((time.perf_counter() - t0) / steps_per_round)
+            t0 = time.perf_counter()
+            s.infer(xv)
+            inf_t[s.name].append((time.perf_counter() - t0) / 32)
+    return {s.name: (statistics.median(step_t[s.name]), statistics.median(inf_t[s.name])) for s in systems}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small batch, few rounds (seconds)")
+    ap.add_argument("--threads", default="1,2", help="comma-separated torch thread counts to measure (default 1,2)")
+    ap.add_argument("--rounds", type=int, default=0)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    bsz = 8 if args.quick else 16  # conf/train.yaml datamodule.batch_size
+    rounds = args.rounds or (3 if args.quick else 7)
+    steps_per_round = 1 if args.quick else 2
+    batch = make_batch(bsz)
+    systems = [SmDmStep(), MeanTeacherStep()]
+    a, b = systems[0].name, systems[1].name
+    figures: dict[str, dict] = {
+        f"{s.name}_params": {"value": float(s.params), "unit": "parameters"} for s in systems
+    }
+    for n in [int(t) for t in str(args.threads).split(",") if t.strip()]:
+        torch.set_num_threads(n)
+        res = measure(systems, batch, bsz, rounds, steps_per_round)
+        rate = {}
+        for s in systems:
+            step, per_clip = res[s.name]
+            rate[s.name] = bsz / step
+            epoch = EPOCH_CLIPS / rate[s.name] + per_clip * VAL_CLIPS
+            figures[f"{s.name}_train_clips_per_s_{n}thr"] = {"value": round(rate[s.name], 2), "unit": "clips/s"}
+            figures[f"{s.name}_s_per_epoch_{n}thr"] = {
+                "value": round(epoch, 1), "unit": "s/epoch",
+                "reference": f"{EPOCH_CLIPS} training clips + {VAL_CLIPS} validation clips"}
+        figures[f"throughput_ratio_smdm_over_baseline_{n}thr"] = {
+            "value": round(rate[a] / rate[b], 3), "unit": "x", "ratio": round(rate[a] / rate[b], 3)}
+    write_result("train", figures, quick=args.quick,
+                 notes=f"batch {bsz}, median of {rounds} interleaved rounds x {steps_per_round} steps; "
+                       f"torch threads {args.threads}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""Trained systems -> probabilities (contract in docs/ARCHITECTURE.md, "Inference").
+
+``load_system(ckpt)`` rebuilds the SM+DM system or the mean-teacher CRNN from a Lightning checkpoint
+(its ``hyper_parameters`` say which) and returns a :class:`Predictor`;
+``predict_split(ckpt | [ckpt, ...], data_cfg, split)`` runs it (or the average of several: the
+ensemble of SPEC section 6) over a split of the feature cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sed.constants import CLASSES, FRAME_SECONDS
+from sed.errors import SedError
+from sed.predictions import Predictions, average
+
+
+class CheckpointError(SedError, ValueError):
+    """A checkpoint that cannot be loaded as a trained system."""
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or a run folder (its ``checkpoints/best.ckpt``, else ``last.ckpt``)."""
+    p = Path(path)
+    if p.is_dir():
+        for name in ("best.ckpt", "last.ckpt"):
+            if (p / "checkpoints" / name).is_file():
+                return p / "checkpoints" / name
+            if (p / name).is_file():
+                return p / name
+        raise CheckpointError(f"{p}: no checkpoints/best.ckpt or last.ckpt in this run folder")
+    if not p.is_file():
+        raise CheckpointError(f"{p}: checkpoint not found")
+    return p
+
+
+class Predictor:
+    """A trained system in eval mode: ``predict_logmel(x (B, T, 64)) -> (frame_probs, clip_probs)``."""
+
+    def __init__(self, system, device: torch.device, path: Path) -> None:
+        self.system, self.device, self.path = system.eval().to(device), device, path
+        self.classes: tuple[str, ...] = CLASSES
+        self.frame_seconds: float = FRAME_SECONDS
+        self.postproc_cfg: dict | None = system.postproc_cfg
+
+    @torch.no_grad()
+    def predict_logmel(self, x: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not isinstance(x, torch.Tensor):
+            x = torch.from_numpy(np.array(x, dtype=np.float32))  # a copy: memmap rows are read-only
+        x = x.float()
+        frame, clip = self.system.predict(x.to(self.device))
+        return frame.float().cpu().numpy(), clip.float().cpu().numpy()
+
+
+def load_system(ckpt_path: str | Path, device: str | torch.device = "auto") -> Predictor:
+    """Load a training checkpoint (file or run folder) as a :class:`Predictor`."""
+    from sed.lit import system_from_hparams
+
+    path = resolve_checkpoint(ckpt_path)
+    dev = resolve_device(device)
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad file
+        raise CheckpointError(f"{path}: cannot read checkpoint ({e})") from e
+    if not isinstance(ck, Mapping) or "state_dict" not in ck or "hyper_parameters" not in ck:
+        raise CheckpointError(f"{path}: not a sed training checkpoint (no state_dict/hyper_parameters)")
+    try:
+        system = system_from_hparams(ck["hyper_parameters"])
+        system.load_state_dict(ck["state_dict"])
+    except (TypeError, ValueError, RuntimeError, KeyError) as e:
+        raise CheckpointError(f"{path}: checkpoint does not match the sed systems ({e})") from e
+    return Predictor(system, dev, path)
+
+
+def predict_split(
+    ckpt_path: str | Path | Sequence[str | Path],
+    data_cfg: Mapping,
+    split: str = "validation",
+    batch_size: int = 32,
+    device: str | torch.device = "auto",
+    progress: bool = False,
+) -> Predictions:
+    """Probabilities of every cached clip of ``split``; a list of checkpoints is averaged (ensemble)."""
+    from sed.datamodules.cache import load_split
+
+    paths = [ckpt_path] if isinstance(ckpt_path, (str, Path)) else list(ckpt_path)
+    if not paths:
+        raise CheckpointError("predict_split: no checkpoint given")
+    feats = load_split(data_cfg, split, progress=progress)
+    out = []
+    for p in paths:
+        pred = load_system(p, device)
+        frames, clips = [], []
+        for s in range(0, len(feats), batch_size):
+            f, c = pred.predict_logmel(np.asarray(feats.logmel[s : s + batch_size], dtype=np.float32))
+            frames.append(f)
+            clips.append(c)
+        n_frames = feats.spec.n_frames
+        frame = np.concatenate(frames) if frames else np.zeros((0, n_frames, len(CLASSES)), np.float32)
+        clip = np.concatenate(clips) if clips else np.zeros((0, len(CLASSES)), np.float32)
+        out.append(Predictions(list(feats.filenames), frame, clip, pred.classes, pred.frame_seconds))
+    return out[0] if len(out) == 1 else average(out)
