@@ -88,6 +88,94 @@ def test_float32_fixed_w_close_to_sklearn():
     np.testing.assert_allclose(res.H[0].numpy(), Hs.T, rtol=1e-4)
 
 
+# ----------------------------------------------------------------------------- rank-1 shared fixed W (fast path)
+def _rank1_case(dtype=torch.float64, seed=8):
+    """Clips with the cases the rank-1 path treats apart: rows with w = 0, all-zero frames, an all-zero
+    clip, entries at or below eps, and a mask."""
+    g = torch.Generator().manual_seed(seed)
+    V = torch.rand(5, 10, 30, generator=g, dtype=torch.float64) + 0.01
+    V[:, :, 4:7] = 0.0  # all-zero frames
+    V[1] = 0.0  # an all-zero clip
+    V[2, 3, 10:20] = 1e-9  # below eps: left out of the KL divergence's terms in V
+    V[2, 5, 12] = 0.0
+    w = torch.rand(10, 1, generator=g, dtype=torch.float64)
+    w[[0, 7]] = 0.0  # rows without the template
+    mask = torch.rand(5, 30, generator=g) > 0.25
+    return V.to(dtype), w.to(dtype), mask
+
+
+@pytest.mark.parametrize("beta", [2.0, 1.0])
+@pytest.mark.parametrize("scale", [1.0, 1e-9])  # 1e-9: w_m h_t < eps, the KL update's clamped frames
+@pytest.mark.parametrize("masked", [False, True])
+def test_rank1_fast_path_equals_general_path(beta, scale, masked):
+    """A shared (m, 1) W takes the per-frame-statistics path; a (B, m, 1) W the general one: same results."""
+    V, w, mask = _rank1_case()
+    w = w * scale
+    mk = mask if masked else None
+    fast = nmf(V, W=w, fixed_W=True, beta=beta, mask=mk, max_iter=200, tol=1e-5)
+    gen = nmf(V, W=w.expand(V.shape[0], *w.shape), fixed_W=True, beta=beta, mask=mk, max_iter=200, tol=1e-5)
+    torch.testing.assert_close(fast.H, gen.H, rtol=1e-10, atol=1e-300)
+    torch.testing.assert_close(fast.loss, gen.loss, rtol=1e-9, atol=1e-12)
+    assert fast.n_iter.tolist() == gen.n_iter.tolist()
+    assert fast.converged.tolist() == gen.converged.tolist()
+    assert float(fast.H[1].abs().sum()) == 0.0 and bool(fast.converged[1])  # the all-zero clip
+    if masked:
+        assert float((fast.H[:, 0] * ~mask).abs().sum()) == 0.0  # frames outside the mask come back as 0
+    assert fast.W.shape == (10, 1)
+
+
+@pytest.mark.parametrize("beta", [2.0, 1.0])
+def test_rank1_fast_path_given_start_and_zero_iterations(beta):
+    V, w, mask = _rank1_case(seed=9)
+    H0 = torch.rand(5, 1, 30, dtype=torch.float64)
+    H0[0, 0, :3] = 0.0  # zero activations stay zero
+    for max_iter, tol in ((0, 1e-4), (7, 0.0), (60, 1e-6)):
+        fast = nmf(V, W=w, H=H0, fixed_W=True, beta=beta, mask=mask, max_iter=max_iter, tol=tol)
+        gen = nmf(V, W=w.expand(5, 10, 1), H=H0, fixed_W=True, beta=beta, mask=mask, max_iter=max_iter, tol=tol)
+        torch.testing.assert_close(fast.H, gen.H, rtol=1e-10, atol=1e-300)
+        torch.testing.assert_close(fast.loss, gen.loss, rtol=1e-9, atol=1e-12)
+        assert fast.n_iter.tolist() == gen.n_iter.tolist()
+    assert float(fast.H[0, 0, :3].abs().sum()) == 0.0
+
+
+def test_rank1_float32_fast_path_close_to_general_path():
+    V, w, mask = _rank1_case(torch.float32, seed=10)
+    for beta in (2.0, 1.0):
+        fast = nmf(V, W=w, fixed_W=True, beta=beta, mask=mask, max_iter=200, tol=1e-4)
+        gen = nmf(V, W=w.expand(5, 10, 1), fixed_W=True, beta=beta, mask=mask, max_iter=200, tol=1e-4)
+        torch.testing.assert_close(fast.H, gen.H, rtol=2e-6, atol=1e-30)
+        assert fast.n_iter.tolist() == gen.n_iter.tolist()
+
+
+@pytest.mark.parametrize("beta,name", BETAS)
+@pytest.mark.parametrize("scale", [1.0, 1e-9])
+def test_rank1_fast_path_matches_sklearn(beta, name, scale):
+    """The rank-1 path against non_negative_factorization(update_H=False), zero rows and frames included."""
+    V, w, _ = _rank1_case(seed=11)
+    V, w = V.numpy(), w.numpy() * scale
+    res = nmf(torch.from_numpy(V), W=torch.from_numpy(w), fixed_W=True, beta=beta, max_iter=200, tol=1e-5)
+    for b in range(V.shape[0]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            Hs, _, n_iter = sk.non_negative_factorization(
+                V[b].T.copy(), H=w.T.copy(), n_components=1, update_H=False, solver="mu", beta_loss=name,
+                max_iter=200, tol=1e-5, init="custom")
+        np.testing.assert_allclose(res.H[b].numpy(), Hs.T, rtol=1e-9, atol=1e-300)
+        if b != 1:  # the all-zero clip: we stop at the first check (nothing to do), scikit-learn runs max_iter
+            assert int(res.n_iter[b]) == n_iter
+
+
+@pytest.mark.parametrize("beta", [2.0, 1.0])
+def test_rank1_fast_path_bad_input_names_the_matrix(beta):
+    w = torch.rand(4, 1)
+    for bad, what in ((float("nan"), "NaN or inf"), (float("inf"), "NaN or inf"), (-1.0, "negative")):
+        V = torch.rand(40, 4, 5)
+        V[33, 1, 2] = bad  # in the third chunk of the sweep
+        with pytest.raises(NMFInputError, match=what) as e:
+            nmf(V, W=w, fixed_W=True, beta=beta)
+        assert e.value.bad == [33]
+
+
 # ----------------------------------------------------------------------------- core: hand-computed values
 def test_beta_divergence_hand_values():
     V = torch.tensor([[[1.0, 2.0]]], dtype=torch.float64)
@@ -221,6 +309,12 @@ def test_gpu_matches_cpu():
     a = nmf(V, W=W, fixed_W=True, beta=1, max_iter=100)
     b = nmf(V.cuda(), W=W.cuda(), fixed_W=True, beta=1, max_iter=100)
     torch.testing.assert_close(a.H, b.H.cpu(), rtol=1e-4, atol=1e-6)
+    Vr, w, mask = _rank1_case(torch.float32)  # the rank-1 path, clamped frames included
+    for beta in (2.0, 1.0):
+        for scale in (1.0, 1e-9):
+            a = nmf(Vr, W=w * scale, fixed_W=True, beta=beta, mask=mask, max_iter=100)
+            b = nmf(Vr.cuda(), W=(w * scale).cuda(), fixed_W=True, beta=beta, mask=mask.cuda(), max_iter=100)
+            torch.testing.assert_close(a.H, b.H.cpu(), rtol=1e-4, atol=1e-6)
 
 
 # ----------------------------------------------------------------------------- templates
