@@ -1,6 +1,6 @@
 """Batched log-mel frontend in torch (SPEC section 2, paper 2.1).
 
-``torch.stft`` (Hann window 2048, hop 345, centred, zero padding) -> power -> a librosa mel
+An STFT (Hann window 2048, hop 345, centred, zero padding; as ``torch.stft``) -> power -> a librosa mel
 filterbank (64 bands, Slaney) -> ``log(mel + floor)``. Matches ``librosa.feature.melspectrogram``
 with the same settings, batched over clips, on CPU or GPU.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import librosa
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from sed.constants import DEFAULT_FEATURES, FeatureSpec
@@ -23,31 +24,36 @@ def mel_filterbank(spec: FeatureSpec = DEFAULT_FEATURES) -> np.ndarray:
 
 
 class LogMel(nn.Module):
-    """Waveforms ``(B, samples)`` -> log-mel ``(B, frames, n_mels)``; 640 x 64 for a 10 s clip."""
+    """Waveforms ``(B, samples)`` -> log-mel ``(B, frames, n_mels)``; 640 x 64 for a 10 s clip.
 
-    def __init__(self, spec: FeatureSpec = DEFAULT_FEATURES) -> None:
+    On CPU the batch is processed ``cpu_chunk`` clips at a time: one clip's STFT (about 5 MB) stays in
+    cache, and measured on 2 cores a chunk of 1 is 2-3x faster than a batch of 16 (memory-bound
+    squares and products). On GPU the whole batch goes at once.
+    """
+
+    def __init__(self, spec: FeatureSpec = DEFAULT_FEATURES, cpu_chunk: int = 1) -> None:
         super().__init__()
         self.spec = spec
+        self.cpu_chunk = cpu_chunk
         self.register_buffer("window", torch.hann_window(spec.n_fft), persistent=False)
-        fb = torch.from_numpy(mel_filterbank(spec)).T.contiguous()  # (F, n_mels)
-        # Each row twice, to weight the interleaved (real, imag) squares: |X|^2 @ fb == (re^2, im^2) @ fb2.
-        self.register_buffer("fb2", fb.repeat_interleave(2, dim=0), persistent=False)
+        self.register_buffer("fb", torch.from_numpy(mel_filterbank(spec)).T.contiguous(), persistent=False)  # (F, n_mels)
 
     def mel_power(self, wave: torch.Tensor) -> torch.Tensor:
         """Mel power spectrogram before the log (for NMF, SPEC section 3): ``(B, frames, n_mels)``."""
         if wave.ndim == 1:
             wave = wave[None]
-        stft = torch.stft(
-            wave.to(self.window.dtype),
-            n_fft=self.spec.n_fft,
-            hop_length=self.spec.hop_length,
-            window=self.window,
-            center=True,
-            pad_mode="constant",
-            return_complex=True,
-        ).transpose(1, 2)  # (B, T, F), contiguous in this order
-        ri = torch.view_as_real(stft).flatten(2)  # (B, T, 2F): re, im interleaved
-        return torch.matmul(ri * ri, self.fb2)  # (B, T, n_mels): sum over bins of |X|^2 * filter
+        if wave.device.type == "cpu" and wave.shape[0] > self.cpu_chunk:
+            return torch.cat([self._mel_power(w) for w in wave.split(self.cpu_chunk)])
+        return self._mel_power(wave)
+
+    def _mel_power(self, wave: torch.Tensor) -> torch.Tensor:
+        # A centred STFT written out (what torch.stft(center=True, pad_mode="constant") computes), so that
+        # every array is produced in (B, T, F) order: no transposed copies.
+        half = self.spec.n_fft // 2
+        frames = F.pad(wave.to(self.window.dtype), (half, half)).unfold(-1, self.spec.n_fft, self.spec.hop_length)
+        spec = torch.fft.rfft(frames * self.window)  # (B, T, F)
+        power = spec.real.square() + spec.imag.square()
+        return torch.matmul(power, self.fb)  # (B, T, n_mels)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return torch.log(self.mel_power(wave) + self.spec.log_floor)

@@ -100,3 +100,13 @@ def test_filterbank_follows_spec():
     fb = mel_filterbank(FeatureSpec())
     assert fb.shape == (64, 1025)
     assert np.allclose(fb, librosa.filters.mel(sr=22050, n_fft=2048, n_mels=64))
+
+
+def test_written_out_stft_equals_torch_stft():
+    """The frontend frames and FFTs itself (2x faster on CPU); it must equal torch.stft(center=True)."""
+    front = LogMel()
+    x = torch.randn(2, 220500)
+    s = torch.stft(x, 2048, 345, window=torch.hann_window(2048), center=True, pad_mode="constant", return_complex=True)
+    ref = torch.matmul(s.abs().square().transpose(1, 2), torch.from_numpy(mel_filterbank()).T)
+    with torch.no_grad():
+        assert torch.allclose(front.mel_power(x), ref, rtol=1e-4, atol=1e-4 * float(ref.max()))
