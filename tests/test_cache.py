@@ -66,8 +66,8 @@ def test_changed_audio_file_is_recomputed(data_cfg, monkeypatch):
 
 
 def test_changed_feature_spec_rebuilds(data_cfg, monkeypatch):
-    from sed.datamodules.layout import DesedLayout
     from sed.constants import FeatureSpec
+    from sed.datamodules.layout import DesedLayout
 
     load_split(data_cfg, "validation", progress=False)
     s = DesedLayout.from_cfg(data_cfg).split("validation")

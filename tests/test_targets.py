@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sed.constants import CLASS_INDEX, FRAME_SECONDS, N_FRAMES, frame_to_seconds, seconds_to_frame, seconds_to_frame_end
+from sed.constants import (
+    CLASS_INDEX,
+    FRAME_SECONDS,
+    N_FRAMES,
+    frame_to_seconds,
+    seconds_to_frame,
+    seconds_to_frame_end,
+)
 from sed.datamodules.targets import events_to_frame_targets, tags_to_clip_targets
 
 DT = 345 / 22050  # 0.0156462585... s

@@ -142,7 +142,7 @@ def build_cache(
     shape = (len(present), spec.n_frames, spec.n_mels)
     index = {"version": CACHE_VERSION, "spec": spec.key(), "filenames": present, "fingerprints": prints}
 
-    done = bad = None
+    done = None
     if index_path.is_file() and data_path.is_file() and done_path.is_file():
         try:
             old = json.loads(index_path.read_text())

@@ -74,6 +74,15 @@ def batch_counts(mix: Mapping[str, float], batch_size: int) -> dict[str, int]:
     return counts
 
 
+
+def phase_counts(phases, epoch: int) -> dict[str, int]:
+    """Clips per source in a batch at ``epoch``: the counts of the last phase started by then."""
+    counts = phases[0][1]
+    for first, c in phases:
+        if epoch >= first:
+            counts = c
+    return counts
+
 class SourceData:
     """One training source in memory-friendly form: log-mel memmap + targets + masks."""
 
@@ -172,11 +181,7 @@ class CurriculumBatchSampler(Sampler):
         self.epoch = int(epoch)
 
     def counts_at(self, epoch: int) -> dict[str, int]:
-        counts = self.phases[0][1]
-        for first, c in self.phases:
-            if epoch >= first:
-                counts = c
-        return counts
+        return phase_counts(self.phases, epoch)
 
     def __len__(self) -> int:
         return self.iters
@@ -318,11 +323,7 @@ class DesedDataModule(pl.LightningDataModule):
         return CurriculumBatchSampler(sizes, self.phases, self.iters_per_epoch, self.seed, rank, world_size)
 
     def counts_at(self, epoch: int) -> dict[str, int]:
-        counts = self.phases[0][1]
-        for first, c in self.phases:
-            if epoch >= first:
-                counts = c
-        return counts
+        return phase_counts(self.phases, epoch)
 
     # -- loaders -------------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:

@@ -6,7 +6,14 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from sed.constants import CLASS_INDEX, FRAME_SECONDS, N_CLASSES, N_FRAMES, seconds_to_frame, seconds_to_frame_end
+from sed.constants import (
+    CLASS_INDEX,
+    FRAME_SECONDS,
+    N_CLASSES,
+    N_FRAMES,
+    seconds_to_frame,
+    seconds_to_frame_end,
+)
 
 
 def events_to_frame_targets(
