@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-iter", type=int, default=200)
     ap.add_argument("--batch", type=int, default=256,
                     help="clips per torch call (256: the fastest of 32-1000 measured on one thread)")
-    ap.add_argument("--threads", type=int, default=1, help="threads for both sides (0: library defaults)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="threads for both sides (0: each library's default; 1 is steadier on a shared machine)")
     args = ap.parse_args(argv)
     n = args.n or (100 if args.quick else 1000)
 
