@@ -176,6 +176,14 @@ def _loss(V, W, H, beta, mask, eps, gram=None, kl=None, buf=None) -> Tensor:
     return beta_divergence(V, W, H, beta, mask, eps).clamp_min(0)
 
 
+def _converged(e: Tensor, e_prev: Tensor, e_init: Tensor, tol: float) -> Tensor:
+    """scikit-learn's stopping rule per matrix: ``(e_prev - e) / e_init < tol`` (never with ``tol <= 0``),
+    or nothing left to fit (``e_init == 0``)."""
+    safe_init = torch.where(e_init > 0, e_init, torch.ones_like(e_init))
+    stop = ((e_prev - e) / safe_init < tol) if tol > 0 else torch.zeros_like(e, dtype=torch.bool)
+    return stop | (e_init <= 0)
+
+
 def random_init(V: Tensor, rank: int, seeds: int | Sequence[int] = 0, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """scikit-learn's ``init='random'`` scheme: ``|N(0, 1)| * sqrt(mean(V) / r)`` for W and H.
 
@@ -409,9 +417,7 @@ def nmf(
         if (tol > 0 and it % check_every == 0) or last:
             e = torch.sqrt(2 * _loss(Va, Wa, Ha, beta, Ma, eps, gram, kl, scratch(Va) if kl else None))
             with torch.no_grad():
-                safe_init = torch.where(e_init > 0, e_init, torch.ones_like(e_init))
-                stop = ((e_prev - e) / safe_init < tol) if tol > 0 else torch.zeros_like(e, dtype=torch.bool)
-                stop = stop | (e_init <= 0)
+                stop = _converged(e, e_prev, e_init, tol)
             stop_now = stop | last
             n_iter[idx] = it
             if bool(stop_now.any()):
@@ -636,9 +642,7 @@ def _nmf_rank1(V: Tensor, W: Tensor, H: Tensor | None, mask: Tensor | None, beta
         last = it == max_iter
         if (tol > 0 and it % check_every == 0) or last:
             e = torch.sqrt(2 * loss(h, st, Ma, idx, extra))
-            safe_init = torch.where(e_init > 0, e_init, torch.ones_like(e_init))
-            stop = ((e_prev - e) / safe_init < tol) if tol > 0 else torch.zeros_like(e, dtype=torch.bool)
-            stop = stop | (e_init <= 0)
+            stop = _converged(e, e_prev, e_init, tol)
             stop_now = stop | last
             n_iter[idx] = it
             if bool(stop_now.any()):
