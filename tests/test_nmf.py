@@ -64,6 +64,22 @@ def test_full_nmf_matches_sklearn(beta, name):
         np.testing.assert_allclose(res.W[b].numpy(), model.components_.T, rtol=1e-8, atol=1e-12)
 
 
+def test_float64_eps_floor_follows_sklearn_transposed():
+    """scikit-learn factorises X = V^T and floors its H (our W) below float64 eps for beta <= 1 but its W
+    (our H) only for beta < 1: a near-silent mel row gives W entries of 1e-20, which become exactly 0."""
+    V = _rand_v(b=1, m=6, n=30, seed=13)
+    V[0, 4] = 1e-20
+    W0, H0 = random_init(torch.from_numpy(V), 2, seeds=5)
+    res = nmf(torch.from_numpy(V), 2, W=W0, H=H0, beta=1, max_iter=3, tol=0)
+    model = sk.NMF(2, init="custom", solver="mu", beta_loss="kullback-leibler", max_iter=3, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        Hs = model.fit_transform(V[0].T.copy(), W=H0[0].numpy().T.copy(), H=W0[0].numpy().T.copy())
+    assert float(res.W[0, 4].abs().max()) == 0.0 and float(np.abs(model.components_[:, 4]).max()) == 0.0
+    np.testing.assert_allclose(res.W[0].numpy(), model.components_.T, rtol=1e-8, atol=0)
+    np.testing.assert_allclose(res.H[0].numpy(), Hs.T, rtol=1e-8, atol=0)
+
+
 @pytest.mark.parametrize("beta,name", BETAS)
 def test_fixed_w_matches_sklearn_update_h_false(beta, name):
     """Fixed-W mode == non_negative_factorization(update_H=False) on the transposed problem."""
@@ -163,6 +179,75 @@ def test_rank1_fast_path_matches_sklearn(beta, name, scale):
         np.testing.assert_allclose(res.H[b].numpy(), Hs.T, rtol=1e-9, atol=1e-300)
         if b != 1:  # the all-zero clip: we stop at the first check (nothing to do), scikit-learn runs max_iter
             assert int(res.n_iter[b]) == n_iter
+
+
+def _mixed_case(B=37, m=12, n=50, seed=12):
+    """More matrices than one sweep chunk, where a few quiet frames (``w_m h_t < eps``: the KL update's
+    clamped frames) keep moving for many iterations while every other frame is frozen after the first."""
+    g = torch.Generator().manual_seed(seed)
+    V = torch.rand(B, m, n, generator=g, dtype=torch.float64) + 0.05
+    V[3, :, 10:14] *= 1e-8  # quiet frames: h ~ 1e-8, below eps / min(w)
+    V[20, :, 0] *= 3e-9
+    V[21, :, 5:9] = 0.0
+    V[33, 2, :] = 1e-9  # entries below eps, in a later chunk
+    w = torch.rand(m, 1, generator=g, dtype=torch.float64) + 0.01
+    return V, w
+
+
+@pytest.mark.parametrize("beta,name", BETAS)
+@pytest.mark.parametrize("tol", [1e-4, 1e-8, 0.0])
+def test_rank1_frozen_frames_match_general_path_and_sklearn(beta, name, tol):
+    """Frames at their fixed point are left out of later iterations; frames still moving (clamped) are not:
+    every H, loss and iteration count equals the general path's and scikit-learn's."""
+    V, w = _mixed_case()
+    fast = nmf(V, W=w, fixed_W=True, beta=beta, max_iter=120, tol=tol)
+    gen = nmf(V, W=w.expand(V.shape[0], *w.shape), fixed_W=True, beta=beta, max_iter=120, tol=tol)
+    torch.testing.assert_close(fast.H, gen.H, rtol=1e-10, atol=1e-300)
+    torch.testing.assert_close(fast.loss, gen.loss, rtol=1e-9, atol=1e-12)
+    assert fast.n_iter.tolist() == gen.n_iter.tolist()
+    assert fast.converged.tolist() == gen.converged.tolist()
+    if beta == 1 and tol == 0:  # the quiet frames still move after the others froze (at the first step)
+        early = nmf(V, W=w, fixed_W=True, beta=beta, max_iter=20, tol=0).H
+        assert not torch.equal(early[3, 0, 10:14], fast.H[3, 0, 10:14])
+        assert torch.equal(early[3, 0, 14:], fast.H[3, 0, 14:]) and torch.equal(early[0], fast.H[0])
+    Vn, wn = V.numpy(), w.numpy()
+    for b in (0, 3, 20, 21, 33):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            Hs, _, n_iter = sk.non_negative_factorization(
+                Vn[b].T.copy(), H=wn.T.copy(), n_components=1, update_H=False, solver="mu", beta_loss=name,
+                max_iter=120, tol=tol, init="custom")
+        np.testing.assert_allclose(fast.H[b].numpy(), Hs.T, rtol=1e-9, atol=1e-300)
+        assert int(fast.n_iter[b]) == n_iter
+
+
+def test_rank1_one_step_to_the_fixed_point_hand_computed():
+    """Rank 1, W fixed: the first update lands on h_t = <w, v_t> / ||w||^2 (Euclidean) and
+    sum_m v_mt / sum_m w_m (KL); the second changes nothing, so the rule stops at the check after it
+    (e = e_prev), at 20 with check_every=10, and at 10 if the first check already shows no progress."""
+    V = torch.tensor([[[1.0, 0.0, 2.0], [3.0, 1.0, 0.0]]], dtype=torch.float64)  # 2 mels x 3 frames
+    w = torch.tensor([[1.0], [2.0]], dtype=torch.float64)
+    r2 = nmf(V, W=w, fixed_W=True, beta=2, max_iter=200, tol=1e-4)
+    assert r2.H[0, 0].tolist() == [7 / 5, 2 / 5, 2 / 5] and r2.n_iter.tolist() == [20]
+    # loss at the optimum, 1/2 sum_t ||v_t - w h_t||^2: residuals (-0.4, 0.2), (-0.4, 0.2), (1.6, -0.8)
+    assert float(r2.loss[0]) == pytest.approx(0.5 * (0.2 + 0.2 + 3.2), rel=1e-12)
+    r1 = nmf(V, W=w, fixed_W=True, beta=1, max_iter=200, tol=1e-4)
+    np.testing.assert_allclose(r1.H[0, 0].numpy(), [4 / 3, 1 / 3, 2 / 3], rtol=1e-15)
+    assert r1.n_iter.tolist() == [20]
+    # started at the optimum: nothing moves, the first check stops it
+    at_opt = nmf(V, W=w, H=r2.H, fixed_W=True, beta=2, max_iter=200, tol=1e-4)
+    assert at_opt.n_iter.tolist() == [10] and at_opt.H[0, 0].tolist() == [7 / 5, 2 / 5, 2 / 5]
+    # with tol 0 the run goes to max_iter, the result unchanged
+    assert nmf(V, W=w, fixed_W=True, beta=2, max_iter=37, tol=0).n_iter.tolist() == [37]
+
+
+def test_rowsum64_blocks_equal_float64_sum():
+    from sed.nmf.rank1 import rowsum64
+
+    x = torch.rand(3, 200, dtype=torch.float32)
+    torch.testing.assert_close(rowsum64(x), x.double().sum(dim=1), rtol=1e-6, atol=0)
+    assert rowsum64(x).dtype == torch.float64
+    assert rowsum64(torch.ones(2, 7)).tolist() == [7.0, 7.0]  # shorter than a block
 
 
 @pytest.mark.parametrize("beta", [2.0, 1.0])

@@ -16,7 +16,9 @@ Kullback-Leibler: ``W^T (V / WH) / W^T 1``). For beta outside [1, 2] the update 
 Conventions chosen to agree with scikit-learn's ``solver='mu'`` (so that the same ``tol`` and ``max_iter``
 mean the same thing in the benchmark): ``H`` is updated before ``W`` in the full mode (scikit-learn
 updates its ``W`` first on ``X = V^T``); denominators equal to zero and, for beta < 2, entries of ``WH``
-below ``eps`` are replaced by ``eps`` (float32 machine epsilon); the stopping rule is checked every
+below ``eps`` are replaced by ``eps`` (float32 machine epsilon); entries below float64 eps are set to 0 in
+``W`` for beta <= 1 and in ``H`` for beta < 1 (scikit-learn's floors of its ``H`` and ``W``, which are our
+``W^T`` and ``H^T``); the stopping rule is checked every
 ``check_every`` iterations on ``e = sqrt(2 D)``: a matrix stops when ``(e_prev - e) / e_init < tol``.
 Each matrix of the batch stops on its own (converged matrices are frozen and dropped from the work),
 so a result does not depend on which other matrices share its batch.
@@ -24,12 +26,13 @@ so a result does not depend on which other matrices share its batch.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from sed.nmf.rank1 import solve as solve_rank1
 
 #: matrices per chunk when sweeping V once for the fixed-W constants (64 x 640 float32: 16 x 160 KB fits a cache)
 PRECOMPUTE_CHUNK = 16
@@ -243,7 +246,7 @@ def nmf(
 
     Raises :class:`NMFInputError` on NaN/inf or negative input (``.bad`` lists the matrices).
     """
-    # a shared rank-1 fixed W with beta 2 or 1 has its own path (per-frame statistics, _nmf_rank1)
+    # a shared rank-1 fixed W with beta 2 or 1 has its own path (per-frame statistics, sed.nmf.rank1)
     rank1 = fixed_W and W is not None and W.ndim == 2 and W.shape[-1] == 1 and beta in (1.0, 2.0)
     # beta 2 with a fixed W (and the rank-1 path) check V while computing their constants (one sweep)
     gram_path = fixed_W and (beta == 2 or rank1)
@@ -272,7 +275,7 @@ def nmf(
             raise NMFInputError("the dictionary W has NaN, inf or negative values")
         r = W.shape[-1]
         if H is None and rank1:
-            pass  # _nmf_rank1 starts H from the statistics of its sweep over V
+            pass  # sed.nmf.rank1 starts H from the statistics of its sweep over V
         elif H is None:
             avg = _masked_mean(V, mask).clamp_min(0).sqrt() / r**0.5
             H = avg[:, None, None].expand(B, r, n).clone()
@@ -293,7 +296,10 @@ def nmf(
     if H is not None and H.shape != (B, r, n):
         raise NMFInputError(f"H must have shape {(B, r, n)}, got {tuple(H.shape)}")
     if rank1:
-        return _nmf_rank1(V, W, H, mask, beta, max_iter, tol, check_every, eps)
+        Hr, n_iter, conv, loss = solve_rank1(V, W, H, mask, beta, max_iter, tol, check_every, eps,
+                                       converged_rule=_converged, raise_not_finite=_raise_not_finite,
+                                       input_error=NMFInputError)
+        return NMFResult(W=W, H=Hr, n_iter=n_iter, converged=conv, loss=loss)
 
     shared_W = fixed_W and W.ndim == 2
     W_out = W if shared_W else W.clone()
@@ -368,7 +374,8 @@ def nmf(
         if gamma != 1:
             ratio = ratio**gamma
         Hn = Ha * ratio
-        if beta <= 1:
+        # scikit-learn factorises X = V^T: our H is its W, floored to 0 below float64 eps only for beta < 1
+        if beta < 1:
             Hn = torch.where(Hn < torch.finfo(torch.float64).eps, torch.zeros_like(Hn), Hn)
         if Ma is not None:
             Hn = torch.where(Ma[:, None, :], Hn, Ha)
@@ -394,7 +401,7 @@ def nmf(
         if gamma != 1:
             ratio = ratio**gamma
         Wn = Wa * ratio
-        if beta < 1:
+        if beta <= 1:  # our W is scikit-learn's H: floored for beta <= 1
             Wn = torch.where(Wn < torch.finfo(torch.float64).eps, torch.zeros_like(Wn), Wn)
         return Wn
 
@@ -448,223 +455,6 @@ def nmf(
     if mask is not None:
         H_out = H_out * mask.to(dt)[:, None, :]
     return NMFResult(W=W_out, H=H_out, n_iter=n_iter, converged=converged, loss=loss_out)
-
-
-def _rowsum64(x: Tensor, block: int = 64) -> Tensor:
-    """Row sums of ``(B, n)`` as float64: blocks of ``block`` entries summed in the input precision, the block
-    sums in float64 (as :func:`_sum64`; casting the whole tensor to float64 first costs a copy)."""
-    b, n = x.shape
-    full = n // block * block
-    if full == 0:
-        return x.sum(dim=1).double()
-    s = x[:, :full].reshape(b, -1, block).sum(dim=2).double().sum(dim=1)
-    return s + x[:, full:].sum(dim=1).double() if full < n else s
-
-
-# ----------------------------------------------------------------------------- rank 1, shared fixed W
-def _rank1_sweep(V: Tensor, w: Tensor, mask: Tensor | None, beta: float, eps: float) -> dict[str, Tensor]:
-    """One sweep over V (chunks of :data:`PRECOMPUTE_CHUNK` matrices, so that the few reductions of a chunk
-    read it from cache): the input check (negative, NaN, inf) and the per-frame statistics that the
-    rank-1 fixed-W updates and losses need, so that the iterations never touch V again.
-
-    Every statistic is ``(B, n)``: ``s`` = sum of V (all rows; the mean for the start of H), and
-    - beta 2: ``a`` = ``w^T V``; ``vv`` = ``||V||^2`` per frame (``(B,)`` per matrix when there is no mask);
-    - beta 1: ``S`` = sum of V over the rows with ``w > 0``; with ``Vk`` = V where ``V > eps`` else 0 (the
-      entries scikit-learn's KL divergence keeps): ``K`` = sum of Vk over rows ``w > 0``, ``Z`` over rows
-      ``w = 0``, ``A`` = ``sum_m Vk log w_m`` over rows ``w > 0`` and ``c0`` = ``sum_m Vk log Vk - Vk``.
-    """
-    dt = V.dtype
-    pos = (w > 0).to(dt)
-    cols = torch.stack([w if beta == 2 else pos, 1 - pos if beta != 2 else torch.ones_like(w)], dim=1).T  # (2, m)
-    if beta != 2:
-        logw = torch.log(torch.where(w > 0, w, torch.ones_like(w)))  # log w on rows w > 0, 0 elsewhere
-        kcols = torch.stack([pos, 1 - pos, logw], dim=0)  # (3, m): K, Z, A
-    parts: dict[str, list[Tensor]] = {}
-    los, tots = [], []
-    bufs = None
-    for s in range(0, V.shape[0], PRECOMPUTE_CHUNK):
-        x = V[s:s + PRECOMPUTE_CHUNK]
-        los.append(x.reshape(x.shape[0], -1).amin(dim=1))  # negatives, NaN, -inf
-        P = cols @ x  # (b, 2, n)
-        if beta == 2:  # w^T V and the column sums
-            got = {"a": P[:, 0], "s": P[:, 1],
-                   "vv": x.square().sum(dim=1) if mask is not None else
-                   torch.linalg.vector_norm(x.reshape(x.shape[0], -1), dim=1).square()}
-            tots.append(got["s"].sum(dim=1))
-        else:  # sums over the rows w > 0 and w = 0
-            if bufs is None:  # two scratch chunks, reused (a fresh allocation per chunk costs page faults)
-                bufs = (torch.empty_like(x), torch.empty_like(x))
-            Vk = torch.threshold_(bufs[0][:x.shape[0]].copy_(x), eps, 0.0)  # V where V > eps, else 0
-            Q = kcols @ Vk
-            vlogv = torch.clamp_min(Vk, eps, out=bufs[1][:x.shape[0]]).log_().mul_(Vk)  # Vk log Vk (0 at 0)
-            got = {"S": P[:, 0], "s": P[:, 0] + P[:, 1], "K": Q[:, 0], "Z": Q[:, 1], "A": Q[:, 2],
-                   "c0": vlogv.sum(dim=1) - Q[:, 0] - Q[:, 1]}  # sum_m Vk log Vk - Vk
-            tots.append(got["s"].sum(dim=1))
-        for k, v in got.items():
-            parts.setdefault(k, []).append(v)
-    lo, tot = torch.cat(los), torch.cat(tots)
-    finite = torch.isfinite(lo) & torch.isfinite(tot)  # V >= 0: NaN or +inf shows in the sum (NaN in the min)
-    if not bool(finite.all()):
-        _raise_not_finite(finite)
-    if not bool((lo >= 0).all()):
-        bad = torch.nonzero(lo < 0).flatten().tolist()
-        raise NMFInputError(f"V has negative values in matrices {bad[:10]} (NMF needs V >= 0)", bad=bad)
-    return {k: torch.cat(v) for k, v in parts.items()}
-
-
-def _nmf_rank1(V: Tensor, W: Tensor, H: Tensor | None, mask: Tensor | None, beta: float, max_iter: int,
-               tol: float, check_every: int, eps: float) -> NMFResult:
-    """Fixed-W mode for a shared rank-1 dictionary ``w`` (``(m, 1)``) and beta 2 or 1: the same updates
-    and stopping rule as the general path, computed from per-frame statistics of V (one sweep,
-    :func:`_rank1_sweep`) instead of passes over V at every iteration.
-
-    With rank 1, ``(WH)_mt = w_m h_t``, so, frame by frame:
-    - beta 2: ``W^T W H = (w.w) h_t`` and ``W^T V = a_t`` (the general path's Gram form);
-    - beta 1: ``[W^T (V / max(WH, eps))]_t = sum_m w_m v_mt / max(w_m h_t, eps)``, which equals
-      ``S_t / h_t`` (S_t = sum of v_mt over the rows with w_m > 0; rows with w_m = 0 add 0) whenever no
-      product ``w_m h_t`` with ``w_m > 0`` is below eps, i.e. when ``min(w > 0) h_t >= eps``; the frames
-      where some product is (and ``h_t > 0``) are computed by the general formula from their V columns,
-      and ``h_t = 0`` stays 0 (the general update gives ``0 * finite``). Likewise the KL loss's
-      ``sum Vk log max(WH, eps) = A_t + K_t log h_t + Z_t log eps`` on the frames without clamping, the
-      general formula elsewhere.
-    Frames are independent here (each frame's update reads only its own h_t), so frames outside the mask
-    need not be frozen: their statistic (a_t or S_t) is set to 0, which sends their h to 0 at the first
-    update (where it stays, finite); they are left out of the losses and returned as 0.
-    Equal to the general path up to float rounding (pinned by the tests).
-    """
-    B, m, n = V.shape
-    dev, dt = V.device, V.dtype
-    w = W[:, 0]
-    st = _rank1_sweep(V, w, mask, beta, eps)
-    Mf = None if mask is None else mask.to(dt)
-    if H is None:  # scikit-learn's start for a fixed W: sqrt(mean(V) / r), the mean over the masked frames
-        s = st["s"] if Mf is None else st["s"] * Mf
-        count = (float(n) if Mf is None else Mf.sum(dim=1).clamp_min(1)) * m
-        avg = (s.sum(dim=1, dtype=torch.float64) / count).to(dt).clamp_min(0).sqrt()
-        h = avg[:, None].expand(B, n).clone()
-    else:
-        h = H.to(dev, dt)[:, 0, :].clone()
-    del st["s"]
-    f64eps_below = float(torch.nextafter(torch.tensor(torch.finfo(torch.float64).eps, dtype=dt),
-                                         torch.tensor(0.0, dtype=dt)))  # x > this <=> x >= f64 eps
-    if beta == 2:
-        c = (W.T @ W).reshape(())  # w.w, as W^T W in the general path
-        vv = st.pop("vv").double()
-        if Mf is not None:
-            vv = (vv * Mf.double()).sum(dim=1)
-            st["a"] = st["a"] * Mf  # frames outside the mask: h -> 0 at the first update, then stays 0
-    else:
-        w_total = W.sum().double()
-        wsum = W.sum(dim=0).reshape(())  # W^T 1; 0 -> eps, as a zero denominator in the general path
-        wsum = torch.where(wsum == 0, torch.full_like(wsum, eps), wsum)
-        pos_w = w[w > 0]
-        wmin = pos_w.min() if pos_w.numel() else None
-        log_eps = math.log(eps)
-        # the KL loss's terms without h: sum Vk log Vk - Vk - sum (A + Z log eps) over the masked frames
-        msk = (lambda x: x) if Mf is None else (lambda x: x * Mf)
-        c0 = _rowsum64(msk(st.pop("c0"))) - _rowsum64(msk(st["A"])) - log_eps * _rowsum64(msk(st["Z"]))
-        st["KM"] = msk(st["K"])
-        st["Sw"] = st.pop("S") / wsum if Mf is None else st.pop("S") / wsum * Mf  # outside the mask: h -> 0
-
-    def clamped(h: Tensor, idx: Tensor, hmin: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor] | None:
-        """KL: the (matrix, frame) pairs with h > 0 and some w_m h_t < eps (w_m > 0), and their V columns;
-        ``hmin``: the smallest positive h when known."""
-        if wmin is None:
-            return None
-        if hmin is None:
-            hmin = torch.threshold(h, 0.0, float("inf")).amin()  # smallest positive h
-        if not bool(hmin * wmin < eps):  # products are monotone: no clamping anywhere
-            return None
-        bi, ti = torch.nonzero((h > 0) & (h * wmin < eps), as_tuple=True)
-        return bi, ti, V[idx[bi], :, ti]
-
-    spare: list[Tensor] = []  # the previous iterate's storage, reused for the next one
-
-    def update(h: Tensor, a: dict[str, Tensor], idx: Tensor) -> Tensor:
-        out = spare.pop() if spare and spare[0].shape == h.shape else torch.empty_like(h)
-        spare.clear()
-        spare.append(h)
-        if beta == 2:
-            den = torch.threshold_(torch.mul(h, c, out=out), 0.0, eps)  # denominator 0 -> eps
-            return torch.div(a["a"], den, out=den).mul_(h)
-        hmin = h.amin()
-        # h = 0 -> inf: ratio 0, so h stays 0, as the general path's 0 * finite
-        hpos = h if bool(hmin > 0) else torch.threshold(h, 0.0, float("inf"))
-        cl = clamped(h, idx, hmin if hpos is h else None)
-        ratio = torch.div(a["Sw"], hpos, out=out)  # S / (h W^T 1)
-        if cl is not None:  # the general formula on the frames with clamping
-            bi, ti, cols = cl
-            whk = (h[bi, ti][:, None] * w[None, :]).clamp_min(eps)
-            ratio[bi, ti] = ((cols / whk) @ w) / wsum
-        Hn = ratio.mul_(h)
-        return torch.threshold_(Hn, f64eps_below, 0.0)  # H < float64 eps -> 0, as the general path
-
-    def loss(h: Tensor, a: dict[str, Tensor], Ma: Tensor | None, idx: Tensor, extra: Tensor) -> Tensor:
-        hm = h if Ma is None else h * Ma
-        if beta == 2:
-            # 1/2 (||V||^2 - 2 <a, h> + (w.w) <h, h>) over the masked frames
-            cross = _rowsum64(a["a"] * hm)
-            quad = _rowsum64((hm * h).mul_(c))
-            return ((extra - 2 * cross + quad) / 2).clamp_min(0)
-        # D = sum Vk log Vk - Vk - sum Vk log max(WH, eps) + sum WH, with (frames without clamping)
-        # sum_m Vk log max(WH, eps) = A + K log h + Z log eps; A + Z log eps is in `extra`
-        cross = _rowsum64(a["KM"] * torch.threshold(h, 0.0, 1.0).log_())
-        if bool(h.amin() <= 0):  # h = 0: every product is floored at eps: K log eps instead of A + K log h
-            dz = torch.where(h > 0, torch.zeros_like(h), a["K"] * log_eps - a["A"])
-            cross += _rowsum64(dz if Ma is None else dz * Ma)
-        cl = clamped(h, idx)
-        if cl is not None:  # the general formula on the frames with clamping, in place of the closed form
-            bi, ti, cols = cl
-            hk = h[bi, ti]
-            whk = (hk[:, None] * w[None, :]).clamp_min(eps)
-            exact = (torch.threshold(cols, eps, 0.0) * whk.log()).sum(dim=1).double()
-            approx = (a["A"][bi, ti].double() + a["K"][bi, ti].double() * hk.log().double()
-                      + a["Z"][bi, ti].double() * log_eps)
-            corr = exact - approx if Ma is None else (exact - approx) * Ma[bi, ti].double()
-            cross = cross.index_add(0, bi, corr)
-        sum_wh = w_total * _rowsum64(hm)  # sum of WH over the masked frames
-        return (extra - cross + sum_wh).clamp_min(0)
-
-    extra = vv if beta == 2 else c0
-    H_out = h.clone()
-    n_iter = torch.zeros(B, dtype=torch.long, device=dev)
-    loss_out = torch.zeros(B, dtype=torch.float64, device=dev)
-    converged = torch.zeros(B, dtype=torch.bool, device=dev)
-    idx = torch.arange(B, device=dev)
-    Ma = Mf
-    e_init = torch.sqrt(2 * loss(h, st, Ma, idx, extra))
-    e_prev = e_init.clone()
-    converged |= e_init <= 0
-    it = 0
-    while it < max_iter and idx.numel() > 0:
-        it += 1
-        h = update(h, st, idx)
-        last = it == max_iter
-        if (tol > 0 and it % check_every == 0) or last:
-            e = torch.sqrt(2 * loss(h, st, Ma, idx, extra))
-            stop = _converged(e, e_prev, e_init, tol)
-            stop_now = stop | last
-            n_iter[idx] = it
-            if bool(stop_now.any()):
-                sel = idx[stop_now]
-                H_out[sel] = h[stop_now]
-                loss_out[sel] = e[stop_now] ** 2 / 2
-                converged[sel] = converged[sel] | stop[stop_now]
-                keep = ~stop_now
-                if not bool(keep.any()):
-                    idx = idx[keep]
-                    break
-                idx, h, e_prev, e_init, extra = idx[keep], h[keep], e[keep], e_init[keep], extra[keep]
-                st = {k: v[keep] for k, v in st.items()}
-                Ma = Ma[keep] if Ma is not None else None
-            else:
-                e_prev = e
-    if idx.numel() > 0:  # only when max_iter == 0
-        H_out[idx] = h
-        loss_out[idx] = e_init**2 / 2
-    if Mf is not None:
-        H_out = H_out * Mf
-    return NMFResult(W=W, H=H_out[:, None, :], n_iter=n_iter, converged=converged, loss=loss_out)
 
 
 def _subset_pre(pre: tuple, keep: Tensor, beta: float, shared_W: bool) -> tuple:
