@@ -104,7 +104,7 @@ def test_float32_fixed_w_close_to_sklearn():
     np.testing.assert_allclose(res.H[0].numpy(), Hs.T, rtol=1e-4)
 
 
-# ----------------------------------------------------------------------------- rank-1 shared fixed W (fast path)
+# ----------------------------------------------------------------------------- rank-1 fixed W (fast path)
 def _rank1_case(dtype=torch.float64, seed=8):
     """Clips with the cases the rank-1 path treats apart: rows with w = 0, all-zero frames, an all-zero
     clip, entries at or below eps, and a mask."""
@@ -120,16 +120,33 @@ def _rank1_case(dtype=torch.float64, seed=8):
     return V.to(dtype), w.to(dtype), mask
 
 
+def _templates(w: torch.Tensor, B: int, kind: str, seed: int = 0) -> torch.Tensor:
+    """``shared``: the ``(m, 1)`` template; ``per_matrix``: a different ``(B, m, 1)`` template for each
+    matrix (w's zero rows kept, one more zero row in matrix 3, and an all-zero template in matrix 4)."""
+    if kind == "shared":
+        return w
+    g = torch.Generator().manual_seed(seed)
+    Wb = w[None] * (0.5 + torch.rand(B, *w.shape, generator=g, dtype=w.dtype))
+    Wb[3 % B, 2] = 0.0
+    Wb[4 % B] = 0.0
+    return Wb
+
+
+KINDS = ["shared", "per_matrix"]
+
+
 @pytest.mark.parametrize("beta", [2.0, 1.0])
 @pytest.mark.parametrize("scale", [1.0, 1e-9])  # 1e-9: w_m h_t < eps, the KL update's clamped frames
 @pytest.mark.parametrize("masked", [False, True])
-def test_rank1_fast_path_equals_general_path(beta, scale, masked):
-    """A shared (m, 1) W takes the per-frame-statistics path; a (B, m, 1) W the general one: same results."""
+@pytest.mark.parametrize("kind", KINDS)
+def test_rank1_fast_path_equals_general_path(beta, scale, masked, kind):
+    """A fixed (m, 1) or (B, m, 1) W takes the per-frame-statistics path: the same results as the
+    general updates (``fast_rank1=False``)."""
     V, w, mask = _rank1_case()
-    w = w * scale
+    W = _templates(w * scale, V.shape[0], kind)
     mk = mask if masked else None
-    fast = nmf(V, W=w, fixed_W=True, beta=beta, mask=mk, max_iter=200, tol=1e-5)
-    gen = nmf(V, W=w.expand(V.shape[0], *w.shape), fixed_W=True, beta=beta, mask=mk, max_iter=200, tol=1e-5)
+    fast = nmf(V, W=W, fixed_W=True, beta=beta, mask=mk, max_iter=200, tol=1e-5)
+    gen = nmf(V, W=W, fixed_W=True, beta=beta, mask=mk, max_iter=200, tol=1e-5, fast_rank1=False)
     torch.testing.assert_close(fast.H, gen.H, rtol=1e-10, atol=1e-300)
     torch.testing.assert_close(fast.loss, gen.loss, rtol=1e-9, atol=1e-12)
     assert fast.n_iter.tolist() == gen.n_iter.tolist()
@@ -137,44 +154,63 @@ def test_rank1_fast_path_equals_general_path(beta, scale, masked):
     assert float(fast.H[1].abs().sum()) == 0.0 and bool(fast.converged[1])  # the all-zero clip
     if masked:
         assert float((fast.H[:, 0] * ~mask).abs().sum()) == 0.0  # frames outside the mask come back as 0
-    assert fast.W.shape == (10, 1)
+    assert fast.W.shape == W.shape
+
+
+def test_rank1_shared_and_per_matrix_templates_agree():
+    """The same template given once (m, 1) or repeated (B, m, 1): the same answer, bit for bit."""
+    V, w, mask = _rank1_case(seed=14)
+    for beta in (2.0, 1.0):
+        a = nmf(V, W=w, fixed_W=True, beta=beta, mask=mask, max_iter=100, tol=1e-6)
+        b = nmf(V, W=w.expand(V.shape[0], *w.shape), fixed_W=True, beta=beta, mask=mask, max_iter=100, tol=1e-6)
+        torch.testing.assert_close(a.H, b.H, rtol=0, atol=0)
+        assert a.n_iter.tolist() == b.n_iter.tolist()
 
 
 @pytest.mark.parametrize("beta", [2.0, 1.0])
-def test_rank1_fast_path_given_start_and_zero_iterations(beta):
+@pytest.mark.parametrize("kind", KINDS)
+def test_rank1_fast_path_given_start_and_zero_iterations(beta, kind):
     V, w, mask = _rank1_case(seed=9)
+    W = _templates(w, V.shape[0], kind, seed=1)
     H0 = torch.rand(5, 1, 30, dtype=torch.float64)
     H0[0, 0, :3] = 0.0  # zero activations stay zero
     for max_iter, tol in ((0, 1e-4), (7, 0.0), (60, 1e-6)):
-        fast = nmf(V, W=w, H=H0, fixed_W=True, beta=beta, mask=mask, max_iter=max_iter, tol=tol)
-        gen = nmf(V, W=w.expand(5, 10, 1), H=H0, fixed_W=True, beta=beta, mask=mask, max_iter=max_iter, tol=tol)
+        fast = nmf(V, W=W, H=H0, fixed_W=True, beta=beta, mask=mask, max_iter=max_iter, tol=tol)
+        gen = nmf(V, W=W, H=H0, fixed_W=True, beta=beta, mask=mask, max_iter=max_iter, tol=tol, fast_rank1=False)
         torch.testing.assert_close(fast.H, gen.H, rtol=1e-10, atol=1e-300)
         torch.testing.assert_close(fast.loss, gen.loss, rtol=1e-9, atol=1e-12)
         assert fast.n_iter.tolist() == gen.n_iter.tolist()
     assert float(fast.H[0, 0, :3].abs().sum()) == 0.0
 
 
-def test_rank1_float32_fast_path_close_to_general_path():
+@pytest.mark.parametrize("kind", KINDS)
+def test_rank1_float32_fast_path_close_to_general_path(kind):
     V, w, mask = _rank1_case(torch.float32, seed=10)
+    W = _templates(w, V.shape[0], kind, seed=2)
     for beta in (2.0, 1.0):
-        fast = nmf(V, W=w, fixed_W=True, beta=beta, mask=mask, max_iter=200, tol=1e-4)
-        gen = nmf(V, W=w.expand(5, 10, 1), fixed_W=True, beta=beta, mask=mask, max_iter=200, tol=1e-4)
+        fast = nmf(V, W=W, fixed_W=True, beta=beta, mask=mask, max_iter=200, tol=1e-4)
+        gen = nmf(V, W=W, fixed_W=True, beta=beta, mask=mask, max_iter=200, tol=1e-4, fast_rank1=False)
         torch.testing.assert_close(fast.H, gen.H, rtol=2e-6, atol=1e-30)
         assert fast.n_iter.tolist() == gen.n_iter.tolist()
 
 
 @pytest.mark.parametrize("beta,name", BETAS)
 @pytest.mark.parametrize("scale", [1.0, 1e-9])
-def test_rank1_fast_path_matches_sklearn(beta, name, scale):
+@pytest.mark.parametrize("kind", KINDS)
+def test_rank1_fast_path_matches_sklearn(beta, name, scale, kind):
     """The rank-1 path against non_negative_factorization(update_H=False), zero rows and frames included."""
     V, w, _ = _rank1_case(seed=11)
-    V, w = V.numpy(), w.numpy() * scale
-    res = nmf(torch.from_numpy(V), W=torch.from_numpy(w), fixed_W=True, beta=beta, max_iter=200, tol=1e-5)
+    W = _templates(w * scale, V.shape[0], kind, seed=3)
+    res = nmf(V, W=W, fixed_W=True, beta=beta, max_iter=200, tol=1e-5)
+    Vn, Wn = V.numpy(), W.expand(V.shape[0], *w.shape).numpy()
     for b in range(V.shape[0]):
+        if not Wn[b].any():  # scikit-learn refuses an all-zero template (ours: H = 0, pinned vs the general path)
+            assert float(res.H[b].abs().sum()) == 0.0
+            continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             Hs, _, n_iter = sk.non_negative_factorization(
-                V[b].T.copy(), H=w.T.copy(), n_components=1, update_H=False, solver="mu", beta_loss=name,
+                Vn[b].T.copy(), H=Wn[b].T.copy(), n_components=1, update_H=False, solver="mu", beta_loss=name,
                 max_iter=200, tol=1e-5, init="custom")
         np.testing.assert_allclose(res.H[b].numpy(), Hs.T, rtol=1e-9, atol=1e-300)
         if b != 1:  # the all-zero clip: we stop at the first check (nothing to do), scikit-learn runs max_iter
@@ -201,7 +237,7 @@ def test_rank1_frozen_frames_match_general_path_and_sklearn(beta, name, tol):
     every H, loss and iteration count equals the general path's and scikit-learn's."""
     V, w = _mixed_case()
     fast = nmf(V, W=w, fixed_W=True, beta=beta, max_iter=120, tol=tol)
-    gen = nmf(V, W=w.expand(V.shape[0], *w.shape), fixed_W=True, beta=beta, max_iter=120, tol=tol)
+    gen = nmf(V, W=w, fixed_W=True, beta=beta, max_iter=120, tol=tol, fast_rank1=False)
     torch.testing.assert_close(fast.H, gen.H, rtol=1e-10, atol=1e-300)
     torch.testing.assert_close(fast.loss, gen.loss, rtol=1e-9, atol=1e-12)
     assert fast.n_iter.tolist() == gen.n_iter.tolist()

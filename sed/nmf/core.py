@@ -231,6 +231,7 @@ def nmf(
     check_every: int = 10,
     seeds: int | Sequence[int] = 0,
     eps: float = EPS,
+    fast_rank1: bool = True,
 ) -> NMFResult:
     """Factorise every ``V[b]`` (``(B, m, n)``, non-negative) as ``W[b] H[b]`` by multiplicative updates.
 
@@ -243,11 +244,14 @@ def nmf(
       their H stays as initialised during the run and is returned as 0).
     - stopping: every ``check_every`` iterations, a matrix stops once
       ``(e_prev - e) / e_init < tol`` with ``e = sqrt(2 D)``; ``tol <= 0`` runs ``max_iter`` iterations.
+    - a fixed rank-1 W (``(m, 1)`` or ``(B, m, 1)``) with beta 2 or 1 takes the fast path of
+      :mod:`sed.nmf.rank1` (same results); ``fast_rank1=False`` runs the general updates instead.
 
     Raises :class:`NMFInputError` on NaN/inf or negative input (``.bad`` lists the matrices).
     """
-    # a shared rank-1 fixed W with beta 2 or 1 has its own path (per-frame statistics, sed.nmf.rank1)
-    rank1 = fixed_W and W is not None and W.ndim == 2 and W.shape[-1] == 1 and beta in (1.0, 2.0)
+    # a fixed rank-1 W with beta 2 or 1 has its own path (per-frame statistics, sed.nmf.rank1)
+    rank1 = (fast_rank1 and fixed_W and W is not None and W.ndim in (2, 3) and W.shape[-1] == 1
+             and beta in (1.0, 2.0))
     # beta 2 with a fixed W (and the rank-1 path) check V while computing their constants (one sweep)
     gram_path = fixed_W and (beta == 2 or rank1)
     if gram_path and V.ndim == 3 and V.is_floating_point():

@@ -113,7 +113,7 @@ def compute_templates(data_cfg: Mapping, ncfg: Mapping, device: torch.device, pr
     masks = event_masks(refs, n_frames, bool(tcfg.get("exclude_overlap", False)))
     bs = int(ncfg["batch_size"])
     key = _key({"stage": "templates", "index": _index_stamp(data_cfg, "synthetic"), "beta": float(ncfg["beta"]),
-                "t": dict(tcfg), "refs": [tuple(r.__dict__.values()) for r in refs], "bs": bs, "v": 1})
+                "t": dict(tcfg), "refs": [tuple(r.__dict__.values()) for r in refs], "bs": bs, "v": 2})
     folder = Path(data_cfg["cache_dir"]) / "nmf" / "templates" / key
     folder.mkdir(parents=True, exist_ok=True)
     n_parts = (len(refs) + bs - 1) // bs
@@ -164,7 +164,7 @@ def compute_activations(data_cfg: Mapping, ncfg: Mapping, dictionary: Dictionary
     dict_hash = hashlib.sha1(b"".join(np.ascontiguousarray(dictionary.W[c]).tobytes() + c.encode()
                                       for c in dictionary.classes)).hexdigest()
     key = _key({"stage": "activations", "index": _index_stamp(data_cfg, "weak"), "dict": dict_hash,
-                "beta": float(ncfg["beta"]), "a": dict(acfg), "tags": tags, "bs": bs, "v": 1})
+                "beta": float(ncfg["beta"]), "a": dict(acfg), "tags": tags, "bs": bs, "v": 2})
     folder = Path(data_cfg["cache_dir"]) / "nmf" / "activations" / key
     folder.mkdir(parents=True, exist_ok=True)
     by_clip: dict[int, list] = {}

@@ -156,11 +156,20 @@ def solve_activations(
     clip_idx = torch.as_tensor([p.clip for p in problems], device=dev)
     Vp = V[clip_idx]
     Wt = torch.from_numpy(W).to(dev, dt)
-    if all(r == R for r in ranks) and len({tuple(p.classes) for p in problems}) == 1:
-        Wt = Wt[0]  # one shared dictionary: cheaper matmuls
-    res = nmf(Vp, W=Wt, fixed_W=True, beta=beta, max_iter=max_iter, tol=tol)
-    H = res.H  # (P, R, n)
-    Wb = Wt if Wt.ndim == 3 else Wt.expand(P, m, R)
+    # problems with a one-column dictionary (the paper's r = 1: every problem of mode=separate with mean
+    # dictionaries, single-tag clips in joint mode) are solved apart, on the rank-1 fast path of nmf
+    H = torch.zeros(P, R, n, dtype=dt, device=dev)
+    ranks_t = torch.as_tensor(ranks)
+    for group in (ranks_t == 1, ranks_t > 1):
+        idx = torch.nonzero(group).flatten()
+        if idx.numel() == 0:
+            continue
+        Rg = int(ranks_t[idx].max())
+        Wg = Wt[idx.to(dev), :, :Rg]
+        if len({(tuple(problems[i].classes), ranks[i]) for i in idx.tolist()}) == 1:
+            Wg = Wg[0]  # one shared dictionary: cheaper matmuls
+        H[idx.to(dev), :Rg] = nmf(Vp[idx.to(dev)], W=Wg, fixed_W=True, beta=beta, max_iter=max_iter, tol=tol).H
+    Wb = Wt
     energy = Vp.sum(dim=1)  # (P, n)
     colsum = Wb.sum(dim=1)  # (P, R): sum over mels of each column
     rows_clip, rows_cls, acts, recons, energies = [], [], [], [], []

@@ -1,7 +1,8 @@
-"""Fixed-W NMF for one shared rank-1 template: the labelling step of SPEC section 3 (step 2, the paper's r = 1).
+"""Fixed-W NMF with a rank-1 template: the labelling step of SPEC section 3 (step 2, the paper's r = 1).
 
 The same multiplicative updates and stopping rule as :func:`sed.nmf.core.nmf` (to which this is the fast
-path for a shared ``(m, 1)`` W and beta 2 or 1), computed from per-frame statistics instead of passes over V.
+path for a fixed ``(m, 1)`` W shared by the batch, or one ``(B, m, 1)`` per matrix, and beta 2 or 1),
+computed from per-frame statistics instead of passes over V.
 
 Why it is exact and cheap. With W fixed, the update of column ``h_t`` of H reads only ``v_t`` and ``h_t``:
 frames are independent. With rank 1, ``(WH)_mt = w_m h_t``, and the updates become, frame by frame
@@ -39,7 +40,8 @@ CHUNK = 16
 
 
 def sweep(V: Tensor, w: Tensor, mask: Tensor | None, beta: float, eps: float) -> tuple[dict[str, Tensor], Tensor, Tensor]:
-    """One pass over ``V`` ``(B, m, n)``: the per-frame statistics of the rank-1 updates and losses.
+    """One pass over ``V`` ``(B, m, n)``: the per-frame statistics of the rank-1 updates and losses, for the
+    template ``w`` (``(m,)`` shared, or ``(B, m)`` one per matrix).
 
     Returns ``(stats, lo, total)``: ``lo`` the minimum and ``total`` the sum of each matrix (the caller
     checks them: a negative minimum, NaN or inf), and ``stats``, each ``(B, n)`` unless said:
@@ -59,11 +61,16 @@ def sweep(V: Tensor, w: Tensor, mask: Tensor | None, beta: float, eps: float) ->
     pos = (w > 0).to(dt)
     zero_rows = bool((w == 0).any())  # Z is 0 unless some rows of w are 0
     if beta == 2:
-        cols = torch.stack([w, torch.ones_like(w)])  # a, s
+        cols = torch.stack([w, torch.ones_like(w)], dim=-2)  # a, s
     else:
         logw = torch.log(torch.where(w > 0, w, torch.ones_like(w)))  # log w on rows w > 0, 0 elsewhere
-        cols = torch.stack([pos, logw] + ([1 - pos] if zero_rows else []))  # S, A (, Z)
-    k = cols.shape[0]
+        cols = torch.stack([pos, logw] + ([1 - pos] if zero_rows else []), dim=-2)  # S, A (, Z)
+    per_matrix = cols.ndim == 3  # (B, k, m): one template per matrix
+
+    def cols_of(rows: Tensor | slice) -> Tensor:
+        return cols[rows] if per_matrix else cols
+
+    k = cols.shape[-2]
     P = torch.empty(B, k, n, dtype=dt, device=dev)
     lo = torch.empty(B, dtype=dt, device=dev)
     extra = torch.empty((B, n) if mask is not None else (B,), dtype=dt, device=dev)  # vv or sum V log max(V, eps)
@@ -73,7 +80,7 @@ def sweep(V: Tensor, w: Tensor, mask: Tensor | None, beta: float, eps: float) ->
         x = V[s:s + CHUNK]
         b = x.shape[0]
         lo_c = torch.amin(x.reshape(b, -1), dim=1, out=lo[s:s + b])  # the first pass reads V into cache
-        torch.matmul(cols, x, out=P[s:s + b])
+        torch.matmul(cols_of(slice(s, s + b)), x, out=P[s:s + b])
         if beta == 2:
             if mask is None:
                 extra[s:s + b] = torch.linalg.vector_norm(x.reshape(b, -1), dim=1).square_()
@@ -85,7 +92,7 @@ def sweep(V: Tensor, w: Tensor, mask: Tensor | None, beta: float, eps: float) ->
         tiny = torch.nonzero(lo_c <= eps).flatten()
         if tiny.numel():
             xt = x[tiny]
-            small.append((tiny + s, torch.matmul(cols, torch.where(xt <= eps, xt, 0.0))))
+            small.append((tiny + s, torch.matmul(cols_of(tiny + s), torch.where(xt <= eps, xt, 0.0))))
     P = P.transpose(0, 1).contiguous()  # (k, B, n): each statistic contiguous
     if beta == 2:
         return {"a": P[0], "s": P[1], "vv": extra}, lo, P[1].sum(dim=1)
@@ -130,7 +137,7 @@ def solve(V: Tensor, W: Tensor, H: Tensor | None, mask: Tensor | None, beta: flo
     """
     B, m, n = V.shape
     dev, dt = V.device, V.dtype
-    w = W[:, 0]
+    w = W[..., 0]  # (m,) shared or (B, m)
     st, lo, total = sweep(V, w, mask, beta, eps)
     finite = torch.isfinite(lo) & torch.isfinite(total)  # V >= 0: NaN or +inf shows in the sum (NaN in the min)
     if not bool(finite.all()):
@@ -151,76 +158,95 @@ def solve(V: Tensor, W: Tensor, H: Tensor | None, mask: Tensor | None, beta: flo
     if Mf is not None:
         h.mul_(Mf)  # frames outside the mask take no part: h = 0 is a fixed point and adds nothing to the loss
 
+    def per_matrix(x: Tensor) -> Tensor:
+        """A template's constant as ``(B,)`` (one value per matrix even when the template is shared)."""
+        return x.reshape(-1).expand(B) if x.numel() == 1 else x.reshape(B)
+
+    Wb = W if W.ndim == 3 else W[None]  # (B or 1, m, 1)
     flat: dict[str, Tensor] = {}  # per-frame statistics as (B * n,) vectors, to gather the frames still moving
-    wmin: float | None = None
     if beta == 2:
-        c = float((W.T @ W).reshape(()))  # w.w, as W^T W in the general path
-        q = st["a"] / c if c > 0 else torch.zeros_like(st["a"])
+        c = per_matrix(Wb.transpose(-1, -2) @ Wb)  # w.w, as W^T W in the general path
+        c_half, c_low = c / 2, c.amin()
+        q = torch.where(c[:, None] > 0, st["a"] / torch.where(c > 0, c, 1.0)[:, None], 0.0)
         flat.update(q=q.view(-1), a=st["a"].view(-1))
         const = (st["vv"].double() if Mf is None else rowsum64(st["vv"] * Mf)) / 2
     else:
-        wsum = float(W.sum())  # W^T 1 (and the sum of WH = W^T 1 sum h)
-        wsum_d = wsum if wsum != 0 else eps  # a zero denominator is replaced by eps, as in the general path
-        pos_w = w[w > 0]
-        wmin = float(pos_w.min()) if pos_w.numel() else None
+        wsum = per_matrix(Wb.sum(dim=-2))  # W^T 1 (and the sum of WH = W^T 1 sum h)
+        wsum_d = torch.where(wsum == 0, eps, wsum)  # a zero denominator is replaced by eps, as in the general path
+        wmin = per_matrix(torch.where(Wb > 0, Wb, math.inf).amin(dim=-2))  # inf: no positive entry (never clamped)
+        wmin_low = wmin.amin()
         log_eps = math.log(eps)
         K, Z, A, c0 = st["K"], st["Z"], st["A"], st["c0"]
         if Mf is not None:  # outside the mask nothing counts in the loss
             K, Z, A, c0 = K * Mf, Z * Mf, A * Mf, rowsum64(c0 * Mf)
-        flat.update(q=(st["S"] / wsum_d).view(-1), K=K.view(-1), Z=Z.view(-1),
+        flat.update(q=(st["S"] / wsum_d[:, None]).view(-1), K=K.view(-1), Z=Z.view(-1),
                     AZ=torch.add(A, Z, alpha=log_eps).view(-1))
         const = c0
 
-    def clamped(hv: Tensor, hmin: Tensor) -> Tensor | None:
+    def access(sel: Tensor | None):
+        """Per-frame statistics and per-matrix constants shaped for the frames ``sel`` (flat indices; None:
+        all, as ``(B, n)``), and those frames' matrices (None: all)."""
+        if sel is None:
+            return (lambda k: flat[k].view(B, n)), (lambda x: x[:, None]), None
+        rows = sel // n
+        return (lambda k: flat[k][sel]), (lambda x: x[rows]), rows
+
+    def clamped(hv: Tensor, hmin: Tensor, pm) -> Tensor | None:
         """KL: the frames with h > 0 and some product ``w_m h < eps`` (``w_m > 0``), as a bool over ``hv``
-        (``hmin``: its smallest value); None when there are none (the products are monotone in h, so the
-        smallest positive h tells)."""
-        if wmin is None or hv.numel() == 0:
+        (``hmin``: its smallest value); None when there are none, which the smallest positive h and the
+        smallest template entry tell at once in the usual case (products are monotone)."""
+        if hv.numel() == 0:
             return None
         low = hmin if bool(hmin > 0) else torch.where(hv > 0, hv, math.inf).amin()
-        if not bool(low * wmin < eps):
+        if not bool(low * wmin_low < eps):
             return None
-        return (hv > 0) & (hv * wmin < eps)
+        cl = (hv > 0) & (hv * pm(wmin) < eps)
+        return cl if bool(cl.any()) else None
 
     def column_terms(sel: Tensor, hk: Tensor) -> tuple[Tensor, Tensor]:
         """The general formulas on frames ``sel`` (flat indices) from their columns of V:
-        ``sum_m w_m v_m / max(w_m h, eps)`` and ``sum_m Vk_m log max(w_m h, eps)``."""
-        cols = V[sel // n, :, sel % n]  # (k, m)
-        whk = (hk[:, None] * w[None, :]).clamp_min(eps)
-        return (cols / whk) @ w, (torch.threshold(cols, eps, 0.0) * whk.log()).sum(dim=1)
+        ``sum_m w_m v_m / max(w_m h, eps) / W^T 1`` and ``sum_m Vk_m log max(w_m h, eps)``."""
+        rows = sel // n
+        cols = V[rows, :, sel % n]  # (k, m)
+        wk = w[rows] if w.ndim == 2 else w[None, :]
+        whk = (hk[:, None] * wk).clamp_min(eps)
+        num = (cols / whk * wk).sum(dim=1)
+        return num / wsum_d[rows], (torch.threshold(cols, eps, 0.0) * whk.log()).sum(dim=1)
 
     def step(hv: Tensor, sel: Tensor | None, out: Tensor | None = None) -> Tensor:
-        """One multiplicative update of the frames ``sel`` (flat indices; None: all), current values ``hv``
-        (into ``out`` when given: a buffer reused across iterations costs no fresh pages)."""
-        g = (lambda k: flat[k]) if sel is None else (lambda k: flat[k][sel])
+        """One multiplicative update of the frames ``sel`` (flat indices; None: all, ``hv`` then ``(B, n)``),
+        current values ``hv`` (into ``out`` when given: a buffer reused across iterations costs no fresh
+        pages)."""
+        g, pm, _ = access(sel)
         hmin = hv.amin() if hv.numel() else torch.ones((), dtype=dt, device=dev)
 
         def all_q() -> Tensor:  # every frame takes its closed form (a gather is already a fresh tensor)
-            return g("q") if sel is not None else flat["q"].clone() if out is None else out.copy_(flat["q"])
+            return g("q") if sel is not None else g("q").clone() if out is None else out.copy_(g("q"))
 
         if beta == 2:
             # c h > 0: h a / (c h) = a / c; c h = 0 (h = 0, or an underflow): denominator eps (h = 0 stays 0)
-            if bool(hmin * c > 0):  # products are monotone: the smallest h tells for all
+            if bool(hmin * c_low > 0):  # products are monotone: the smallest h and c tell for all
                 return all_q()
-            return torch.where(hv * c > 0, g("q"), hv * g("a") / eps, out=out)
+            return torch.where(hv * pm(c) > 0, g("q"), hv * g("a") / eps, out=out)
         # h S / (h W^T 1) = S / W^T 1 (unclamped); 0 stays 0
         if bool(hmin > 0):
             res = all_q()
         else:
             res = torch.where(hv > 0, g("q"), torch.zeros((), dtype=dt, device=dev), out=out)
-        cl = clamped(hv, hmin)
+        cl = clamped(hv, hmin, pm)
         if cl is not None:
-            idx = torch.nonzero(cl).flatten()
-            num, _ = column_terms(idx if sel is None else sel[idx], hv[idx])
-            res[idx] = hv[idx] * (num / wsum_d)
+            idx = torch.nonzero(cl.view(-1)).flatten()
+            hflat, rflat = hv.reshape(-1), res.view(-1)
+            ratio, _ = column_terms(idx if sel is None else sel[idx], hflat[idx])
+            rflat[idx] = hflat[idx] * ratio
         return res
 
     def terms(hv: Tensor, sel: Tensor | None, out: Tensor | None = None) -> Tensor:
         """Each frame's share of the loss, so that ``D_b = const_b + sum_t terms_bt`` (the terms in the input
         precision, as the general path's products; the sums over frames in float64)."""
-        g = (lambda k: flat[k]) if sel is None else (lambda k: flat[k][sel])
+        g, pm, _ = access(sel)
         if beta == 2:  # 1/2 ||v - w h||^2 = 1/2 ||v||^2 - a h + c h^2 / 2
-            return torch.mul(hv, c / 2, out=out).sub_(g("a")).mul_(hv)
+            return torch.mul(hv, pm(c_half), out=out).sub_(g("a")).mul_(hv)
         # KL: sum WH - sum_m Vk log max(w h, eps), the cross term being (unclamped h > 0)
         # A + K log h + Z log eps, and (h = 0) (K + Z) log eps
         hmin = hv.amin() if hv.numel() else torch.ones((), dtype=dt, device=dev)
@@ -230,12 +256,12 @@ def solve(V: Tensor, W: Tensor, H: Tensor | None, mask: Tensor | None, beta: flo
             live = hv > 0
             cross = torch.where(live, torch.addcmul(g("AZ"), g("K"), torch.where(live, hv, 1.0).log_()),
                                 (g("K") + g("Z")) * log_eps, out=out)
-        cl = clamped(hv, hmin)
+        cl = clamped(hv, hmin, pm)
         if cl is not None:
-            idx = torch.nonzero(cl).flatten()
-            _, exact = column_terms(idx if sel is None else sel[idx], hv[idx])
-            cross[idx] = exact.to(cross.dtype)
-        return cross.neg_().add_(hv, alpha=wsum)
+            idx = torch.nonzero(cl.view(-1)).flatten()
+            _, exact = column_terms(idx if sel is None else sel[idx], hv.reshape(-1)[idx])
+            cross.view(-1)[idx] = exact.to(cross.dtype)
+        return cross.neg_().addcmul_(hv, pm(wsum))
 
     def errors(rows: Tensor | None) -> Tensor:
         """``e = sqrt(2 D)`` of the matrices ``rows`` (None: all)."""
@@ -249,21 +275,20 @@ def solve(V: Tensor, W: Tensor, H: Tensor | None, mask: Tensor | None, beta: flo
         if h0 is not None:
             hd = h0.double()
             if beta == 2:
-                return torch.sqrt(2 * (const + hd * (hd * (c / 2) * n_live - rowsum64(st["a"] if Mf is None else
-                                                                                    st["a"] * Mf))).clamp_min(0))
-            if wmin is None or bool((h0[h0 > 0] * wmin >= eps).all()):  # no clamped frame at the start
+                sum_a = rowsum64(st["a"] if Mf is None else st["a"] * Mf)
+                return torch.sqrt(2 * (const + hd * (hd * c_half.double() * n_live - sum_a)).clamp_min(0))
+            if not bool(((h0 > 0) & (h0 * wmin < eps)).any()):  # no clamped frame at the start
                 Kv = flat["K"].view(B, n)
-                part = torch.where(hd > 0, wsum * hd * n_live - rowsum64(flat["AZ"].view(B, n))
+                part = torch.where(hd > 0, wsum.double() * hd * n_live - rowsum64(flat["AZ"].view(B, n))
                                    - torch.where(hd > 0, hd, 1.0).log() * rowsum64(Kv),
                                    -log_eps * rowsum64(Kv + flat["Z"].view(B, n)))
                 return torch.sqrt(2 * (const + part).clamp_min(0))
-        terms(hf, None, out=ell.view(-1))
+        terms(h, None, out=ell)
         return errors(None)
 
     total_frames = B * n
-    hf = h.view(-1)
-    spare = torch.empty_like(hf)  # the dense steps write here, then the two swap
-    ell = torch.empty_like(hf).view(B, n)  # each frame's loss term, brought up to date at the checks
+    spare = torch.empty_like(h)  # the dense steps write here, then the two swap
+    ell = torch.empty_like(h)  # each frame's loss term, brought up to date at the checks
     e_init = start_errors()
     e_prev = e_init.clone()
     n_iter = torch.zeros(B, dtype=torch.long, device=dev)
@@ -281,18 +306,19 @@ def solve(V: Tensor, W: Tensor, H: Tensor | None, mask: Tensor | None, beta: flo
         else:
             it += 1
             if active is None:
-                new = step(hf, None, out=spare)
-                if torch.equal(new, hf):  # a fixed point everywhere
-                    active = hf.new_empty(0, dtype=torch.long)
+                new = step(h, None, out=spare)
+                if torch.equal(new, h):  # a fixed point everywhere
+                    active = h.new_empty(0, dtype=torch.long)
                 elif it == 1:  # the first step moves (nearly) every frame: no need to look which
                     moved |= running
                 else:
-                    changed = new != hf
-                    moved |= changed.view(B, n).any(dim=1)
+                    changed = new != h
+                    moved |= changed.any(dim=1)
                     if int(changed.sum()) * 4 < total_frames:  # few still move: step only those from now on
-                        active = torch.nonzero(changed).flatten()
-                hf, spare = new, hf
+                        active = torch.nonzero(changed.view(-1)).flatten()
+                h, spare = new, h
             else:
+                hf = h.view(-1)
                 cur = hf[active]
                 new = step(cur, active)
                 hf[active] = new
@@ -302,9 +328,9 @@ def solve(V: Tensor, W: Tensor, H: Tensor | None, mask: Tensor | None, beta: flo
         if not ((tol > 0 and it % check_every == 0) or last):
             continue
         if stale is None:
-            terms(hf, None, out=ell.view(-1))
+            terms(h, None, out=ell)
         elif stale.numel():
-            ell.view(-1)[stale] = terms(hf[stale], stale)
+            ell.view(-1)[stale] = terms(h.view(-1)[stale], stale)
         moved &= running
         e = e_prev.clone()
         rows = torch.nonzero(moved).flatten()
@@ -326,6 +352,5 @@ def solve(V: Tensor, W: Tensor, H: Tensor | None, mask: Tensor | None, beta: flo
         else:
             active = active[running[active // n]]
         stale = active.clone() if active is not None else None
-    h = hf.view(B, n)
     H_out = h if Mf is None else h * Mf
     return H_out[:, None, :], n_iter, converged, loss
