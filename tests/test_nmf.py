@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from sed.constants import FRAME_SECONDS
+from sed.constants import CLASSES, FRAME_SECONDS
 from sed.nmf.core import NMFInputError, beta_divergence, nmf, normalize_columns, random_init
 from sed.nmf.labels import (
     Activations,
@@ -592,6 +592,24 @@ def test_joint_mode_separates_tagged_classes():
     assert got == [(10, 20, "Dog"), (40, 50, "Cat")]
     sep, _ = make_problems([["Dog", "Cat"]], d, "separate")
     assert len(sep) == 2
+
+
+@pytest.mark.parametrize("beta", [2.0, 1.0])
+def test_mixed_rank_problems_match_each_problem_alone(beta):
+    """Joint mode mixes one-tag problems (rank 1: the fast path) and two-tag ones (the general path, padded):
+    every activation equals that problem's own fixed-W NMF with the general updates."""
+    g = torch.Generator().manual_seed(3)
+    d = Dictionary({c: normalize_columns(torch.rand(12, 1, generator=g, dtype=torch.float64)).numpy()
+                    for c in ("Cat", "Dog", "Speech")})
+    V = torch.rand(4, 12, 40, generator=g, dtype=torch.float64) + 0.01
+    tags = [["Dog"], ["Cat", "Speech"], ["Speech"], ["Dog", "Cat"]]
+    problems, _ = make_problems(tags, d, "joint")
+    acts = solve_activations(V, problems, d, beta=beta, max_iter=150, tol=1e-6)
+    for k in range(len(acts.clip)):
+        clip, cls = int(acts.clip[k]), CLASSES[int(acts.cls[k])]
+        Wp = torch.from_numpy(np.concatenate([d.W[c] for c in tags[clip]], axis=1))
+        ref = nmf(V[clip:clip + 1], W=Wp, fixed_W=True, beta=beta, max_iter=150, tol=1e-6, fast_rank1=False).H[0]
+        np.testing.assert_allclose(acts.act[k], ref[tags[clip].index(cls)].float().numpy(), rtol=1e-5, atol=1e-7)
 
 
 def test_missing_template_modes():

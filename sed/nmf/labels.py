@@ -132,7 +132,8 @@ def solve_activations(
     """Fixed-W NMF of every problem in one batch; ``V`` ``(B, m, n)`` holds the clips ``problems`` index.
 
     Each problem's ``W`` is the concatenation of its classes' dictionaries, zero-padded to the largest
-    rank of the batch (a zero column gets zero activation and does not change ``WH``).
+    rank of its group (a zero column gets zero activation and does not change ``WH``); the problems with
+    a one-column ``W`` form a group of their own, solved on the rank-1 fast path of :func:`nmf`.
     """
     if combine not in ("sum", "max"):
         raise NMFLabelError(f"nmf.activation.combine is {combine!r}; expected sum or max")

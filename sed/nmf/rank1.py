@@ -82,8 +82,8 @@ def sweep(V: Tensor, w: Tensor, mask: Tensor | None, beta: float, eps: float) ->
         lo_c = torch.amin(x.reshape(b, -1), dim=1, out=lo[s:s + b])  # the first pass reads V into cache
         torch.matmul(cols_of(slice(s, s + b)), x, out=P[s:s + b])
         if beta == 2:
-            if mask is None:
-                extra[s:s + b] = torch.linalg.vector_norm(x.reshape(b, -1), dim=1).square_()
+            if mask is None:  # ||V|| per matrix (squared below, once for all)
+                torch.linalg.vector_norm(x.reshape(b, -1), dim=1, out=extra[s:s + b])
             else:
                 torch.sum(torch.mul(x, x, out=buf[:b]), dim=1, out=extra[s:s + b])
             continue
@@ -95,7 +95,7 @@ def sweep(V: Tensor, w: Tensor, mask: Tensor | None, beta: float, eps: float) ->
             small.append((tiny + s, torch.matmul(cols_of(tiny + s), torch.where(xt <= eps, xt, 0.0))))
     P = P.transpose(0, 1).contiguous()  # (k, B, n): each statistic contiguous
     if beta == 2:
-        return {"a": P[0], "s": P[1], "vv": extra}, lo, P[1].sum(dim=1)
+        return {"a": P[0], "s": P[1], "vv": extra.square_() if mask is None else extra}, lo, P[1].sum(dim=1)
     S, A = P[0], P[1]
     Z = P[2] if zero_rows else torch.zeros_like(S)
     tot = S + Z if zero_rows else S
@@ -151,7 +151,8 @@ def solve(V: Tensor, W: Tensor, H: Tensor | None, mask: Tensor | None, beta: flo
     h0 = None  # the start, when it is one value per matrix
     if H is None:
         s = st["s"] if Mf is None else st["s"] * Mf
-        h0 = (rowsum64(s) / (n_live.clamp_min(1) * m)).to(dt).clamp_min(0).sqrt()
+        count = float(n * m) if Mf is None else n_live.clamp_min(1) * m
+        h0 = (rowsum64(s) / count).to(dt).clamp_min_(0).sqrt_()
         h = h0[:, None].expand(B, n).clone()
     else:
         h = H.to(dev, dt)[:, 0, :].clone()
@@ -167,7 +168,7 @@ def solve(V: Tensor, W: Tensor, H: Tensor | None, mask: Tensor | None, beta: flo
     if beta == 2:
         c = per_matrix(Wb.transpose(-1, -2) @ Wb)  # w.w, as W^T W in the general path
         c_half, c_low = c / 2, c.amin()
-        q = torch.where(c[:, None] > 0, st["a"] / torch.where(c > 0, c, 1.0)[:, None], 0.0)
+        q = st["a"] / c[:, None] if bool(c_low > 0) else torch.where(c[:, None] > 0, st["a"] / c[:, None], 0.0)
         flat.update(q=q.view(-1), a=st["a"].view(-1))
         const = (st["vv"].double() if Mf is None else rowsum64(st["vv"] * Mf)) / 2
     else:
@@ -302,7 +303,14 @@ def solve(V: Tensor, W: Tensor, H: Tensor | None, mask: Tensor | None, beta: flo
     it = 0
     while it < max_iter and bool(running.any()):
         if active is not None and active.numel() == 0:  # nothing moves: on to the next check
-            it = min(max_iter, (it // check_every + 1) * check_every) if tol > 0 else max_iter
+            nxt = min(max_iter, (it // check_every + 1) * check_every) if tol > 0 else max_iter
+            if not bool(moved.any()):  # nor moved since the last: there e = e_prev, and every matrix stops
+                n_iter[running] = nxt
+                loss[running] = e_prev[running] ** 2 / 2
+                if tol > 0:  # (e_prev - e) / e_init = 0 < tol: stopped by the rule
+                    converged |= running
+                break
+            it = nxt
         else:
             it += 1
             if active is None:
