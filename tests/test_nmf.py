@@ -157,6 +157,41 @@ def test_rank1_fast_path_equals_general_path(beta, scale, masked, kind):
     assert fast.W.shape == W.shape
 
 
+@pytest.mark.parametrize("tol", [1e-6, 0.0])
+def test_rank1_few_moving_matrices_are_stepped_alone(tol):
+    """KL, one template per clip: in clip 2 one template entry is tiny (its product with h is below eps:
+    every frame clamped) and that row of V is loud, so the clip's frames keep moving, and its loss keeps
+    falling, for 90 iterations after the others froze. Those frames alone are stepped from then on and their
+    loss terms brought up to date at each check: the same H, losses and iteration counts as the general
+    updates."""
+    g = torch.Generator().manual_seed(15)
+    V = torch.rand(8, 10, 30, generator=g, dtype=torch.float64) + 0.05
+    W = torch.rand(8, 10, 1, generator=g, dtype=torch.float64) + 0.05
+    W[2, 1] = 1e-8
+    V[2] *= 0.01
+    V[2, 1] = 41.0
+    fast = nmf(V, W=W, fixed_W=True, beta=1, max_iter=150, tol=tol)
+    gen = nmf(V, W=W, fixed_W=True, beta=1, max_iter=150, tol=tol, fast_rank1=False)
+    if tol > 0:  # the clamped clip runs past the others' stop at 20
+        assert fast.n_iter.tolist() == [20, 20, 90, 20, 20, 20, 20, 20]
+    torch.testing.assert_close(fast.H, gen.H, rtol=1e-10, atol=1e-300)
+    torch.testing.assert_close(fast.loss, gen.loss, rtol=1e-9, atol=1e-12)
+    assert fast.n_iter.tolist() == gen.n_iter.tolist()
+
+
+@pytest.mark.parametrize("beta", [2.0, 1.0])
+@pytest.mark.parametrize("kind", KINDS)
+def test_rank1_loss_at_the_start(beta, kind):
+    """max_iter = 0 returns the loss at scikit-learn's start (computed in closed form on the fast path)."""
+    V, w, mask = _rank1_case(seed=16)
+    W = _templates(w, V.shape[0], kind, seed=4)
+    for mk in (None, mask):
+        fast = nmf(V, W=W, fixed_W=True, beta=beta, mask=mk, max_iter=0)
+        gen = nmf(V, W=W, fixed_W=True, beta=beta, mask=mk, max_iter=0, fast_rank1=False)
+        torch.testing.assert_close(fast.loss, gen.loss, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(fast.H, gen.H, rtol=1e-12, atol=0)
+
+
 def test_rank1_shared_and_per_matrix_templates_agree():
     """The same template given once (m, 1) or repeated (B, m, 1): the same answer, bit for bit."""
     V, w, mask = _rank1_case(seed=14)

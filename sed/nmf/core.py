@@ -32,23 +32,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from sed.nmf.common import EPS, NMFInputError, check_matrices, stop_rule
 from sed.nmf.rank1 import solve as solve_rank1
+
+__all__ = ["EPS", "NMFInputError", "NMFResult", "beta_divergence", "nmf", "normalize_columns", "random_init"]
 
 #: matrices per chunk when sweeping V once for the fixed-W constants (64 x 640 float32: 16 x 160 KB fits a cache)
 PRECOMPUTE_CHUNK = 16
-#: float32 machine epsilon: the floor of denominators and of WH (scikit-learn's EPSILON).
-EPS = float(torch.finfo(torch.float32).eps)
-
-
-class NMFInputError(ValueError):
-    """Input to the NMF that cannot be factorised (NaN/inf, negative values, bad shapes)."""
-
-    def __init__(self, message: str, bad: list[int] | None = None):
-        super().__init__(message)
-        #: indices (in the batch) of the offending matrices, when the fault is per matrix
-        self.bad = bad or []
-
-
 @dataclass
 class NMFResult:
     """Factorisation of a batch: ``V[b] ~ W[b] @ H[b]``.
@@ -72,16 +62,7 @@ def _check_input(V: Tensor, mask: Tensor | None, check_finite: bool = True) -> N
         raise NMFInputError(f"V must be a floating-point tensor, got {V.dtype}")
     # reductions instead of elementwise tests: NaN and -inf show in the min, +inf (and NaN) in the sum
     flat = V.reshape(V.shape[0], -1)
-    lo = flat.amin(dim=1)
-    finite = torch.isfinite(lo)
-    if check_finite:
-        finite &= torch.isfinite(flat.sum(dim=1))
-    if not bool(finite.all()):
-        _raise_not_finite(finite)
-    nonneg = lo >= 0
-    if not bool(nonneg.all()):
-        bad = torch.nonzero(~nonneg).flatten().tolist()
-        raise NMFInputError(f"V has negative values in matrices {bad[:10]} (NMF needs V >= 0)", bad=bad)
+    check_matrices(flat.amin(dim=1), flat.sum(dim=1) if check_finite else None)
     if mask is not None and tuple(mask.shape) != (V.shape[0], V.shape[2]):
         raise NMFInputError(f"mask must have shape (B, n) = {(V.shape[0], V.shape[2])}, got {tuple(mask.shape)}")
 
@@ -105,11 +86,6 @@ def _wh(W: Tensor, H: Tensor, out: Tensor | None = None) -> Tensor:
 def _wt(W: Tensor, X: Tensor) -> Tensor:
     """``W^T @ X`` ``(B, r, n)`` for a shared ``(m, r)`` or a batched ``(B, m, r)`` W."""
     return W.transpose(-1, -2) @ X
-
-
-def _raise_not_finite(finite: Tensor) -> None:
-    bad = torch.nonzero(~finite).flatten().tolist()
-    raise NMFInputError(f"V has NaN or inf values in matrices {bad[:10]}", bad=bad)
 
 
 def _gamma(beta: float) -> float:
@@ -177,14 +153,6 @@ def _loss(V, W, H, beta, mask, eps, gram=None, kl=None, buf=None) -> Tensor:
         quad = ((WtW @ Hm) * Hm).sum(dim=(1, 2), dtype=torch.float64)
         return ((vv - 2 * cross + quad) / 2).clamp_min(0)
     return beta_divergence(V, W, H, beta, mask, eps).clamp_min(0)
-
-
-def _converged(e: Tensor, e_prev: Tensor, e_init: Tensor, tol: float) -> Tensor:
-    """scikit-learn's stopping rule per matrix: ``(e_prev - e) / e_init < tol`` (never with ``tol <= 0``),
-    or nothing left to fit (``e_init == 0``)."""
-    safe_init = torch.where(e_init > 0, e_init, torch.ones_like(e_init))
-    stop = ((e_prev - e) / safe_init < tol) if tol > 0 else torch.zeros_like(e, dtype=torch.bool)
-    return stop | (e_init <= 0)
 
 
 def random_init(V: Tensor, rank: int, seeds: int | Sequence[int] = 0, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -300,9 +268,7 @@ def nmf(
     if H is not None and H.shape != (B, r, n):
         raise NMFInputError(f"H must have shape {(B, r, n)}, got {tuple(H.shape)}")
     if rank1:
-        Hr, n_iter, conv, loss = solve_rank1(V, W, H, mask, beta, max_iter, tol, check_every, eps,
-                                       converged_rule=_converged, raise_not_finite=_raise_not_finite,
-                                       input_error=NMFInputError)
+        Hr, n_iter, conv, loss = solve_rank1(V, W, H, mask, beta, max_iter, tol, check_every, eps)
         return NMFResult(W=W, H=Hr, n_iter=n_iter, converged=conv, loss=loss)
 
     shared_W = fixed_W and W.ndim == 2
@@ -332,13 +298,7 @@ def nmf(
                 # ||V||^2 per frame (masked) or per matrix; with V >= 0 a NaN or +inf shows in it
                 vf = torch.linalg.vector_norm(x, dim=1) if Ma is not None else torch.linalg.vector_norm(
                     x.reshape(x.shape[0], -1), dim=1)
-                finite = torch.isfinite(lo) & torch.isfinite(vf if Ma is None else vf.sum(dim=1))
-                if not bool(finite.all()):
-                    bad = (torch.nonzero(~finite).flatten() + s).tolist()
-                    raise NMFInputError(f"V has NaN or inf values in matrices {bad[:10]}", bad=bad)
-                if not bool((lo >= 0).all()):
-                    bad = (torch.nonzero(lo < 0).flatten() + s).tolist()
-                    raise NMFInputError(f"V has negative values in matrices {bad[:10]} (NMF needs V >= 0)", bad=bad)
+                check_matrices(lo, vf if Ma is None else vf.sum(dim=1), offset=s)
                 vvs.append(vf.double() ** 2)
                 wtvs.append(_wt(Wa if Wa.ndim == 2 else Wa[s:s + PRECOMPUTE_CHUNK], x))
             vv = torch.cat(vvs)
@@ -428,7 +388,7 @@ def nmf(
         if (tol > 0 and it % check_every == 0) or last:
             e = torch.sqrt(2 * _loss(Va, Wa, Ha, beta, Ma, eps, gram, kl, scratch(Va) if kl else None))
             with torch.no_grad():
-                stop = _converged(e, e_prev, e_init, tol)
+                stop = stop_rule(e, e_prev, e_init, tol)
             stop_now = stop | last
             n_iter[idx] = it
             if bool(stop_now.any()):

@@ -162,17 +162,16 @@ def solve_activations(
     H = torch.zeros(P, R, n, dtype=dt, device=dev)
     ranks_t = torch.as_tensor(ranks)
     for group in (ranks_t == 1, ranks_t > 1):
-        idx = torch.nonzero(group).flatten()
-        if idx.numel() == 0:
+        members = torch.nonzero(group).flatten()
+        if members.numel() == 0:
             continue
-        Rg = int(ranks_t[idx].max())
-        Wg = Wt[idx.to(dev), :, :Rg]
-        if len({(tuple(problems[i].classes), ranks[i]) for i in idx.tolist()}) == 1:
+        Rg, idx = int(ranks_t[members].max()), members.to(dev)
+        Wg = Wt[idx, :, :Rg]
+        if len({(tuple(problems[i].classes), ranks[i]) for i in members.tolist()}) == 1:
             Wg = Wg[0]  # one shared dictionary: cheaper matmuls
-        H[idx.to(dev), :Rg] = nmf(Vp[idx.to(dev)], W=Wg, fixed_W=True, beta=beta, max_iter=max_iter, tol=tol).H
-    Wb = Wt
+        H[idx, :Rg] = nmf(Vp[idx], W=Wg, fixed_W=True, beta=beta, max_iter=max_iter, tol=tol).H
     energy = Vp.sum(dim=1)  # (P, n)
-    colsum = Wb.sum(dim=1)  # (P, R): sum over mels of each column
+    colsum = Wt.sum(dim=1)  # (P, R): sum over mels of each column
     rows_clip, rows_cls, acts, recons, energies = [], [], [], [], []
     slot_t = torch.from_numpy(slot).to(dev)
     for c in sorted({c for p in problems for c in p.classes}, key=CLASS_INDEX.get):  # loop over classes only

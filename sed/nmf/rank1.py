@@ -35,6 +35,8 @@ import math
 import torch
 from torch import Tensor
 
+from sed.nmf.common import check_matrices, stop_rule
+
 #: matrices per chunk of the sweep over V (16 x 64 x 640 float32 = 2.6 MB: the later passes hit the cache)
 CHUNK = 16
 
@@ -65,10 +67,10 @@ def sweep(V: Tensor, w: Tensor, mask: Tensor | None, beta: float, eps: float) ->
     else:
         logw = torch.log(torch.where(w > 0, w, torch.ones_like(w)))  # log w on rows w > 0, 0 elsewhere
         cols = torch.stack([pos, logw] + ([1 - pos] if zero_rows else []), dim=-2)  # S, A (, Z)
-    per_matrix = cols.ndim == 3  # (B, k, m): one template per matrix
+    own = cols.ndim == 3  # (B, k, m): a template of each matrix's own
 
     def cols_of(rows: Tensor | slice) -> Tensor:
-        return cols[rows] if per_matrix else cols
+        return cols[rows] if own else cols
 
     k = cols.shape[-2]
     P = torch.empty(B, k, n, dtype=dt, device=dev)
@@ -127,24 +129,19 @@ def rowsum64(x: Tensor, block: int = 64) -> Tensor:
 
 
 def solve(V: Tensor, W: Tensor, H: Tensor | None, mask: Tensor | None, beta: float, max_iter: int, tol: float,
-          check_every: int, eps: float, *, converged_rule, raise_not_finite, input_error) -> tuple:
+          check_every: int, eps: float) -> tuple:
     """Fixed-W NMF of every ``V[b]`` with the shared rank-1 ``W`` ``(m, 1)``; ``H`` ``(B, 1, n)`` or None
     (scikit-learn's start ``sqrt(mean(V))``, the mean over the masked frames).
 
     Returns ``(H, n_iter, converged, loss)`` with the conventions of :func:`sed.nmf.core.nmf` (``H`` is 0 on
-    frames outside the mask; ``loss`` the beta-divergence at the stop). The stopping rule and the input
-    check's errors come from the caller so that both paths share them.
+    frames outside the mask; ``loss`` the beta-divergence at the stop). Raises
+    :class:`sed.nmf.common.NMFInputError` on NaN/inf or negative input.
     """
     B, m, n = V.shape
     dev, dt = V.device, V.dtype
     w = W[..., 0]  # (m,) shared or (B, m)
     st, lo, total = sweep(V, w, mask, beta, eps)
-    finite = torch.isfinite(lo) & torch.isfinite(total)  # V >= 0: NaN or +inf shows in the sum (NaN in the min)
-    if not bool(finite.all()):
-        raise_not_finite(finite)
-    if not bool((lo >= 0).all()):
-        bad = torch.nonzero(lo < 0).flatten().tolist()
-        raise input_error(f"V has negative values in matrices {bad[:10]} (NMF needs V >= 0)", bad=bad)
+    check_matrices(lo, total)
 
     Mf = None if mask is None else mask.to(dt)
     n_live = torch.full((B,), float(n), dtype=torch.float64, device=dev) if Mf is None else rowsum64(Mf)
@@ -346,7 +343,7 @@ def solve(V: Tensor, W: Tensor, H: Tensor | None, mask: Tensor | None, beta: flo
             e = errors(None)
         elif rows.numel():
             e[rows] = errors(rows)  # the others did not move: e = e_prev, and the rule stops them
-        stop = converged_rule(e, e_prev, e_init, tol) & running
+        stop = stop_rule(e, e_prev, e_init, tol) & running
         stop_now = (stop | last) & running
         n_iter[running] = it
         loss[stop_now] = e[stop_now] ** 2 / 2
