@@ -68,7 +68,7 @@ def make_untrained_checkpoint(path: Path) -> Path:
     import torch
     from omegaconf import OmegaConf
 
-    from sed.lit import SEDSystem
+    from sed.training.systems import SEDSystem
 
     model = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "model" / "sm_dm.yaml"))
     postproc = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "postproc" / "default.yaml"))
@@ -127,7 +127,7 @@ def per_file_state_mb(hours: float) -> tuple[float, float]:
 
     from omegaconf import OmegaConf
 
-    from sed.constants import CLASSES, FRAME_SECONDS
+    from sed.core.constants import CLASSES, FRAME_SECONDS
     from sed.detect.run import decode_by_class
     from sed.detect.windows import Stitcher, WindowSpec
     from sed.postproc import PostprocParams, decode

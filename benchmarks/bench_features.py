@@ -18,11 +18,11 @@ import numpy as np
 import torch
 
 from benchmarks.common import best_of, write_result
-from sed.constants import DEFAULT_FEATURES as SPEC
+from sed.core.constants import DEFAULT_FEATURES as SPEC
 
 
 def bench_frontend(n_clips: int, batch: int) -> dict:
-    from sed.features import LogMel
+    from sed.audio.features import LogMel
 
     rng = np.random.default_rng(0)
     clips = (rng.standard_normal((n_clips, SPEC.n_samples)) * 0.1).astype(np.float32)

@@ -1,7 +1,7 @@
 """Benchmark: post-processing and scoring a DESED-validation-sized set (issue 4).
 
 1168 clips x 640 frames x 10 classes of structured synthetic probabilities with matching ground truth,
-50 PSDS operating points. Ours (``sed.postproc.Decoder`` + ``sed.metrics``) against a straightforward
+50 PSDS operating points. Ours (``sed.postproc.Decoder`` + ``sed.evaluation.metrics``) against a straightforward
 reference as the DCASE 2020 baseline did it: per threshold, per clip, per class ``scipy.signal.medfilt``
 and event decoding in Python loops, then ``psds_eval`` one operating point at a time. Both feed the same
 psds_eval; the benchmark checks that both give the same detections and the same PSDS figures. Each stage is timed in wall seconds and in CPU
@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 from scipy.signal import medfilt
 
-from sed.constants import CLASSES, FRAME_SECONDS, N_FRAMES
+from sed.core.constants import CLASSES, FRAME_SECONDS, N_FRAMES
+from sed.evaluation.predictions import Predictions
 from sed.postproc import Decoder, PostprocParams, effective_window, psds_thresholds
-from sed.predictions import Predictions
 
 # typical event lengths (s) per class: short (dog, dishes, speech...) and long (blender, frying...)
 _MEAN_LEN = {
@@ -247,7 +247,7 @@ def main(argv=None) -> dict:
         "--no-cli", action="store_true", help="skip timing the Hydra multirun sweep (a subprocess)"
     )
     args = ap.parse_args(argv)
-    from sed import metrics as M
+    from sed.evaluation import metrics as M
 
     n_clips = args.clips or (48 if args.quick else 1168)
     n_th = 10 if args.quick else args.thresholds

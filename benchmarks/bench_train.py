@@ -1,6 +1,6 @@
 """Training throughput: SM+DM (the paper's system) against the mean-teacher CRNN baseline.
 
-One training iteration each, as in sed.lit: forward of both networks (SM and DM; student and EMA
+One training iteration each, as in sed.training.systems: forward of both networks (SM and DM; student and EMA
 teacher), the losses (eqs 2-8; BCE + consistency), backward, Adam step (+ the EMA update for the
 baseline), on a batch of the default size and mix (PS1 after the switch: half weak clips with NMF
 frame targets, half unlabelled).  Both systems are timed in the same process, interleaved round by
@@ -23,8 +23,8 @@ import time
 import torch
 
 from benchmarks.common import write_result
-from sed.losses import clip_bce, frame_bce, total_loss
 from sed.models import CRNN, DM, SM, count_parameters
+from sed.training.losses import clip_bce, frame_bce, total_loss
 
 EPOCH_CLIPS = 608  # bundled data: 38 iterations x 16 clips (sed.datamodules.desed, iters_per_epoch=null)
 VAL_CLIPS = 200

@@ -31,10 +31,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from sed.constants import CLASSES, FRAME_SECONDS
-from sed.errors import ConfigError, SedError
+from sed.core.constants import CLASSES, FRAME_SECONDS
+from sed.core.errors import ConfigError, SedError
+from sed.evaluation.predictions import Predictions, PredictionsError, average
 from sed.postproc import PostprocParams
-from sed.predictions import Predictions, PredictionsError, average
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def get_predictions(cfg: DictConfig, split: str, files: Any) -> tuple[Prediction
     if paths:
         preds, source = load_predictions_files(paths), " + ".join(paths)
     elif ckpts:
-        from sed.inference import predict_split  # only needed when a model runs
+        from sed.evaluation.inference import predict_split  # only needed when a model runs
 
         preds = predict_split(
             ckpts if len(ckpts) > 1 else ckpts[0],
@@ -198,14 +198,14 @@ def _decoder_for(preds: Predictions, params: PostprocParams):
 # ---------------------------------------------------------------------------- one run
 def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict[str, Any]:
     """Evaluate as configured and write the outputs into ``out_dir``; returns the metrics dict written."""
-    from sed import metrics as M
+    from sed.evaluation import metrics as M
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     params = PostprocParams.from_cfg(cfg.postproc)
     if cfg.get("global_threshold") is not None:
         params = params.with_threshold(float(cfg.global_threshold))
-    params.check_classes(CLASSES, source="the class list (sed.constants.CLASSES)")
+    params.check_classes(CLASSES, source="the class list (sed.core.constants.CLASSES)")
     psds = _auto(cfg.psds, multirun)
     ti = _auto(cfg.threshold_independent, multirun) and psds
     segment = _auto(cfg.segment, multirun)
@@ -298,7 +298,7 @@ def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict
         )
         log.info("wrote %s", p)
     if _auto(cfg.report.enabled, multirun):
-        from sed.report import write_report
+        from sed.evaluation.report import write_report
 
         write_report(
             out_dir,
@@ -359,7 +359,7 @@ def summarize_sweep(
     on the tuning split (``tune`` block when present, else the reported split, flagged)."""
     import pandas as pd
 
-    from sed import metrics as M
+    from sed.evaluation import metrics as M
 
     sweep_dir = Path(sweep_dir)
     rows = collect_sweep(sweep_dir)

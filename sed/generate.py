@@ -4,7 +4,7 @@
 their audio and TSVs, the weak clips' true strong labels in ``truth/weak_strong.tsv`` (outside
 what training reads, for scoring the NMF labels), and ``examples.png``.
 
-Clips are 1-4 procedural events (``sed.synth``) over varied backgrounds at random SNR, some
+Clips are 1-4 procedural events (``sed.generator.synth``) over varied backgrounds at random SNR, some
 clips with none, overlaps allowed. Each clip has its own random stream
 ``default_rng([seed, split, index])``, so the set is deterministic for a seed whatever the
 number of worker processes. The "real" splits (weak, unlabel, validation) differ a little from
@@ -27,10 +27,10 @@ import soundfile as sf
 from scipy import signal
 from tqdm.auto import tqdm
 
-from sed.constants import CLASSES
+from sed.core.constants import CLASSES
 from sed.datamodules.layout import DEFAULT_SPLITS
 from sed.datamodules.tsv import Event, write_strong_tsv
-from sed.synth import SOURCES, background, room_response
+from sed.generator.synth import SOURCES, background, room_response
 
 SPLIT_IDS = {"synthetic": 0, "weak": 1, "unlabel": 2, "validation": 3}
 #: Default sizes: big enough to learn, small enough that `make train` takes about ten minutes.
@@ -191,7 +191,7 @@ def generate_dataset(
         "`truth/weak_strong.tsv` holds the weak clips' true strong labels (never read by training).\n"
     )
     if plot:
-        from sed.plots import plot_examples
+        from sed.reporting.plots import plot_examples
 
         plot_examples(root, root / "examples.png")
     stamp.write_text(json.dumps(params, indent=1))

@@ -17,7 +17,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from sed.errors import SedError
+from sed.core.errors import SedError
 
 log = logging.getLogger("sed.nmf_labels")
 

@@ -1,7 +1,7 @@
 """``python -m sed.train``: train PS1, PS2 (SM+DM) or the mean-teacher CRNN baseline (conf/train.yaml).
 
-Compose only: the datamodule (sed.datamodules.desed), the system (sed.lit), the callbacks
-(sed.callbacks) and Lightning's Trainer, all from the Hydra config.  A run folder
+Compose only: the datamodule (sed.datamodules.desed), the system (sed.training.systems), the callbacks
+(sed.training.callbacks) and Lightning's Trainer, all from the Hydra config.  A run folder
 ``outputs/train/<experiment>/<timestamp>/`` holds ``checkpoints/{best,last}.ckpt``,
 ``metrics.json`` (best validation figures), ``reports/`` (per-class table, plots) and the logger's files.
 """
@@ -16,14 +16,14 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from sed.errors import ConfigError, SedError
+from sed.core.errors import ConfigError, SedError
 
 log = logging.getLogger(__name__)
 
 
 def build_system(cfg: DictConfig):
     """The LightningModule that ``cfg.model.system`` names."""
-    from sed.lit import MeanTeacherSystem, SEDSystem
+    from sed.training.systems import MeanTeacherSystem, SEDSystem
 
     m = cfg.model
     common = dict(postproc=cfg.postproc, val_psds=cfg.val.psds, val_psds_thresholds=cfg.val.psds_thresholds)
@@ -68,7 +68,7 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None, extr
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import ModelCheckpoint
 
-    from sed.callbacks import RunSummary, ValidationReport
+    from sed.training.callbacks import RunSummary, ValidationReport
 
     if "wandb" in (cfg.get("logger") or {}) and cfg.logger.wandb.get("offline", True):
         os.environ.setdefault("WANDB_MODE", "offline")

@@ -16,7 +16,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from sed.constants import CLASSES, DEFAULT_FEATURES, FRAME_SECONDS
+from sed.core.constants import CLASSES, DEFAULT_FEATURES, FRAME_SECONDS
 
 #: Tone frequency (Hz) of the classes the fake model hears.
 TONES = {"Speech": 1000.0, "Dog": 3000.0, "Cat": 5000.0}
@@ -92,10 +92,10 @@ def assert_events(found, expected, tol: float = 0.2) -> None:
 
 def make_untrained_checkpoint(path: Path, seed: int = 0) -> Path:
     """A checkpoint of the paper's SM+DM system (conf/model/sm_dm.yaml) with random weights, in the
-    format ``sed.inference.load_system`` reads (``state_dict`` + ``hyper_parameters``)."""
+    format ``sed.evaluation.inference.load_system`` reads (``state_dict`` + ``hyper_parameters``)."""
     from omegaconf import OmegaConf
 
-    from sed.lit import SEDSystem
+    from sed.training.systems import SEDSystem
 
     repo = Path(__file__).resolve().parents[1]
     model = OmegaConf.to_container(OmegaConf.load(repo / "conf" / "model" / "sm_dm.yaml"))

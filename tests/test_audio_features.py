@@ -8,10 +8,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from sed.audio import load_audio, read_audio
-from sed.constants import DEFAULT_FEATURES, FeatureSpec
-from sed.errors import DataError
-from sed.features import LogMel, logmel_to_mel, mel_filterbank
+from sed.audio.features import LogMel, logmel_to_mel, mel_filterbank
+from sed.audio.io import load_audio, read_audio
+from sed.core.constants import DEFAULT_FEATURES, FeatureSpec
+from sed.core.errors import DataError
 
 SR = DEFAULT_FEATURES.sample_rate
 

@@ -11,11 +11,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from sed.audio import load_audio
+from sed.audio.features import LogMel
+from sed.audio.io import load_audio
+from sed.core.errors import DataError
 from sed.datamodules import cache as cache_mod
 from sed.datamodules.cache import build_cache, load_split
-from sed.errors import DataError
-from sed.features import LogMel
 from tests.conftest import make_data_cfg
 
 
@@ -66,7 +66,7 @@ def test_changed_audio_file_is_recomputed(data_cfg, monkeypatch):
 
 
 def test_changed_feature_spec_rebuilds(data_cfg, monkeypatch):
-    from sed.constants import FeatureSpec
+    from sed.core.constants import FeatureSpec
     from sed.datamodules.layout import DesedLayout
 
     load_split(data_cfg, "validation", progress=False)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from sed.core.errors import ConfigError, DataError
 from sed.datamodules.desed import SOURCES, CurriculumBatchSampler, DesedDataModule, batch_counts
 from sed.datamodules.tsv import read_strong_tsv, write_strong_tsv
-from sed.errors import ConfigError, DataError
 
 PS1 = {"weak": 0.5, "unlabel": 0.5}
 PS2 = {"synthetic": 0.25, "weak": 0.25, "unlabel": 0.5}

@@ -100,8 +100,8 @@ def test_formats_rates_channels_and_bit_depths(tmp_path):
 
 
 def test_stream_matches_the_training_data_layer(tmp_path):
-    """A clip of at most 10 s gives the samples that sed.audio.load_audio gives (same features as training)."""
-    from sed.audio import load_audio
+    """A clip of at most 10 s gives the samples that sed.audio.io.load_audio gives (same features as training)."""
+    from sed.audio.io import load_audio
     from sed.detect.stream import stream_mono
     from sed.detect.windows import Windower, WindowSpec
 
@@ -271,7 +271,7 @@ def test_plot_written_for_short_and_long_recordings(tmp_path):
 
 
 def test_real_checkpoint_through_the_console_entry_point(tmp_path, capsys):
-    """No fake: sed.inference.load_system on an (untrained) SM+DM checkpoint, the LogMel frontend,
+    """No fake: sed.evaluation.inference.load_system on an (untrained) SM+DM checkpoint, the LogMel frontend,
     conf/postproc/default.yaml by name, a plot, JSON output."""
     from tests.detect_helpers import make_untrained_checkpoint
 

@@ -251,10 +251,10 @@ def test_progress_bars_on_a_terminal_only():
 def test_decode_by_class_equals_one_decode_of_all_classes():
     from omegaconf import OmegaConf
 
-    from sed.constants import CLASSES, FRAME_SECONDS
+    from sed.core.constants import CLASSES, FRAME_SECONDS
     from sed.detect.run import decode_by_class
+    from sed.evaluation.predictions import Predictions
     from sed.postproc import PostprocParams, decode
-    from sed.predictions import Predictions
     from tests.conftest import REPO
 
     params = PostprocParams.from_cfg(OmegaConf.load(REPO / "conf" / "postproc" / "default.yaml"))

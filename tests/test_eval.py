@@ -13,12 +13,12 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from sed import metrics as M
-from sed.constants import CLASSES, FRAME_SECONDS
-from sed.errors import ConfigError
+from sed.core.constants import CLASSES, FRAME_SECONDS
+from sed.core.errors import ConfigError
 from sed.eval import run, summarize_sweep
+from sed.evaluation import metrics as M
+from sed.evaluation.predictions import Predictions, PredictionsError, average
 from sed.postproc import PostprocParams, decode
-from sed.predictions import Predictions, PredictionsError, average
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -164,7 +164,7 @@ def test_global_threshold_and_tune_split_kept_apart(files, tmp_path):
 
 
 def test_checkpoint_path_calls_predict_split(files, tmp_path, monkeypatch):
-    import sed.inference as inference
+    import sed.evaluation.inference as inference
 
     d, preds, _ = files
     calls = []
@@ -284,7 +284,7 @@ def test_bad_inputs(files, tmp_path):
 # ---------------------------------------------------------------------------- with a DESED-layout folder
 def test_data_config_ground_truth_and_logmel(tiny_desed, tmp_path):
     from sed.datamodules.tsv import read_strong_tsv
-    from sed.report import clip_logmel
+    from sed.evaluation.report import clip_logmel
 
     gt = read_strong_tsv(tiny_desed / "metadata/validation/validation.tsv")
     names = list(gt)

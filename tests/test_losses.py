@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from sed.losses import clip_bce, confidence_gate, consistency_mse, frame_bce, total_loss, unlabel_mse
+from sed.training.losses import clip_bce, confidence_gate, consistency_mse, frame_bce, total_loss, unlabel_mse
 
 
 def bce(p, y):

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sed import metrics as M
-from sed.constants import CLASSES, FRAME_SECONDS
+from sed.core.constants import CLASSES, FRAME_SECONDS
+from sed.evaluation import metrics as M
+from sed.evaluation.predictions import Predictions
 from sed.postproc import Decoder, PostprocParams, decode_thresholds, psds_thresholds
-from sed.predictions import Predictions
 
 DT = FRAME_SECONDS
 

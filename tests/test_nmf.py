@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from sed.constants import CLASSES, FRAME_SECONDS
+from sed.core.constants import CLASSES, FRAME_SECONDS
 from sed.nmf.core import NMFInputError, beta_divergence, nmf, normalize_columns, random_init
 from sed.nmf.labels import (
     Activations,

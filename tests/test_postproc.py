@@ -7,7 +7,8 @@ import pytest
 from omegaconf import OmegaConf
 from scipy.ndimage import median_filter
 
-from sed.constants import CLASSES, FRAME_SECONDS
+from sed.core.constants import CLASSES, FRAME_SECONDS
+from sed.evaluation.predictions import Predictions
 from sed.postproc import (
     TABLE1,
     Decoder,
@@ -22,7 +23,6 @@ from sed.postproc import (
     psds_thresholds,
 )
 from sed.postproc.decoder import clean_events, join_close, remove_short
-from sed.predictions import Predictions
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 ONE = ("Dog",)

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from sed.schedules import (
+from sed.training.schedules import (
     ScheduleError,
     SGDRTracker,
     epochs_to_iterations,

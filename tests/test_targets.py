@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sed.constants import (
+from sed.core.constants import (
     CLASS_INDEX,
     FRAME_SECONDS,
     N_FRAMES,

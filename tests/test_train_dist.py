@@ -18,7 +18,7 @@ def data_cfg(tiny_data_cfg, tmp_path_factory):
 
 
 def test_ddp_sim_shards_curriculum(tmp_path, data_cfg):
-    from sed.callbacks import BatchRecorder
+    from sed.training.callbacks import BatchRecorder
 
     # 4 clips per rank and iteration, 1 iteration per epoch: no epoch's demand wraps a source's permutation
     fit(tmp_path, data_cfg, ["trainer=ddp_sim", "trainer.max_epochs=2", "datamodule.switch_epoch=1",

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from sed.core.errors import DataError
 from sed.datamodules.tsv import Event, read_strong_tsv, read_unlabel_tsv, read_weak_tsv, write_strong_tsv
-from sed.errors import DataError
 
 
 def _write(tmp_path: Path, text: str, name: str = "x.tsv") -> Path:

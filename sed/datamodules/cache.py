@@ -29,12 +29,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from sed.audio import load_audio
-from sed.constants import DEFAULT_FEATURES, FeatureSpec
+from sed.audio.features import LogMel
+from sed.audio.io import load_audio
+from sed.core.constants import DEFAULT_FEATURES, FeatureSpec
+from sed.core.errors import DataError
 from sed.datamodules.layout import DesedLayout
 from sed.datamodules.tsv import Event, read_strong_tsv, read_unlabel_tsv, read_weak_tsv
-from sed.errors import DataError
-from sed.features import LogMel
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 1

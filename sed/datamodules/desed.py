@@ -45,11 +45,11 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from sed.constants import N_CLASSES, N_FRAMES
+from sed.core.constants import N_CLASSES, N_FRAMES
+from sed.core.errors import ConfigError, DataError
 from sed.datamodules.cache import SplitFeatures, labels_for, load_split
 from sed.datamodules.targets import events_to_frame_targets, tags_to_clip_targets
 from sed.datamodules.tsv import read_strong_tsv
-from sed.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 SOURCES = ("synthetic", "weak", "unlabel")

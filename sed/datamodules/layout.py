@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from sed.errors import ConfigError
+from sed.core.errors import ConfigError
 
 #: Default split table, paths relative to the dataset root (conf/data/*.yaml may override).
 DEFAULT_SPLITS: dict[str, dict[str, str]] = {

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from sed.constants import (
+from sed.core.constants import (
     CLASS_INDEX,
     FRAME_SECONDS,
     N_CLASSES,

@@ -1,6 +1,6 @@
 """DESED metadata TSVs (SPEC section 1): weak, unlabelled and strong formats.
 
-Every malformed row raises :class:`~sed.errors.DataError` naming ``file:line`` and the fault.
+Every malformed row raises :class:`~sed.core.errors.DataError` naming ``file:line`` and the fault.
 Strong rows with an empty onset, offset and label mean "this clip has no event": the clip
 is kept with an empty event list.
 """
@@ -13,8 +13,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from sed.constants import CLASS_INDEX
-from sed.errors import DataError
+from sed.core.constants import CLASS_INDEX
+from sed.core.errors import DataError
 
 
 class Event(NamedTuple):

@@ -20,13 +20,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sed.constants import DEFAULT_FEATURES
+from sed.core.constants import DEFAULT_FEATURES
+from sed.core.errors import SedError
 from sed.detect.discover import Source, discover
 from sed.detect.plot import MelSummary, plot_timeline, safe_name
 from sed.detect.stream import AudioInputError, probe, stream_mono
 from sed.detect.windows import DEFAULT_OVERLAP, Stitcher, Windower, WindowSpec
 from sed.detect.writer import EventWriter, OutputError
-from sed.errors import SedError
 
 TAGGING_MODES = ("local", "file")
 
@@ -100,8 +100,8 @@ def load_postproc_cfg(spec: str | None, default: dict | None) -> dict:
 
 
 def load_predictor(ckpt: str | Path, device: str = "auto") -> Any:
-    """The trained system (``sed.inference.load_system``); a seam for tests."""
-    from sed.inference import load_system
+    """The trained system (``sed.evaluation.inference.load_system``); a seam for tests."""
+    from sed.evaluation.inference import load_system
 
     if not Path(ckpt).exists():
         raise DetectError(f"checkpoint not found: {ckpt}")
@@ -109,7 +109,7 @@ def load_predictor(ckpt: str | Path, device: str = "auto") -> Any:
 
 
 def default_frontend() -> torch.nn.Module:
-    from sed.features import LogMel
+    from sed.audio.features import LogMel
 
     return LogMel(DEFAULT_FEATURES)
 
@@ -132,7 +132,7 @@ def decode_by_class(
     classes, with a tenth of the temporaries (a whole-array decode of an hour of 10 classes needs
     ~100 MB). A class whose column is all zero (untagged in every window) has no event and is skipped.
     """
-    from sed.predictions import Predictions
+    from sed.evaluation.predictions import Predictions
 
     parts = []
     for i, c in enumerate(classes):

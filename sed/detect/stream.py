@@ -18,7 +18,7 @@ import soundfile as sf
 import soxr
 
 try:  # the data layer's error class, so that callers can catch one family of errors
-    from sed.errors import DataError as _Base
+    from sed.core.errors import DataError as _Base
 except Exception:  # noqa: BLE001 - the data layer is optional here
     _Base = ValueError
 

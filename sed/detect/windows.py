@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sed.constants import DEFAULT_FEATURES, FeatureSpec
+from sed.core.constants import DEFAULT_FEATURES, FeatureSpec
 
 #: Default fraction of a window shared with the next one.
 DEFAULT_OVERLAP = 0.5

@@ -6,7 +6,7 @@ dropout 0.5), filters [16, 32, 64, 128, 128, 128, 128], pooling
 [[2,2],[2,2],[1,2],[1,2],[1,2],[1,2],[1,2]] (time x freq, time pooled 4x), on 128 mel bins; a
 2-layer bidirectional GRU of 128 cells; a per-frame linear layer with sigmoid (strong output) and
 attention pooling (softmax over time of a second linear layer) to the clip (weak) output.  It is
-trained with mean teacher (see :class:`sed.lit.MeanTeacherSystem`).
+trained with mean teacher (see :class:`sed.training.systems.MeanTeacherSystem`).
 
 Our adaptations (all in conf/model/crnn*.yaml):
 
@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from sed.constants import N_CLASSES
+from sed.core.constants import N_CLASSES
 from sed.models.common import ConvBlock, InputNorm, ModelConfigError, as_pairs
 
 DCASE2020_POOLS = ((2, 2), (2, 2), (1, 2), (1, 2), (1, 2), (1, 2), (1, 1))

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from sed.constants import N_CLASSES
+from sed.core.constants import N_CLASSES
 from sed.models.common import ConvBlock, InputNorm, ModelConfigError
 
 

@@ -23,11 +23,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from sed.constants import CLASSES, DEFAULT_FEATURES, FRAME_SECONDS
+from sed.audio.features import logmel_to_mel
+from sed.core.constants import CLASSES, DEFAULT_FEATURES, FRAME_SECONDS
+from sed.core.errors import ConfigError
 from sed.datamodules.cache import labels_for, load_split
 from sed.datamodules.tsv import Event, read_strong_tsv, write_strong_tsv
-from sed.errors import ConfigError
-from sed.features import logmel_to_mel
 from sed.nmf.core import NMFInputError
 from sed.nmf.labels import (
     Activations,

@@ -36,8 +36,8 @@ import numpy as np
 import torch
 from scipy.ndimage import median_filter
 
-from sed.constants import CLASS_INDEX, CLASSES, FRAME_SECONDS
-from sed.errors import SedError
+from sed.core.constants import CLASS_INDEX, CLASSES, FRAME_SECONDS
+from sed.core.errors import SedError
 from sed.nmf.core import EPS, nmf
 from sed.nmf.templates import Dictionary
 

@@ -1,7 +1,7 @@
 """Quality of the NMF labels against the weak clips' true strong labels (issue 3, point 5).
 
 Event-based F1 (sed_eval, SPEC section 7: t_collar 0.2 s, offsets within 0.2 s or 20 % of the length)
-and segment-based F1 (1 s segments), per class and macro, through :mod:`sed.metrics`; the same for the
+and segment-based F1 (1 s segments), per class and macro, through :mod:`sed.evaluation.metrics`; the same for the
 trivial labels (every tag active over the whole clip). Also a PNG of a few clips (log-mel, activation
 curves with the threshold, true and NMF events on one time axis) and, for Hydra multirun sweeps, a
 callback that prints one summary row per sweep point.
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from sed.constants import CLASSES, FRAME_SECONDS
+from sed.core.constants import CLASSES, FRAME_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def trivial_labels(tags: Mapping[str, Sequence[str]], clip_seconds: float = 10.0
 
 
 def _table(events: Mapping[str, Sequence]):
-    from sed.metrics import ground_truth_table
+    from sed.evaluation.metrics import ground_truth_table
 
     return ground_truth_table({f: [(e[0], e[1], e[2]) for e in evs] for f, evs in events.items()})
 
@@ -36,7 +36,7 @@ def _table(events: Mapping[str, Sequence]):
 def score_labels(estimated: Mapping[str, Sequence], truth: Mapping[str, Sequence], filenames: Sequence[str],
                  clip_seconds: float = 10.0) -> dict[str, Any]:
     """``{"event": {...}, "segment": {...}}`` with ``f1_macro``, ``f1_micro`` and ``per_class`` each."""
-    from sed.metrics import event_based, segment_based
+    from sed.evaluation.metrics import event_based, segment_based
 
     ref, est = _table({f: truth.get(f, []) for f in filenames}), _table({f: estimated.get(f, []) for f in filenames})
     return {
@@ -96,7 +96,7 @@ def plot_clips(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sed.plots import CLASS_COLORS, draw_events, draw_logmel
+    from sed.reporting.plots import CLASS_COLORS, draw_events, draw_logmel
 
     n = len(names)
     fig, axes = plt.subplots(3 * n, 1, figsize=(11, 4.2 * n), sharex=True,

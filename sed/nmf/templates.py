@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from sed.constants import CLASSES, FRAME_SECONDS, seconds_to_frame, seconds_to_frame_end
-from sed.errors import ConfigError
+from sed.core.constants import CLASSES, FRAME_SECONDS, seconds_to_frame, seconds_to_frame_end
+from sed.core.errors import ConfigError
 from sed.nmf.core import EPS, nmf, normalize_columns
 
 log = logging.getLogger(__name__)

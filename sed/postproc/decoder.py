@@ -28,10 +28,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sed.constants import CLASSES
+from sed.core.constants import CLASSES
+from sed.evaluation.predictions import Predictions
 from sed.postproc.median import iterative_median
 from sed.postproc.params import PostprocError, PostprocParams
-from sed.predictions import Predictions
 
 #: Tolerance (s) of the duration/gap comparisons: ``d < min_duration - EPS`` removes, ``gap < join_gap - EPS`` joins.
 EPS = 1e-9
@@ -274,7 +274,7 @@ def decode(
     """Events ``filename, onset, offset, event_label`` (seconds) from probabilities.
 
     Two call forms (docs/ARCHITECTURE.md): ``decode(preds, params)`` with a
-    :class:`~sed.predictions.Predictions`, or
+    :class:`~sed.evaluation.predictions.Predictions`, or
     ``decode(frame_probs, clip_probs, params, frame_seconds, filenames, durations=None)``.
     """
     if not isinstance(preds, Predictions):

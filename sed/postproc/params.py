@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from sed.constants import CLASSES
-from sed.errors import SedError
+from sed.core.constants import CLASSES
+from sed.core.errors import SedError
 
 EVEN_WINDOW_RULES = ("round_up", "round_down", "as_is")
 EDGE_MODES = ("reflect", "nearest", "constant", "mirror")

@@ -2,7 +2,7 @@
 Hydra multirun summary table.
 
 The LR (eq 9) and ramp-up (eqs 6, 10) are set every iteration inside the LightningModule
-(:meth:`sed.lit.SEDSystem.on_train_batch_start`), from the iteration count alone, so a resumed run
+(:meth:`sed.training.systems.SEDSystem.on_train_batch_start`), from the iteration count alone, so a resumed run
 continues its schedule exactly; best-by-event-F1 checkpointing is Lightning's ``ModelCheckpoint``
 (built in :mod:`sed.train`).
 """
@@ -67,7 +67,7 @@ def plot_timeline(preds, detections, truth: Mapping, logmel: np.ndarray | None, 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sed.plots import CLASS_COLORS, draw_events, draw_logmel
+    from sed.reporting.plots import CLASS_COLORS, draw_events, draw_logmel
 
     if clip is None:  # the first clip with the most distinct true classes
         n_cls = [len({e[2] for e in truth.get(f, [])}) for f in preds.filenames]

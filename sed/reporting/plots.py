@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from sed.constants import CLASSES, FRAME_SECONDS  # noqa: E402
+from sed.core.constants import CLASSES, FRAME_SECONDS  # noqa: E402
 
 #: One colour per class, fixed so that every plot of the project agrees.
 CLASS_COLORS = {c: plt.get_cmap("tab10")(i) for i, c in enumerate(CLASSES)}
@@ -54,10 +54,10 @@ def plot_examples(root: str | Path, out: str | Path, split: str = "synthetic") -
     """One clip per class from a DESED-layout ``split``: log-mel with its true events drawn over it."""
     import torch
 
-    from sed.audio import load_audio
+    from sed.audio.features import LogMel
+    from sed.audio.io import load_audio
     from sed.datamodules.layout import DesedLayout
     from sed.datamodules.tsv import read_strong_tsv
-    from sed.features import LogMel
 
     s = DesedLayout(root).split(split)
     clips = read_strong_tsv(s.tsv)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sed.constants import CLASSES, FRAME_SECONDS
+from sed.core.constants import CLASSES, FRAME_SECONDS
 
 
 class PredictionsError(ValueError):

@@ -8,8 +8,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from sed.constants import DEFAULT_FEATURES, FeatureSpec
-from sed.errors import DataError
+from sed.core.constants import DEFAULT_FEATURES, FeatureSpec
+from sed.core.errors import DataError
 
 
 def read_audio(path: str | Path) -> tuple[np.ndarray, int]:

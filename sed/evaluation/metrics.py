@@ -42,9 +42,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sed.errors import SedError
+from sed.core.errors import SedError
+from sed.evaluation.predictions import Predictions
 from sed.postproc import Decoder, PostprocParams, empty_detections, psds_thresholds
-from sed.predictions import Predictions
 
 log = logging.getLogger(__name__)
 
@@ -749,7 +749,7 @@ def report_lines(metrics: Mapping[str, Any]) -> dict[str, str]:
     lib = (
         "sed_eval"
         if metrics.get("f1_engine", "sed_eval") == "sed_eval"
-        else "sed_eval rules, sed.metrics.event_based_fast"
+        else "sed_eval rules, sed.evaluation.metrics.event_based_fast"
     )
     lines = {
         "event_f1_macro": f"event-based F1 macro: {fmt(metrics.get('event_f1_macro'), True)} ({lib}, collar 0.2 s / 20 %, 1 operating point)",

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sed.constants import CLASSES, FRAME_SECONDS
-from sed.errors import SedError
-from sed.predictions import Predictions, average
+from sed.core.constants import CLASSES, FRAME_SECONDS
+from sed.core.errors import SedError
+from sed.evaluation.predictions import Predictions, average
 
 
 class CheckpointError(SedError, ValueError):
@@ -64,7 +64,7 @@ class Predictor:
 
 def load_system(ckpt_path: str | Path, device: str | torch.device = "auto") -> Predictor:
     """Load a training checkpoint (file or run folder) as a :class:`Predictor`."""
-    from sed.lit import system_from_hparams
+    from sed.training.systems import system_from_hparams
 
     path = resolve_checkpoint(ckpt_path)
     dev = resolve_device(device)

@@ -19,12 +19,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from sed.constants import CLASSES  # noqa: E402
+from sed.core.constants import CLASSES  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 try:  # one colour per class, shared with the project's other plots
-    from sed.plots import CLASS_COLORS
+    from sed.reporting.plots import CLASS_COLORS
 except Exception:  # noqa: BLE001 - plots.py is another module's; fall back to tab10
     CLASS_COLORS = {c: plt.get_cmap("tab10")(i) for i, c in enumerate(CLASSES)}
 
@@ -101,9 +101,9 @@ def clip_logmel(data_cfg: Any, split: str, filename: str) -> np.ndarray | None:
     try:
         import torch
 
-        from sed.audio import load_audio
+        from sed.audio.features import LogMel
+        from sed.audio.io import load_audio
         from sed.datamodules.layout import DesedLayout
-        from sed.features import LogMel
 
         s = DesedLayout.from_cfg(data_cfg).split(split)
         path = Path(s.audio_dir) / filename

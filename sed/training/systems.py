@@ -1,7 +1,7 @@
 """Lightning glue: the SM+DM system of the paper (SPEC sections 4-5) and the mean-teacher CRNN baseline.
 
 Both systems share :class:`BaseSystem`: validation collects frame and clip probabilities of the whole
-validation split, post-processes them (``sed.postproc``) and scores them (``sed.metrics.evaluate``)
+validation split, post-processes them (``sed.postproc``) and scores them (``sed.evaluation.metrics.evaluate``)
 at the end of every epoch; ``val/event_f1_macro`` drives the best checkpoint.  The last evaluation
 is kept on ``self.last_eval`` for the plotting callback.
 """
@@ -18,11 +18,11 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from sed.constants import CLASSES, FRAME_SECONDS
-from sed.losses import total_loss
+from sed.core.constants import CLASSES, FRAME_SECONDS
+from sed.evaluation.predictions import Predictions
 from sed.models import CRNN, DM, SM
-from sed.predictions import Predictions
-from sed.schedules import SGDRTracker, epochs_to_iterations, rampup
+from sed.training.losses import total_loss
+from sed.training.schedules import SGDRTracker, epochs_to_iterations, rampup
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class BaseSystem(pl.LightningModule):
             self.log("val_event_f1", logged["val/event_f1_macro"], prog_bar=True)
 
     def score(self, preds: Predictions, truth: Mapping):
-        from sed.metrics import evaluate
+        from sed.evaluation.metrics import evaluate
         from sed.postproc import PostprocParams
 
         params = PostprocParams.from_cfg(self.postproc_cfg)
@@ -120,7 +120,7 @@ class SEDSystem(BaseSystem):
 
     ``schedule``: ``lr_max``, ``lr_min``, ``t_i_epochs`` (T_i in epochs, turned into iterations from
     the datamodule's epoch length), ``t_mult``.  ``loss``: ``tau`` (eq 7), ``unlabel_denominator``
-    (``all`` | ``passed``, see :func:`sed.losses.unlabel_mse`).  ``switch_epoch``: l_unlabel only from
+    (``all`` | ``passed``, see :func:`sed.training.losses.unlabel_mse`).  ``switch_epoch``: l_unlabel only from
     this 0-based epoch on (the paper's 6th epoch = index 5).  The ramp-up w(T) of eq 6 uses the
     SGDR progress T of eq 10, so it restarts from exp(-5) at every LR restart.  The MSE terms
     (eqs 4, 7) back-propagate into both SM and DM (the paper detaches neither; our reading).
@@ -273,7 +273,7 @@ class MeanTeacherSystem(BaseSystem):
                 g["lr"] = self.lr * self._r
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        from sed.losses import clip_bce, frame_bce
+        from sed.training.losses import clip_bce, frame_bce
 
         x = batch["x"]
         s_f, s_c = self.student(x)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sed.constants import DEFAULT_FEATURES, FeatureSpec
+from sed.core.constants import DEFAULT_FEATURES, FeatureSpec
 
 
 def mel_filterbank(spec: FeatureSpec = DEFAULT_FEATURES) -> np.ndarray:

@@ -1,0 +1,1 @@
+"""Audio in: decoding and resampling (io), batched log-mel features (features)."""

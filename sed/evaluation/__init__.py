@@ -1,0 +1,1 @@
+"""Evaluation: predictions files, inference from checkpoints, metrics against the reference libraries, reports."""

@@ -1,0 +1,1 @@
+"""The bundled mini-DESED generator's sound synthesis."""

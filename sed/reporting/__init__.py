@@ -1,0 +1,1 @@
+"""One plotting layer shared by training, evaluation, detection and the generator."""

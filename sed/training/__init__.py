@@ -1,0 +1,1 @@
+"""Training: the LightningModules (systems), losses (SPEC eqs 1-8), schedules (eqs 6, 9, 10), callbacks."""
