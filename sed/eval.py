@@ -33,6 +33,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from sed.core.constants import CLASSES, FRAME_SECONDS
 from sed.core.errors import ConfigError, SedError
+from sed.evaluation.names import PSDS_EVAL_KEYS, SED_SCORES_KEYS
 from sed.evaluation.predictions import Predictions, PredictionsError, average
 from sed.postproc import PostprocParams
 
@@ -40,8 +41,6 @@ log = logging.getLogger(__name__)
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 _PRED_CACHE: dict[tuple, Predictions] = {}
-_PSDS_KEYS = ("psds", "psds_cross_trigger", "psds_macro", "psds_f_score")
-_SED_SCORES_KEYS = ("psds_threshold_independent", "psds1", "psds2")
 _DECODERS: dict[int, Any] = {}
 _GT_CACHE: dict[
     tuple, dict
@@ -215,8 +214,8 @@ def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict
     if sel not in (*M.METRIC_KEYS, "segment_f1_micro"):
         raise ConfigError(f"select_metric: {sel!r} is not one of {list(M.METRIC_KEYS)}")
     if not tune_split or str(tune_split) == str(cfg.split):  # the points are ranked on this split
-        ti = ti or sel in _SED_SCORES_KEYS
-        psds = psds or ti or sel in _PSDS_KEYS
+        ti = ti or sel in SED_SCORES_KEYS
+        psds = psds or ti or sel in PSDS_EVAL_KEYS
         segment = segment or sel.startswith("segment")
 
     preds, source = get_predictions(cfg, str(cfg.split), cfg.predictions)
@@ -240,7 +239,7 @@ def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict
     metrics: dict[str, Any] = dict(res.metrics)
     metrics["select_metric"] = str(cfg.select_metric)
     if tune_split and str(tune_split) != str(cfg.split):
-        need_psds = sel in _PSDS_KEYS
+        need_psds = sel in PSDS_EVAL_KEYS
         if not _as_list(cfg.tune_predictions) and _as_list(cfg.predictions) and not _as_list(cfg.ckpt):
             raise ConfigError(
                 f"sed.eval: tune_split={tune_split} needs tune_predictions=<its predictions.npz> "
@@ -254,7 +253,7 @@ def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict
             params,
             psds=need_psds,
             n_thresholds=n_th,
-            threshold_independent=sel in _SED_SCORES_KEYS,
+            threshold_independent=sel in SED_SCORES_KEYS,
             on_missing=str(cfg.on_missing),
             f1_engine=engine,
             segment=sel.startswith("segment"),

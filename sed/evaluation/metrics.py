@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from sed.core.errors import SedError
+from sed.evaluation.names import METRIC_KEYS  # noqa: F401 - re-exported for callers
 from sed.evaluation.predictions import Predictions
 from sed.postproc import Decoder, PostprocParams, empty_detections, psds_thresholds
 
@@ -76,18 +77,6 @@ SED_SCORES_SETTINGS = {
         "alpha_st": 1.0,
     },
 }
-METRIC_KEYS = (
-    "event_f1_macro",
-    "event_f1_micro",
-    "segment_f1_macro",
-    "psds",
-    "psds_cross_trigger",
-    "psds_macro",
-    "psds_f_score",
-    "psds_threshold_independent",
-    "psds1",
-    "psds2",
-)
 
 
 class MetricsError(SedError, ValueError):

@@ -21,8 +21,9 @@ import numpy as np
 import pytorch_lightning as pl
 from pytorch_lightning.utilities import rank_zero_only
 
+from sed.evaluation.names import SUMMARY_KEYS
+
 log = logging.getLogger(__name__)
-SUMMARY_KEYS = ("event_f1_macro", "psds", "psds_cross_trigger", "psds_macro", "psds_f_score", "segment_f1_macro")
 
 
 def per_class_rows(metrics: Mapping) -> list[dict[str, Any]]:

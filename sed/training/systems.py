@@ -19,6 +19,7 @@ import pytorch_lightning as pl
 import torch
 
 from sed.core.constants import CLASSES, FRAME_SECONDS
+from sed.evaluation.names import VAL_LOG_KEYS
 from sed.evaluation.predictions import Predictions
 from sed.models import CRNN, DM, SM
 from sed.training.losses import total_loss
@@ -89,8 +90,7 @@ class BaseSystem(pl.LightningModule):
         self.last_eval = (preds, result)
         m = result.metrics
         logged = {}
-        for k in ("event_f1_macro", "event_f1_micro", "segment_f1_macro", "psds", "psds_cross_trigger",
-                  "psds_macro", "psds_f_score"):
+        for k in VAL_LOG_KEYS:
             v = m.get(k)
             if isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v)):
                 logged[f"val/{k}"] = float(v)
