@@ -3,7 +3,7 @@
 Our layer choice, since the paper's figure is missing:
 
 * input (B, 640, 64) log-mel -> per-mel-bin BatchNorm;
-* ``len(channels)`` conv blocks (3x3 conv, BatchNorm, ReLU, average pooling along time AND
+* ``len(channels)`` conv blocks (3x3 conv, BatchNorm, ReLU, pooling -- max by default, ``pool_type`` -- along time AND
   frequency, dropout) -- more blocks than SM, ReLU instead of gating, slightly lower dropout (paper);
 * mean over the remaining frequency bins, then global pooling over the remaining time steps
   (``clip_pool``: ``maxmean`` = max + mean, the default; ``max``; ``mean``);
