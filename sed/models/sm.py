@@ -13,7 +13,7 @@ Our layer choice, since the paper's figure is missing:
 Why: few layers and no temporal compression keep frame resolution (the paper's point about the
 pooling trade-off); the gated head widens the temporal receptive field from 7 frames
 (three 3x3 convs) to 7 + head_kernel - 1 frames without pooling.  Dropout is slightly higher than
-DM's (paper).  Defaults (= conf/model/sm_dm.yaml): channels [8, 16, 32], freq pools [4, 4, 4],
+DM's (paper).  The sizes live in conf/model/sm_dm.yaml only: channels [8, 16, 32], freq pools [4, 4, 4],
 head 9 frames x 32 units, dropout 0.3, max pooling: **18,162 parameters** (checked in tests/test_models.py).
 """
 
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from sed.core.constants import N_CLASSES
+from sed.core.constants import DEFAULT_FEATURES, N_CLASSES
 from sed.models.common import ConvBlock, InputNorm, ModelConfigError
 
 
@@ -38,16 +38,17 @@ class SM(nn.Module):
 
     def __init__(
         self,
-        n_mels: int = 64,
-        n_classes: int = N_CLASSES,
-        channels: Sequence[int] = (8, 16, 32),
-        freq_pools: Sequence[int] = (4, 4, 4),
-        kernel: int = 3,
-        dropout: float = 0.3,
-        head_kernel: int = 9,
-        head_units: int = 32,
+        *,
+        channels: Sequence[int],
+        freq_pools: Sequence[int],
+        kernel: int,
+        dropout: float,
+        head_kernel: int,
+        head_units: int,
+        pool_type: str,
         activation: str = "cg",
-        pool_type: str = "max",
+        n_mels: int = DEFAULT_FEATURES.n_mels,
+        n_classes: int = N_CLASSES,
     ) -> None:
         super().__init__()
         if len(freq_pools) != len(channels):
