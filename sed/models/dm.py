@@ -32,11 +32,11 @@ class DM(nn.Module):
         *,
         channels: Sequence[int],
         pools: Sequence,
+        pool_type: str,
         kernel: int,
         dropout: float,
         hidden: int,
         clip_pool: str,
-        pool_type: str,
         n_mels: int = DEFAULT_FEATURES.n_mels,
         n_classes: int = N_CLASSES,
     ) -> None:
