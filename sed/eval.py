@@ -220,6 +220,7 @@ def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict
 
     preds, source = get_predictions(cfg, str(cfg.split), cfg.predictions)
     gt, gt_source = get_ground_truth(cfg, str(cfg.split), cfg.ground_truth)
+    preds, gt, coverage = _coverage(cfg, str(cfg.split), preds, gt, source, gt_source, cfg.ground_truth, out_dir)
     engine = str(cfg.f1_engine) if str(cfg.f1_engine) != "auto" else ("fast" if multirun else "sed_eval")
     res = M.evaluate(
         preds,
@@ -247,6 +248,8 @@ def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict
             )
         tpreds, tsource = get_predictions(cfg, str(tune_split), cfg.tune_predictions)
         tgt, tgt_source = get_ground_truth(cfg, str(tune_split), cfg.tune_ground_truth)
+        tpreds, tgt, _ = _coverage(cfg, str(tune_split), tpreds, tgt, tsource, tgt_source, cfg.tune_ground_truth,
+                                   out_dir)
         tres = M.evaluate(
             tpreds,
             tgt,
@@ -275,6 +278,7 @@ def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict
         "postproc": params.to_dict(),
         "overrides": _overrides(),
         "libraries": dict(_library_versions()),
+        **coverage,
     }
 
     # outputs
@@ -315,6 +319,24 @@ def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict
             log.info(line)
     log.info("outputs in %s", out_dir)
     return metrics
+
+
+def _coverage(cfg: DictConfig, split: str, preds: Predictions, gt: dict, source: str, gt_source: str,
+              gt_given: Any, out_dir: Path):
+    """Issue 14: a ground truth with no clip named; clips of the data config's split whose audio is
+    missing left out (reported; not with an explicit ground-truth TSV, whose audio is not known); real
+    clip durations."""
+    from sed.core.errors import DataError
+    from sed.evaluation.coverage import apply_real_durations, leave_out_missing_audio
+
+    if not gt:
+        raise DataError(f"{gt_source}: the ground truth lists no clip (a header-only TSV?)")
+    info: dict[str, Any] = {}
+    if str(cfg.on_missing) == "error" and not gt_given:
+        gt, info["left_out"] = leave_out_missing_audio(gt, preds.filenames, data_cfg=cfg.data, split=split,
+                                                       source=source, out_dir=out_dir)
+    preds, info["durations"] = apply_real_durations(preds, cfg.data, split)
+    return preds, gt, info
 
 
 def _overrides() -> list[str]:
