@@ -79,6 +79,19 @@ def get_predictions(cfg: DictConfig, split: str, files: Any) -> tuple[Prediction
     ckpts = [latest_run(cfg.train_runs) if c == "latest" else c for c in _as_list(cfg.ckpt)]
     if not paths and not ckpts and (latest := latest_run(cfg.train_runs, required=False)):
         ckpts = [latest]  # `make eval` with no argument: the last training run
+    if not paths and ckpts:  # say which checkpoint(s) run, on the console
+        from sed.evaluation.inference import CheckpointError, resolve_checkpoint
+
+        def name(c: str) -> str:
+            try:
+                return str(resolve_checkpoint(c))
+            except CheckpointError:  # reported when it is loaded
+                return c
+
+        named = [name(c) for c in ckpts]
+        how = " (the newest training run under " + str(cfg.train_runs) + "; ckpt=... picks another)" \
+            if not _as_list(cfg.ckpt) or "latest" in _as_list(cfg.ckpt) else ""
+        log.info("evaluating %s%s", " + ".join(named), how)
     if paths:
         preds, source = load_predictions_files(paths), " + ".join(paths)
     elif ckpts:
@@ -203,7 +216,14 @@ def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict
     out_dir.mkdir(parents=True, exist_ok=True)
     params = PostprocParams.from_cfg(cfg.postproc)
     if cfg.get("global_threshold") is not None:
-        params = params.with_threshold(float(cfg.global_threshold))
+        params = params.with_threshold(_unit_float("global_threshold", cfg.global_threshold))
+    dev = str(cfg.get("device", "auto"))
+    if dev.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device={dev}: this torch build sees no CUDA GPU (torch {torch.__version__}); "
+                              "use device=cpu or auto")
     params.check_classes(CLASSES, source="the class list (sed.core.constants.CLASSES)")
     psds = _auto(cfg.psds, multirun)
     ti = _auto(cfg.threshold_independent, multirun) and psds
@@ -319,6 +339,17 @@ def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict
             log.info(line)
     log.info("outputs in %s", out_dir)
     return metrics
+
+
+def _unit_float(key: str, value: Any) -> float:
+    """A number in [0, 1] from the config, else a ConfigError naming the key."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}={value!r}: expected a number in [0, 1]") from None
+    if not 0.0 <= v <= 1.0:
+        raise ConfigError(f"{key}={value}: expected a number in [0, 1]")
+    return v
 
 
 def _coverage(cfg: DictConfig, split: str, preds: Predictions, gt: dict, source: str, gt_source: str,
@@ -477,6 +508,9 @@ class SweepSummary(Callback):
 # ---------------------------------------------------------------------------- entry point
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
 def main(cfg: DictConfig) -> float | None:
+    from sed.core.warnings import quiet_third_party
+
+    quiet_third_party()
     hc = HydraConfig.get()
     multirun = str(hc.mode) == "RunMode.MULTIRUN"
     try:

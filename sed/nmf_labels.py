@@ -74,6 +74,9 @@ def run(cfg: DictConfig, out_dir: Path, multirun: bool = False) -> dict:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="nmf_labels")
 def main(cfg: DictConfig) -> None:
+    from sed.core.warnings import quiet_third_party
+
+    quiet_third_party()
     try:
         run(cfg, _run_dir(), _multirun())
     except SedError as e:

@@ -124,6 +124,10 @@ def link_latest(run_dir: Path) -> None:
 def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
+    from sed.core.warnings import quiet_third_party
+
+    quiet_third_party()
+
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     try:

@@ -108,6 +108,16 @@ def _report_dir(report_dir: str | Path | None, fallback: Path) -> Path:
         return fallback
 
 
+_WARNED: set[tuple] = set()
+
+
+def _warn_once(key: tuple, msg: str, *args) -> None:
+    """One warning per split and run (the datamodule loads a split in prepare_data and again in setup)."""
+    if key not in _WARNED:
+        _WARNED.add(key)
+        log.warning(msg, *args)
+
+
 @contextlib.contextmanager
 def _build_lock(folder: Path):
     """An exclusive advisory lock on ``<folder>/build.lock`` (released on exit, even on error)."""
@@ -163,8 +173,9 @@ def build_cache(
         out = _report_dir(report_dir, folder)
         out.mkdir(parents=True, exist_ok=True)
         (out / f"missing_{name}.txt").write_text("\n".join(missing) + "\n")
-        log.warning("%s: %d of %d listed clips missing from %s, skipped (list: %s)",
-                    name, len(missing), len(listed), audio_dir, out / f"missing_{name}.txt")
+        _warn_once(("missing", name, str(audio_dir), len(missing), str(out)),
+                   "%s: %d of %d listed clips missing from %s, skipped (list: %s)",
+                   name, len(missing), len(listed), audio_dir, out / f"missing_{name}.txt")
 
     prints = [_fingerprint(audio_dir / f) for f in present]
     index_path, data_path, done_path = folder / "index.json", folder / "logmel.npy", folder / "done.npy"
@@ -245,7 +256,8 @@ def build_cache(
         out = _report_dir(report_dir, folder)
         out.mkdir(parents=True, exist_ok=True)
         (out / f"bad_{name}.txt").write_text("\n".join(bad_files) + "\n")
-        log.warning("%s: %d undecodable clips skipped (list: %s)", name, len(bad_files), out / f"bad_{name}.txt")
+        _warn_once(("bad", name, str(audio_dir), len(bad_files), str(out)),
+                   "%s: %d undecodable clips skipped (list: %s)", name, len(bad_files), out / f"bad_{name}.txt")
     arr = np.load(data_path, mmap_mode="r") if len(present) else np.zeros(shape, np.float32)
     view = arr if len(good_rows) == len(present) else _Rows(arr, good_rows)
     return SplitFeatures(name, [present[i] for i in good_rows], view, spec, missing, bad_files)

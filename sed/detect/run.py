@@ -287,6 +287,12 @@ def run_detect(
             unnamable.append(f"{s.name!r}: the file name holds a tab or line break, which the output cannot hold")
         else:
             todo.append(_File(s))
+    from sed.audio.io import wav_truncation
+
+    for f in todo:  # a WAV cut short is read as far as it goes, with a warning
+        note = wav_truncation(f.src.path)
+        if note:
+            print(f"{NAME}: warning: {note}", file=err, flush=True)
     n_win = 0
     for f in todo:  # header-only look, for the progress bar and buffer sizes
         try:
