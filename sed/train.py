@@ -4,6 +4,7 @@ Compose only: the datamodule (sed.datamodules.desed), the system (sed.training.s
 (sed.training.callbacks) and Lightning's Trainer, all from the Hydra config.  A run folder
 ``outputs/train/<experiment>/<timestamp>/`` holds ``checkpoints/{best,last}.ckpt``,
 ``metrics.json`` (best validation figures), ``reports/`` (per-class table, plots) and the logger's files.
+A resumed run (``ckpt_path=``) continues in the folder of the run it resumes (sed.training.resume).
 """
 
 from __future__ import annotations
@@ -42,27 +43,6 @@ def build_datamodule(cfg: DictConfig):
     return DesedDataModule(data=cfg.data, seed=int(cfg.seed), **kw)
 
 
-def resolve_resume(ckpt_path: str | None, run_dir: Path, experiment: str) -> str | None:
-    """``null`` -> fresh; ``last`` -> this run folder's last.ckpt, else the newest run of this experiment
-    that has one; a run folder -> its ``checkpoints/last.ckpt``; a file -> itself."""
-    if ckpt_path in (None, "", "null"):
-        return None
-    if ckpt_path == "last":
-        own = run_dir / "checkpoints" / "last.ckpt"
-        if own.is_file():
-            return str(own)
-        cands = sorted(Path("outputs/train", experiment).glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
-        if not cands:
-            raise ConfigError(f"ckpt_path=last: no outputs/train/{experiment}/*/checkpoints/last.ckpt to resume from")
-        return str(cands[-1])
-    p = Path(ckpt_path)
-    if p.is_dir():
-        p = p / "checkpoints" / "last.ckpt" if (p / "checkpoints").is_dir() else p / "last.ckpt"
-    if not p.is_file():
-        raise ConfigError(f"ckpt_path={ckpt_path}: checkpoint {p} not found")
-    return str(p)
-
-
 def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None, extra_callbacks: list | None = None) -> dict:
     """Train as ``cfg`` says, in ``run_dir``; returns the best validation figures."""
     import pytorch_lightning as pl
@@ -78,7 +58,14 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None, extr
 
         torch.set_num_threads(int(cfg.torch_threads))
     pl.seed_everything(int(cfg.seed), workers=True)
-    resume = resolve_resume(cfg.get("ckpt_path"), run_dir, str(cfg.experiment_name))
+    from sed.training.resume import continue_in, find_resume, write_record
+
+    found = find_resume(cfg, run_dir)  # resuming continues in the resumed run's folder (sed/training/resume.py)
+    resume = str(found.ckpt) if found else None
+    if found:
+        run_dir = continue_in(found, run_dir, overrides) if _rank() == 0 else Path(found.run_dir)
+    if _rank() == 0:
+        write_record(cfg, run_dir)
     dm = build_datamodule(cfg)
     system = build_system(cfg)
     # best by validation event-F1, and the last epoch's (for resuming): two callbacks, because
@@ -109,6 +96,10 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None, extr
     return best
 
 
+def _rank() -> int:
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0)))
+
+
 def link_latest(run_dir: Path) -> None:
     """``<run_dir>/../latest`` -> ``run_dir`` (so make eval finds outputs/train/<experiment>/latest/checkpoints/best.ckpt)."""
     link = run_dir.parent / "latest"
@@ -133,7 +124,9 @@ def main(cfg: DictConfig) -> float | None:
     try:
         best = run(cfg, run_dir, overrides=list(hc.overrides.task))
         if not str(hc.mode).endswith("MULTIRUN"):
-            link_latest(run_dir)
+            from sed.training.resume import final_run_dir
+
+            link_latest(final_run_dir(run_dir))
     except SedError as e:
         print(f"error: {e}", file=sys.stderr)
         if hc.mode is not None and str(hc.mode).endswith("MULTIRUN"):

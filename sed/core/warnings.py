@@ -2,7 +2,8 @@
 
 Each filter names one known message of a dependency that says nothing about the user's run:
 dcase_util's ``pkg_resources`` deprecation (the import of sed_eval), torch's ``LeafSpec``
-deprecation (raised inside Lightning), W&B's ``anonymous`` setting warning, and Lightning's
+deprecation (raised inside Lightning), W&B's ``anonymous`` setting warning, Lightning's "checkpoint
+directory not empty" (a resumed run continues in its own folder, on purpose), and Lightning's
 ``litlogger`` / ``litmodels`` tips. Our own warnings and every other library warning still show.
 """
 
@@ -15,6 +16,7 @@ _MESSAGES = (
     r"pkg_resources is deprecated",
     r".*LeafSpec.*",
     r".*anonymous.*setting.*",
+    r"Checkpoint directory .* exists and is not empty",  # a resumed run continues in its own folder
 )
 
 
