@@ -77,6 +77,9 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None, extr
     summary = RunSummary(run_dir / "metrics.json", overrides=overrides, best_cb=ckpt, last_cb=last)
     callbacks = [ckpt, last, summary, ValidationReport(run_dir / "reports", plots=bool(cfg.val.plots)), *(extra_callbacks or [])]
     loggers = [hydra.utils.instantiate(lg) for lg in (cfg.get("logger") or {}).values() if lg]
+    from sed.core.warnings import quiet_loggers
+
+    quiet_loggers(loggers)
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for lg in loggers:
         if hasattr(lg, "log_hyperparams"):

@@ -37,3 +37,13 @@ def quiet_third_party() -> None:
         lg = logging.getLogger(name)
         if not any(isinstance(f, _DropTips) for f in lg.filters):
             lg.addFilter(_DropTips())
+
+
+def quiet_loggers(loggers: list) -> list:
+    """Lightning's WandbLogger always passes ``anonymous=None`` to ``wandb.init``, which recent wandb
+    answers with a deprecation line on every run; drop the key when it is None (our configs never set it)."""
+    for lg in loggers:
+        init = getattr(lg, "_wandb_init", None)
+        if isinstance(init, dict) and init.get("anonymous", 0) is None:
+            init.pop("anonymous")
+    return loggers
