@@ -37,6 +37,8 @@ def test_two_dataset_copies_with_one_name_never_share_a_cache(tmp_path, monkeypa
     assert cache_of(tmp_path / "x" / ".." / "copy_a") == first  # keyed by the resolved root
     assert (tmp_path / first / "DATA_ROOT").read_text().strip() == os.path.realpath(a)
     assert cache_dir_for("other", a) == "cache/other"
+    assert cache_dir_for("third", tmp_path / "not-there") == "cache/third"  # claims nothing
+    assert not (tmp_path / "cache" / "third" / "DATA_ROOT").exists() and cache_dir_for("third", b) == "cache/third"
 
 
 SIGBUS_SCRIPT = textwrap.dedent('''

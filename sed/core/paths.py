@@ -3,7 +3,8 @@
 Both are OmegaConf resolvers (registered on ``import sed``) used by the configs:
 
 - ``${sed.cache_dir:<name>,<root>}`` (conf/data/mini_desed.yaml): ``cache/<name>`` for the first data
-  root that claims it (its resolved path is written to ``cache/<name>/DATA_ROOT``, atomically), and
+  root that claims it (its resolved path is written to ``cache/<name>/DATA_ROOT``, atomically; a root
+  that does not exist claims nothing), and
   ``cache/<name>-<hash of the resolved root>`` for any other root, so two dataset copies that keep the
   same ``data.name`` never share (and never rebuild) one cache;
 - ``${sed.run_id:}`` (the ``hydra.run.dir`` / ``hydra.sweep.dir`` of every entry point): the process
@@ -45,6 +46,8 @@ def cache_dir_for(name: str, root: str | os.PathLike, base: str | os.PathLike = 
     """The cache folder of the dataset copy at ``root`` called ``name`` (see the module docstring)."""
     real = os.path.realpath(str(root))
     plain = Path(base) / str(name)
+    if not os.path.isdir(real):  # a root not there (yet): claim nothing (the run fails on its data anyway)
+        return plain.as_posix()
     if _claim(plain, real):
         return plain.as_posix()
     keyed = Path(base) / f"{name}-{root_key(real)}"
