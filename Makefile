@@ -2,7 +2,8 @@
 #
 #   make train            # PS1 on the bundled mini-DESED (generates data and NMF labels first)
 #   make train EXP=ps2    # PS2; EXP=baseline for the DCASE 2020 CRNN mean-teacher baseline
-#   make eval             # score the last training run's best checkpoint on the validation split
+#   make eval             # score the newest training run's best checkpoint (named on the console)
+#   make detect AUDIO=recs/   # events in your recordings (python -m sed detect / sedx detect)
 #   make test             # the test suite
 #
 # TORCH is the pip spec of torch: plain `torch` by default (your platform's build); CI and our
@@ -59,9 +60,10 @@ eval: $(STAMP)
 
 demo: train eval
 
-# make detect AUDIO="recordings/" CKPT=outputs/train/ps1/<run>/checkpoints/best.ckpt ARGS="--out events.tsv --plot plots"
+# make detect AUDIO="recordings/" [CKPT=outputs/train/ps1/<run>/checkpoints/best.ckpt] ARGS="--out events.tsv --plot plots"
+# (no CKPT: the newest run's best.ckpt, named on the console; the console script is `sedx`, never `sed`)
 detect: $(STAMP)
-	$(PY) -m sed.cli detect $(AUDIO) --ckpt $(CKPT) $(ARGS)
+	$(PY) -m sed detect $(AUDIO) $(if $(CKPT),--ckpt $(CKPT)) $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest $(ARGS)

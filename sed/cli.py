@@ -1,5 +1,6 @@
-"""The ``sed`` console script (``pyproject.toml``: ``sed = "sed.cli:main"``).
+"""The ``sedx`` console script (``pyproject.toml``: ``sedx = "sed.cli:main"``; also ``python -m sed``).
 
+Named ``sedx``, not ``sed``, so that an activated virtual environment never shadows GNU sed.
 Subcommands: ``detect`` (events in recordings of any length). Exit codes: 0 success, 1 some
 inputs failed, 2 usage or configuration error.
 """
@@ -21,8 +22,11 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
         "channels, bit depth). Writes filename, onset, offset, event_label (seconds from each file's start).",
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders (searched recursively)")
-    p.add_argument("--ckpt", required=True, help="trained system checkpoint")
+    p.add_argument("--ckpt", default=None,
+                   help="trained system checkpoint (default: the newest run's best.ckpt under outputs/train, named on stderr)")
     p.add_argument("--out", default=None, help="output file (default: stdout)")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite an existing --out file that is not a detections file")
     p.add_argument("--format", choices=("tsv", "json"), default="tsv",
                    help="tsv (default) or json (JSON Lines: one object per file)")
     p.add_argument("--postproc", default=None,
@@ -45,15 +49,21 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sed", description="Sound event detection (DCASE 2020 Task 4 system).")
+PROG = "sedx"
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Sound event detection (DCASE 2020 Task 4 system).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_detect(sub)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    from sed.core.warnings import quiet_third_party
+
+    quiet_third_party()
+    parser = build_parser(prog)
     try:
         args = parser.parse_args(list(argv) if argv is not None else None)
     except SystemExit as e:  # argparse: 0 for --help, 2 for usage errors

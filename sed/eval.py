@@ -80,6 +80,19 @@ def get_predictions(cfg: DictConfig, split: str, files: Any) -> tuple[Prediction
     ckpts = [str(latest_run(cfg.train_runs)) if c == "latest" else c for c in _as_list(cfg.ckpt)]
     if not paths and not ckpts and (latest := latest_run(cfg.train_runs, required=False)):
         ckpts = [str(latest)]  # `make eval` with no argument: the last training run
+    if not paths and ckpts:  # say which checkpoint(s) run, on the console
+        from sed.core.runs import CheckpointError, resolve_checkpoint
+
+        def name(c: str) -> str:
+            try:
+                return str(resolve_checkpoint(c))
+            except CheckpointError:  # reported when it is loaded
+                return c
+
+        named = [name(c) for c in ckpts]
+        how = " (the newest training run under " + str(cfg.train_runs) + "; ckpt=... picks another)" \
+            if not _as_list(cfg.ckpt) or "latest" in _as_list(cfg.ckpt) else ""
+        log.info("evaluating %s%s", " + ".join(named), how)
     if paths:
         preds, source = load_predictions_files(paths), " + ".join(paths)
     elif ckpts:
@@ -189,7 +202,14 @@ def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict
     out_dir.mkdir(parents=True, exist_ok=True)
     params = PostprocParams.from_cfg(cfg.postproc)
     if cfg.get("global_threshold") is not None:
-        params = params.with_threshold(float(cfg.global_threshold))
+        params = params.with_threshold(_unit_float("global_threshold", cfg.global_threshold))
+    dev = str(cfg.get("device", "auto"))
+    if dev.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device={dev}: this torch build sees no CUDA GPU (torch {torch.__version__}); "
+                              "use device=cpu or auto")
     params.check_classes(CLASSES, source="the class list (sed.core.constants.CLASSES)")
     psds = _auto(cfg.psds, multirun)
     ti = _auto(cfg.threshold_independent, multirun) and psds
@@ -206,6 +226,7 @@ def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict
 
     preds, source = get_predictions(cfg, str(cfg.split), cfg.predictions)
     gt, gt_source = get_ground_truth(cfg, str(cfg.split), cfg.ground_truth)
+    preds, gt, coverage = _coverage(cfg, str(cfg.split), preds, gt, source, gt_source, cfg.ground_truth, out_dir)
     engine = str(cfg.f1_engine) if str(cfg.f1_engine) != "auto" else ("fast" if multirun else "sed_eval")
     res = M.evaluate(
         preds,
@@ -233,6 +254,8 @@ def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict
             )
         tpreds, tsource = get_predictions(cfg, str(tune_split), cfg.tune_predictions)
         tgt, tgt_source = get_ground_truth(cfg, str(tune_split), cfg.tune_ground_truth)
+        tpreds, tgt, _ = _coverage(cfg, str(tune_split), tpreds, tgt, tsource, tgt_source, cfg.tune_ground_truth,
+                                   out_dir)
         tres = M.evaluate(
             tpreds,
             tgt,
@@ -261,6 +284,7 @@ def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict
         "postproc": params.to_dict(),
         "overrides": _overrides(),
         "libraries": dict(_library_versions()),
+        **coverage,
     }
 
     # outputs
@@ -301,6 +325,35 @@ def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict
             log.info(line)
     log.info("outputs in %s", out_dir)
     return metrics
+
+
+def _unit_float(key: str, value: Any) -> float:
+    """A number in [0, 1] from the config, else a ConfigError naming the key."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}={value!r}: expected a number in [0, 1]") from None
+    if not 0.0 <= v <= 1.0:
+        raise ConfigError(f"{key}={value}: expected a number in [0, 1]")
+    return v
+
+
+def _coverage(cfg: DictConfig, split: str, preds: Predictions, gt: dict, source: str, gt_source: str,
+              gt_given: Any, out_dir: Path):
+    """Issue 14: a ground truth with no clip named; clips of the data config's split whose audio is
+    missing left out (reported; not with an explicit ground-truth TSV, whose audio is not known); real
+    clip durations."""
+    from sed.core.errors import DataError
+    from sed.evaluation.coverage import apply_real_durations, leave_out_missing_audio
+
+    if not gt:
+        raise DataError(f"{gt_source}: the ground truth lists no clip (a header-only TSV?)")
+    info: dict[str, Any] = {}
+    if str(cfg.on_missing) == "error" and not gt_given:
+        gt, info["left_out"] = leave_out_missing_audio(gt, preds.filenames, data_cfg=cfg.data, split=split,
+                                                       source=source, out_dir=out_dir)
+    preds, info["durations"] = apply_real_durations(preds, cfg.data, split)
+    return preds, gt, info
 
 
 def _overrides() -> list[str]:
@@ -416,6 +469,9 @@ def sweep_summary(sweep_dir: Path, config: DictConfig) -> None:
 # ---------------------------------------------------------------------------- entry point
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
 def main(cfg: DictConfig) -> float | None:
+    from sed.core.warnings import quiet_third_party
+
+    quiet_third_party()
     hc = HydraConfig.get()
     multirun = str(hc.mode) == "RunMode.MULTIRUN"
     try:

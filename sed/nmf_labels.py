@@ -48,7 +48,7 @@ def run(cfg: DictConfig, out_dir: Path, multirun: bool = False) -> dict:
     publish = cfg.get("publish")
     publish = (not multirun) if publish is None else bool(publish)
     res = job.run_job(cfg.data, cfg.nmf, output_tsv=cfg.output_tsv if publish else None, out_dir=out_dir,
-                      progress=bool(cfg.progress))
+                      progress=bool(cfg.progress), force=bool(cfg.get("force", False)))
     log.info("%d events for %d weak clips -> %s", res.info["n_events"], len(res.filenames),
              res.tsv if res.tsv else out_dir / "weak_nmf.tsv")
     truth = job.read_truth(cfg.data) if cfg.quality else None
@@ -74,6 +74,9 @@ def run(cfg: DictConfig, out_dir: Path, multirun: bool = False) -> dict:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="nmf_labels")
 def main(cfg: DictConfig) -> None:
+    from sed.core.warnings import quiet_third_party
+
+    quiet_third_party()
     try:
         run(cfg, _run_dir(), _multirun())
     except SedError as e:

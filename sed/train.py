@@ -51,13 +51,20 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None, extr
     import torch
     from hydra.utils import instantiate
 
-    from sed.core.runs import resolve_resume
+    from sed.core.warnings import quiet_loggers
     from sed.training.callbacks import RunSummary
+    from sed.training.resume import continue_in, find_resume, write_record
 
     cfg = copy.deepcopy(cfg)
     OmegaConf.set_struct(cfg, False)
     cfg.run_dir, cfg.overrides = str(run_dir), list(overrides or [])
-    resume = resolve_resume(cfg.get("ckpt_path"), run_dir, str(cfg.experiment_name))
+    found = find_resume(cfg, run_dir)  # a resumed run continues in its own folder (sed/training/resume.py)
+    resume = str(found.ckpt) if found else None
+    if found:
+        run_dir = continue_in(found, run_dir, overrides) if _rank() == 0 else Path(found.run_dir)
+        cfg.run_dir = str(run_dir)
+    if _rank() == 0:
+        write_record(cfg, run_dir)
     if "wandb" in (cfg.get("logger") or {}) and cfg.logger.wandb.get("offline", True):
         os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
@@ -70,6 +77,7 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None, extr
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
     callbacks += [instantiate(cfg.schedule), *(extra_callbacks or [])]
     loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values() if lg]
+    quiet_loggers(loggers)
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -116,6 +124,10 @@ def summarize_sweep(sweep_dir: Path, config=None) -> str:
     return f"multirun summary ({len(rows)} runs, {sweep_dir}):\n{table}"
 
 
+def _rank() -> int:
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0)))
+
+
 def link_latest(run_dir: Path) -> None:
     """``<run_dir>/../latest`` -> ``run_dir`` (so make eval finds outputs/train/<experiment>/latest/checkpoints/best.ckpt)."""
     link = run_dir.parent / "latest"
@@ -131,12 +143,17 @@ def link_latest(run_dir: Path) -> None:
 def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
+    from sed.core.warnings import quiet_third_party
+
+    quiet_third_party()
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     try:
         best = run(cfg, run_dir, overrides=list(hc.overrides.task))
         if not str(hc.mode).endswith("MULTIRUN"):
-            link_latest(run_dir)
+            from sed.training.resume import final_run_dir
+
+            link_latest(final_run_dir(run_dir))
     except SedError as e:
         print(f"error: {e}", file=sys.stderr)
         if hc.mode is not None and str(hc.mode).endswith("MULTIRUN"):

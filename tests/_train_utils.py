@@ -42,7 +42,11 @@ def fit(tmp: Path, data_cfg, overrides: list[str], **kw) -> tuple[dict, pd.DataF
     from sed.train import run
 
     best = run(make_cfg(tmp, data_cfg, overrides), tmp, overrides=overrides, **kw)
-    log = pd.read_csv(next(tmp.glob("csv/version_*/metrics.csv")))
+    from sed.training.resume import final_run_dir
+
+    # a resumed run logs into the run folder it continues (a new csv/version_<n>)
+    logs = sorted(final_run_dir(tmp).glob("csv/version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1]))
+    log = pd.read_csv(logs[-1])
     return best, log
 
 

@@ -137,7 +137,7 @@ def test_bad_inputs_are_reported_and_skipped(tmp_path, capsys):
     code = detect_cli([str(tmp_path / "in"), str(tmp_path / "missing.wav"), "--out", str(out), "--batch-size", "3"])
     assert code == 1
     err = capsys.readouterr().err
-    lines = [ln for ln in err.splitlines() if ln.startswith("sed detect: skipped")]
+    lines = [ln for ln in err.splitlines() if ln.startswith("sedx detect: skipped")]
     reasons = {
         "empty.wav": "empty file", "zero.wav": "zero-length", "text.wav": "not readable as audio",
         "garbage.ogg": "not readable as audio", "nan.wav": "NaN", "late_inf.wav": "NaN or infinite",
@@ -152,7 +152,8 @@ def test_bad_inputs_are_reported_and_skipped(tmp_path, capsys):
     assert_events(events_of(df, good2.as_posix()), [("Dog", 12.0, 14.0)])
 
 
-def test_all_good_exit_code_0_and_usage_errors_2(tmp_path, capsys):
+def test_all_good_exit_code_0_and_usage_errors_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no outputs/train here: no --ckpt has no default checkpoint
     rec = write(tmp_path / "a.wav", synth([], 3.0))
     assert detect_cli([str(rec), "--quiet"]) == 0
     assert cli.main([]) == 2

@@ -9,7 +9,7 @@ import torch
 
 from sed.core.devices import resolve_device
 from sed.core.errors import ConfigError
-from sed.core.runs import CheckpointError, latest_run, resolve_checkpoint, resolve_resume
+from sed.core.runs import CheckpointError, latest_run, resolve_checkpoint
 from sed.reporting.sweeps import sweep_points
 from sed.reporting.tables import markdown_table, per_class_rows, write_csv
 
@@ -69,15 +69,3 @@ def test_checkpoint_and_run_folder_resolvers(tmp_path):
     assert latest_run(tmp_path / "empty", required=False) is None
     with pytest.raises(ConfigError, match="no training run"):
         latest_run(tmp_path / "empty")
-    # resuming: always a last.ckpt
-    assert resolve_resume(None, old, "ps1") is None
-    assert resolve_resume(str(old), tmp_path, "ps1") == str(old / "checkpoints" / "last.ckpt")
-    assert resolve_resume("last", new, "ps1") == str(new / "checkpoints" / "last.ckpt")  # this run's own
-    exp = tmp_path / "runs" / "ps1"
-    _run(exp, "r1", ["last.ckpt"], 1)
-    assert resolve_resume("last", tmp_path / "fresh", "ps1", runs_root=tmp_path / "runs") == str(
-        exp / "r1" / "checkpoints" / "last.ckpt")
-    with pytest.raises(ConfigError, match="ckpt_path=last"):
-        resolve_resume("last", tmp_path / "fresh", "ps2", runs_root=tmp_path / "runs")
-    with pytest.raises(ConfigError, match="ckpt_path="):
-        resolve_resume(str(tmp_path / "missing"), tmp_path, "ps1")

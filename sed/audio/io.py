@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,43 @@ import soxr
 
 from sed.core.constants import DEFAULT_FEATURES, FeatureSpec
 from sed.core.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+def wav_truncation(path: str | Path) -> str | None:
+    """A one-line note when a WAV file holds fewer samples than its header announces (a file cut
+    short: libsndfile silently reads what is there), else None. Other formats: None."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            size = path.stat().st_size
+            block = rate = None
+            while True:
+                ch = fh.read(8)
+                if len(ch) < 8:
+                    return None
+                cid, n = ch[:4], struct.unpack("<I", ch[4:])[0]
+                if cid == b"fmt ":
+                    fmt = fh.read(min(n, 16))
+                    if len(fmt) < 14:
+                        return None
+                    rate, block = struct.unpack("<I", fmt[4:8])[0], struct.unpack("<H", fmt[12:14])[0]
+                    fh.seek(n - len(fmt) + (n & 1), 1)
+                elif cid == b"data":
+                    have = size - fh.tell()
+                    if n in (0, 0xFFFFFFFF) or n <= have or not block or not rate:
+                        return None  # streamed header (size unknown) or complete
+                    said, got = n / block / rate, have / block / rate
+                    return (f"{path}: truncated file: its header announces {said:.2f} s of audio, "
+                            f"the file holds {got:.2f} s (read as {got:.2f} s)")
+                else:
+                    fh.seek(n + (n & 1), 1)
+    except OSError:
+        return None
 
 
 def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
@@ -34,6 +73,9 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if not np.isfinite(mono).all():
         raise DataError(f"{path}: audio holds NaN or infinite samples")
+    note = wav_truncation(path)
+    if note:
+        log.warning("%s", note)
     return np.ascontiguousarray(mono, dtype=np.float32), int(sr)
 
 

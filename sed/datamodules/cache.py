@@ -7,7 +7,12 @@ Layout of ``<cache_dir>/features/<split>/``:
   (size and modification time);
 - ``done.npy``: which rows are computed. Building saves it after every batch, so an interrupted
   build resumes where it stopped; a row whose audio file changed is recomputed, and a change of
-  feature spec or of the file list rebuilds the split.
+  feature spec, of the file list or of the (resolved) audio folder rebuilds the split.
+
+A rebuild never rewrites the array in place: the new ``logmel.npy`` is created under a temporary
+name and renamed over the old one, so a process that has the old one memory-mapped (a training
+while an evaluation rebuilds) keeps reading its own copy instead of dying with SIGBUS. Every
+metadata file (``index.json``, ``done.npy``) is also replaced atomically (per-process temporary names).
 
 Listed files that are missing are skipped with one warning per split (their list is written to
 ``missing_<split>.txt`` in the run folder); ``strict=True`` makes that an error. A file that exists
@@ -17,6 +22,7 @@ but cannot be decoded is an error naming it under ``strict``, else it is skipped
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -103,6 +109,39 @@ def _report_dir(report_dir: str | Path | None, fallback: Path) -> Path:
         return fallback
 
 
+_WARNED: set[tuple] = set()
+
+
+def _warn_once(key: tuple, msg: str, *args) -> None:
+    """One warning per split and run (the datamodule loads a split in prepare_data and again in setup)."""
+    if key not in _WARNED:
+        _WARNED.add(key)
+        log.warning(msg, *args)
+
+
+@contextlib.contextmanager
+def _build_lock(folder: Path):
+    """An exclusive advisory lock on ``<folder>/build.lock`` (released on exit, even on error)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    with open(folder / "build.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _save_done(path: Path, done: np.ndarray) -> None:
+    """``done.npy`` replaced atomically (a per-process temporary name)."""
+    tmp = path.with_name(f"done.{os.getpid()}.tmp.npy")
+    np.save(tmp, done)
+    tmp.replace(path)
+
+
 def build_cache(
     name: str,
     audio_dir: str | Path,
@@ -129,73 +168,82 @@ def build_cache(
         out = _report_dir(report_dir, folder)
         out.mkdir(parents=True, exist_ok=True)
         (out / f"missing_{name}.txt").write_text("\n".join(missing) + "\n")
-        log.warning("%s: %d of %d listed clips missing from %s, skipped (list: %s)",
-                    name, len(missing), len(listed), audio_dir, out / f"missing_{name}.txt")
+        _warn_once(("missing", name, str(audio_dir), len(missing), str(out)),
+                   "%s: %d of %d listed clips missing from %s, skipped (list: %s)",
+                   name, len(missing), len(listed), audio_dir, out / f"missing_{name}.txt")
 
     prints = [_fingerprint(audio_dir / f) for f in present]
     index_path, data_path, done_path = folder / "index.json", folder / "logmel.npy", folder / "done.npy"
     shape = (len(present), spec.n_frames, spec.n_mels)
-    index = {"version": CACHE_VERSION, "spec": spec.key(), "filenames": present, "fingerprints": prints}
+    index = {"version": CACHE_VERSION, "spec": spec.key(), "filenames": present, "fingerprints": prints,
+             "audio_dir": os.path.realpath(audio_dir)}
 
-    done = None
-    if index_path.is_file() and data_path.is_file() and done_path.is_file():
-        try:
-            old = json.loads(index_path.read_text())
-            if (old.get("version"), old.get("spec"), old.get("filenames")) == (CACHE_VERSION, spec.key(), present):
-                done = np.load(done_path)
-                stale = np.array([a != b for a, b in zip(old["fingerprints"], prints)], dtype=bool)
-                done = np.where(stale, 0, done).astype(np.int8)  # 1 done, 0 to do, -1 undecodable
-        except (OSError, ValueError):
-            done = None
     folder.mkdir(parents=True, exist_ok=True)
-    if done is None or done.shape != (len(present),):
-        done = np.zeros(len(present), dtype=np.int8)
-        np.lib.format.open_memmap(data_path, mode="w+", dtype=np.float32, shape=shape).flush()
-    text = json.dumps(index)
-    if not index_path.is_file() or index_path.read_text() != text:
-        # atomic, and only when changed: a concurrent reader (DDP ranks, parallel runs) never sees half a file
-        tmp = index_path.with_name(f"index.json.{os.getpid()}.tmp")
-        tmp.write_text(text)
-        tmp.replace(index_path)
-
-    todo = np.flatnonzero(done == 0)
-    if len(todo):
-        frontend = LogMel(spec).to(resolve_device(device))
-        data = np.load(data_path, mmap_mode="r+")
-        bar = tqdm(total=len(present), initial=len(present) - len(todo), desc=f"features {name}",
-                   unit="clip", disable=not progress, dynamic_ncols=True)
-
-        def decode(i: int) -> tuple[int, np.ndarray | None, str | None]:
+    with _build_lock(folder):  # one builder at a time per cache (parallel runs of one dataset)
+        done = None
+        if index_path.is_file() and data_path.is_file() and done_path.is_file():
             try:
-                return i, load_audio(audio_dir / present[i], spec), None
-            except DataError as e:
-                return i, None, str(e)
+                old = json.loads(index_path.read_text())
+                same = (old.get("version"), old.get("spec"), old.get("filenames"), old.get("audio_dir", index["audio_dir"]))
+                if same == (CACHE_VERSION, spec.key(), present, index["audio_dir"]):
+                    done = np.load(done_path)
+                    stale = np.array([a != b for a, b in zip(old["fingerprints"], prints)], dtype=bool)
+                    done = np.where(stale, 0, done).astype(np.int8)  # 1 done, 0 to do, -1 undecodable
+            except (OSError, ValueError):
+                done = None
+        folder.mkdir(parents=True, exist_ok=True)
+        if done is None or done.shape != (len(present),):
+            done = np.zeros(len(present), dtype=np.int8)
+            _save_done(done_path, done)
+            # a new file renamed over the old one: a reader's memmap of the old one stays valid
+            tmp = data_path.with_name(f"logmel.{os.getpid()}.tmp.npy")
+            np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape).flush()
+            tmp.replace(data_path)
+        text = json.dumps(index)
+        if not index_path.is_file() or index_path.read_text() != text:
+            # atomic, and only when changed: a concurrent reader (DDP ranks, parallel runs) never sees half a file
+            tmp = index_path.with_name(f"index.json.{os.getpid()}.tmp")
+            tmp.write_text(text)
+            tmp.replace(index_path)
 
-        with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
-            for start in range(0, len(todo), batch_size):
-                chunk = todo[start:start + batch_size]
-                results = list(pool.map(decode, chunk))
-                errors = [(i, e) for i, _, e in results if e is not None]
-                if errors and strict:
+        todo = np.flatnonzero(done == 0)
+        if len(todo):
+            frontend = LogMel(spec).to(resolve_device(device))
+            data = np.load(data_path, mmap_mode="r+")
+            bar = tqdm(total=len(present), initial=len(present) - len(todo), desc=f"features {name}",
+                       unit="clip", disable=not progress, dynamic_ncols=True)
+
+            def decode(i: int) -> tuple[int, np.ndarray | None, str | None]:
+                try:
+                    return i, load_audio(audio_dir / present[i], spec), None
+                except DataError as e:
+                    return i, None, str(e)
+
+            with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
+                for start in range(0, len(todo), batch_size):
+                    chunk = todo[start:start + batch_size]
+                    results = list(pool.map(decode, chunk))
+                    errors = [(i, e) for i, _, e in results if e is not None]
+                    if errors and strict:
+                        data.flush()
+                        _save_done(done_path, done)
+                        raise DataError(errors[0][1])
+                    good = [(i, w) for i, w, e in results if e is None]
+                    if good:
+                        wave = torch.from_numpy(np.stack([w for _, w in good])).to(frontend.window.device)
+                        with torch.no_grad():
+                            feats = frontend(wave).cpu().numpy()
+                        rows = np.array([i for i, _ in good])
+                        data[rows] = feats
+                        done[rows] = 1
+                    for i, e in errors:
+                        done[i] = -1
+                        log.warning("%s", e)
                     data.flush()
-                    np.save(done_path, done)
-                    raise DataError(errors[0][1])
-                good = [(i, w) for i, w, e in results if e is None]
-                if good:
-                    wave = torch.from_numpy(np.stack([w for _, w in good])).to(frontend.window.device)
-                    with torch.no_grad():
-                        feats = frontend(wave).cpu().numpy()
-                    rows = np.array([i for i, _ in good])
-                    data[rows] = feats
-                    done[rows] = 1
-                for i, e in errors:
-                    done[i] = -1
-                    log.warning("%s", e)
-                data.flush()
-                np.save(done_path, done)  # after the data: a crash never marks an unwritten row done
-                bar.update(len(chunk))
-        bar.close()
-        del data
+                    _save_done(done_path, done)  # after the data: a crash never marks an unwritten row done
+                    bar.update(len(chunk))
+            bar.close()
+            del data
 
     good_rows = np.flatnonzero(done == 1)
     bad_files = [present[i] for i in np.flatnonzero(done == -1)]
@@ -203,7 +251,8 @@ def build_cache(
         out = _report_dir(report_dir, folder)
         out.mkdir(parents=True, exist_ok=True)
         (out / f"bad_{name}.txt").write_text("\n".join(bad_files) + "\n")
-        log.warning("%s: %d undecodable clips skipped (list: %s)", name, len(bad_files), out / f"bad_{name}.txt")
+        _warn_once(("bad", name, str(audio_dir), len(bad_files), str(out)),
+                   "%s: %d undecodable clips skipped (list: %s)", name, len(bad_files), out / f"bad_{name}.txt")
     arr = np.load(data_path, mmap_mode="r") if len(present) else np.zeros(shape, np.float32)
     view = arr if len(good_rows) == len(present) else _Rows(arr, good_rows)
     return SplitFeatures(name, [present[i] for i in good_rows], view, spec, missing, bad_files)

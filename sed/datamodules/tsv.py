@@ -2,19 +2,27 @@
 
 Every malformed row raises :class:`~sed.core.errors.DataError` naming ``file:line`` and the fault.
 Strong rows with an empty onset, offset and label mean "this clip has no event": the clip
-is kept with an empty event list.
+is kept with an empty event list. Suspicious but usable strong rows (an event ending past the
+clip's 10 s, a zero-length event with onset == offset) are kept and warned about, once per file and
+kind, naming the first such ``file:line`` and how many more there are.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import math
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from sed.core.constants import CLASS_INDEX
+from sed.core.constants import CLASS_INDEX, DEFAULT_FEATURES
 from sed.core.errors import DataError
+
+log = logging.getLogger(__name__)
+#: An event may end this much past the clip's length before it is warned about (rounding in TSVs).
+END_TOLERANCE = 0.01
 
 
 class Event(NamedTuple):
@@ -100,6 +108,8 @@ def read_strong_tsv(path: str | Path) -> dict[str, list[Event]]:
     """
     path = Path(path)
     out: dict[str, list[Event]] = {}
+    odd: dict[str, list[str]] = {}
+    clip_seconds = DEFAULT_FEATURES.clip_seconds
     for lineno, f in _rows(path, ("filename", "onset", "offset", "event_label")):
         name = _check_filename(path, lineno, f[0])
         rest = (f[1:] + ["", "", ""])[:3]
@@ -115,7 +125,14 @@ def read_strong_tsv(path: str | Path) -> dict[str, list[Event]]:
         offset = _parse_time(path, lineno, "offset", rest[1])
         if onset > offset:
             raise DataError(f"{path}:{lineno}: onset {onset} is after offset {offset}")
+        if onset == offset:
+            odd.setdefault("zero", []).append(f"{path}:{lineno}: onset equals offset ({onset} s): a zero-length event")
+        elif offset > clip_seconds + END_TOLERANCE:
+            odd.setdefault("end", []).append(f"{path}:{lineno}: event ends at {offset} s, past the clip's end "
+                                             f"({clip_seconds:g} s)")
         events.append(Event(onset, offset, _check_label(path, lineno, rest[2])))
+    for found in odd.values():
+        log.warning("%s%s", found[0], f" ({len(found) - 1} more rows like it)" if len(found) > 1 else "")
     return out
 
 
@@ -126,7 +143,7 @@ def write_strong_tsv(path: str | Path, clips: dict[str, list[Event]] | Iterable[
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: parallel writers never share it
     with tmp.open("w", newline="") as fh:
         w = csv.writer(fh, delimiter="\t", lineterminator="\n")
         w.writerow(["filename", "onset", "offset", "event_label"])

@@ -22,13 +22,14 @@ import torch
 
 from sed.core.constants import DEFAULT_FEATURES
 from sed.core.errors import SedError
-from sed.detect.discover import Source, discover
+from sed.detect.discover import AUDIO_EXTENSIONS, Source, discover
 from sed.detect.plot import MelSummary, safe_name
 from sed.detect.stream import AudioInputError, probe, stream_mono
 from sed.detect.windows import DEFAULT_OVERLAP, Stitcher, Windower, WindowSpec
 from sed.detect.writer import EventWriter, OutputError
 
 TAGGING_MODES = ("local", "file")
+NAME = "sedx detect"  # the prefix of every message (the console script is ``sedx``)
 
 
 class DetectError(RuntimeError):
@@ -48,6 +49,7 @@ class DetectOptions:
     batch_size: int = 16
     overlap: float = DEFAULT_OVERLAP
     tagging: str = "local"
+    force: bool = False  # overwrite an existing --out that is not a detections file
 
 
 @dataclass
@@ -265,8 +267,13 @@ def run_detect(
 
     summary = DetectSummary()
     found = discover(paths)
+    if opts.out is not None:  # never write over a recording being read
+        out_real = Path(opts.out).resolve()
+        clash = [s.name for s in found.sources if s.path.resolve() == out_real]
+        if clash:
+            raise DetectError(f"--out {opts.out} is one of the input recordings ({clash[0]}); name another file")
     try:
-        writer = EventWriter(opts.out, opts.fmt, resume=opts.resume, stream=out_stream)
+        writer = EventWriter(opts.out, opts.fmt, resume=opts.resume, stream=out_stream, force=opts.force)
     except (OutputError, OSError) as e:
         raise DetectError(str(e)) from e
     plot_dir = Path(opts.plot_dir) if opts.plot_dir is not None else None
@@ -274,12 +281,18 @@ def run_detect(
     todo: list[_File] = []
     unnamable: list[str] = []
     for s in found.sources:
-        if s.name in writer.done:
+        if writer.is_done(s.name, s.path):
             summary.skipped.append(s.name)
         elif any(ch in s.name for ch in "\t\n\r"):
             unnamable.append(f"{s.name!r}: the file name holds a tab or line break, which the output cannot hold")
         else:
             todo.append(_File(s))
+    from sed.audio.io import wav_truncation
+
+    for f in todo:  # a WAV cut short is read as far as it goes, with a warning
+        note = wav_truncation(f.src.path)
+        if note:
+            print(f"{NAME}: warning: {note}", file=err, flush=True)
     n_win = 0
     for f in todo:  # header-only look, for the progress bar and buffer sizes
         try:
@@ -288,7 +301,8 @@ def run_detect(
             f.expected_windows = 0
         n_win += f.expected_windows
 
-    bars = _Bars(len(todo) + len(found.missing) + len(unnamable), n_win, opts.quiet, err)
+    bars = _Bars(len(todo) + len(found.missing) + len(unnamable) + len(found.unsupported) + len(found.empty),
+                 n_win, opts.quiet, err)
 
     def fail(f: _File | None, reason: str) -> None:
         if f is not None:
@@ -296,15 +310,19 @@ def run_detect(
             f.stitcher = f.mel = None
             bars.windows_done(max(0, f.expected_windows - f.n_done))  # its unread windows
         summary.failed.append(reason)
-        bars.line(f"sed detect: skipped {reason}")
+        bars.line(f"{NAME}: skipped {reason}")
         bars.file_done()
 
     for m in found.missing:
         fail(None, f"{m}: no such file or folder")
+    for u in found.unsupported:
+        fail(None, f"{u}: unsupported audio format (readable: {', '.join(AUDIO_EXTENSIONS)})")
+    for d in found.empty:
+        fail(None, f"{d}: no audio file in this folder (looked for {', '.join(AUDIO_EXTENSIONS)})")
     for reason in unnamable:
         fail(None, reason)
     if summary.skipped and not opts.quiet:
-        bars.line(f"sed detect: --resume: {len(summary.skipped)} file(s) already in {opts.out}, skipped")
+        bars.line(f"{NAME}: --resume: {len(summary.skipped)} file(s) already in {opts.out}, skipped")
 
     def finish(f: _File) -> tuple[np.ndarray, pd.DataFrame, int, float]:
         n_frames = spec.n_frames(f.n_samples)
@@ -314,7 +332,7 @@ def run_detect(
         gate = f.stitcher.local_tags(n_frames)
         fp_dec = fp * gate if gate is not None else fp
         ev = decode_by_class(decode_fn, f.src.name, fp_dec, clip, classes, params, predictor.frame_seconds, dur)
-        writer.write(f.src.name, ev, dur, dict(zip(classes, clip.tolist())))
+        writer.write(f.src.name, ev, dur, dict(zip(classes, clip.tolist())), path=f.src.path)
         summary.processed.append(f.src.name)
         return fp, ev, n_frames, dur
 
@@ -336,7 +354,7 @@ def run_detect(
                               logmel=cols, mel_pool=pool, duration=dur, all_classes=True)
             except Exception as e:  # noqa: BLE001 - its events are written; the plot is reported
                 summary.failed.append(f"{f.src.name}: plot failed ({type(e).__name__}: {e})")
-                bars.line(f"sed detect: {summary.failed[-1]} (its events are in the output)")
+                bars.line(f"{NAME}: {summary.failed[-1]} (its events are in the output)")
         f.stitcher = f.mel = None  # free
         bars.file_done()
 
@@ -395,29 +413,45 @@ def run_detect(
 
 
 def cli_detect(args: Any) -> int:
-    """``sed detect`` (arguments parsed by :mod:`sed.cli`)."""
+    """``sedx detect`` (arguments parsed by :mod:`sed.cli`)."""
     err = sys.stderr
     opts = DetectOptions(
         out=args.out, fmt=args.format, postproc=args.postproc, plot_dir=args.plot, resume=args.resume,
         quiet=args.quiet, batch_size=args.batch_size, overlap=args.overlap, tagging=args.tagging,
+        force=bool(getattr(args, "force", False)),
     )
+    dev = str(args.device)
+    if dev.startswith("cuda") and not torch.cuda.is_available():
+        print(f"{NAME}: --device {dev}: this torch build sees no CUDA GPU (torch {torch.__version__}); "
+              "use --device cpu or auto", file=err)
+        return 2
+    ckpt = args.ckpt
+    if ckpt is None:
+        from sed.core.runs import newest_best_checkpoint
+
+        try:
+            ckpt = newest_best_checkpoint()
+        except SedError as e:
+            print(f"{NAME}: {e}", file=err)
+            return 2
+        print(f"{NAME}: no --ckpt given: using {ckpt} (the newest training run)", file=err)
     try:
-        predictor = load_predictor(args.ckpt, args.device)
+        predictor = load_predictor(ckpt, args.device)
     except (DetectError, SedError) as e:  # one-line messages naming the file
-        print(f"sed detect: {e}", file=err)
+        print(f"{NAME}: {e}", file=err)
         return 2
     except Exception as e:  # noqa: BLE001
-        print(f"sed detect: cannot load {args.ckpt} ({type(e).__name__}: {e})", file=err)
+        print(f"{NAME}: cannot load {ckpt} ({type(e).__name__}: {e})", file=err)
         return 2
     try:
         summary = run_detect(args.paths, predictor, opts, err=err)
     except DetectError as e:
-        print(f"sed detect: {e}", file=err)
+        print(f"{NAME}: {e}", file=err)
         return 2
     except KeyboardInterrupt:
-        print("sed detect: interrupted; finished files are in the output (rerun with --resume)", file=err)
+        print(f"{NAME}: interrupted; finished files are in the output (rerun with --resume)", file=err)
         return 130
     if not args.quiet or summary.failed:
-        print(f"sed detect: {len(summary.processed)} file(s) processed, {len(summary.failed)} failed"
+        print(f"{NAME}: {len(summary.processed)} file(s) processed, {len(summary.failed)} failed"
               + (f", {len(summary.skipped)} already done" if summary.skipped else ""), file=err)
     return summary.exit_code

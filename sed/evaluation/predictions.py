@@ -79,6 +79,11 @@ class Predictions:
         path = Path(path)
         if not path.is_file():
             raise PredictionsError(f"{path}: predictions file not found")
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+        if magic != b"PK\x03\x04" and magic != b"PK\x05\x06":  # an .npz is a zip archive (empty: PK 5 6)
+            raise PredictionsError(f"{path}: not a predictions file (an .npz is a zip archive; this file is not: "
+                                   f"{'empty' if not magic else 'starts with ' + repr(magic)})")
         try:
             with np.load(path, allow_pickle=False) as z:
                 missing = {"filenames", "classes", "frame_seconds", "frame_probs", "clip_probs"} - set(z.files)

@@ -59,6 +59,19 @@ def clip_logmel(data_cfg: Any, split: str, filename: str) -> np.ndarray | None:
 
 
 # ---------------------------------------------------------------------------- report
+def coverage_lines(run: dict) -> list[str]:
+    """Report lines on the ground-truth clips left out (missing audio) and the clip durations used."""
+    lines = []
+    lo = run.get("left_out")
+    if lo:
+        lines.append(f"- **left out**: {lo['n_clips']} of {lo['of_clips']} ground-truth clips ({lo['n_events']} of "
+                     f"{lo['of_events']} events): {lo['reason']} under `{lo['audio_dir']}` (list: `{lo['list']}`)")
+    du = run.get("durations")
+    if du:
+        lines.append(f"- clip durations: from `{du['file']}` ({du['n_clips']} clips listed there)")
+    return lines
+
+
 def write_report(
     out_dir: str | Path,
     result,
@@ -88,6 +101,7 @@ def write_report(
     ]
     if tune_split:
         lines.append(f"- sweep points ranked on split **{tune_split}** by `{metrics.get('select_metric')}`")
+    lines += coverage_lines(run)
     reported = run.get("split", split)
     if tuned_on and tuned_on == reported:
         lines.append(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,7 +73,7 @@ def _index_stamp(data_cfg: Mapping, split: str) -> str:
 
 
 def _save_part(path: Path, **arrays: np.ndarray) -> None:
-    tmp = path.with_name(path.stem + ".tmp.npz")
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")  # per process: parallel jobs never share it
     np.savez(tmp, **arrays)
     tmp.replace(path)
 
@@ -190,12 +191,65 @@ def compute_activations(data_cfg: Mapping, ncfg: Mapping, dictionary: Dictionary
     return acts, names, tags, whole, missing
 
 
+#: Replacing published labels with fewer than this share of their events needs ``force``.
+MIN_EVENT_SHARE = 0.5
+
+
+def check_settings(ncfg: Mapping) -> None:
+    """Refuse NMF settings outside their range (:class:`ConfigError` naming the key and the range)."""
+    def num(key: str, value, lo: float, hi: float | None = None, integer: bool = False) -> None:
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"nmf.{key} is {value!r}; expected a number") from None
+        bad = v != v or v < lo or (hi is not None and v > hi) or (integer and v != int(v))
+        if bad:
+            rng = f"in [{lo:g}, {hi:g}]" if hi is not None else f">= {lo:g}"
+            raise ConfigError(f"nmf.{key} is {value}; expected {'an integer ' if integer else ''}{rng}")
+
+    normalize = str(ncfg["normalize"])
+    # every normalisation but `absolute` maps the curves into [0, 1]: a threshold above 1 keeps no frame
+    num("threshold", ncfg["threshold"], 0.0, None if normalize == "absolute" else 1.0)
+    num("median_window", ncfg["median_window"], 1, integer=True)
+    num("min_duration", ncfg["min_duration"], 0.0)
+    num("join_gap", ncfg["join_gap"], 0.0)
+    num("batch_size", ncfg["batch_size"], 1, integer=True)
+    num("beta", ncfg["beta"], 0.0)
+    for stage in ("templates", "activation"):
+        num(f"{stage}.max_iter", ncfg[stage]["max_iter"], 1, integer=True)
+        num(f"{stage}.tol", ncfg[stage]["tol"], 0.0)
+    num("dictionary.k", ncfg["dictionary"]["k"], 1, integer=True)
+
+
+def count_events(path: str | Path) -> int | None:
+    """Events (rows with a label) of a strong TSV, None when it does not exist or cannot be read."""
+    try:
+        return int(sum(len(v) for v in read_strong_tsv(path).values()))
+    except (OSError, ValueError):
+        return None
+
+
+def guard_replacement(path: str | Path, n_new: int, *, force: bool = False, kept: Path | None = None) -> None:
+    """Refuse (without ``force``) to replace the labels at ``path`` by ``n_new`` events when that is fewer
+    than :data:`MIN_EVENT_SHARE` of the events it holds: a nonsensical setting must not silently
+    replace the labels training reads."""
+    n_old = count_events(path) if Path(path).is_file() else None
+    if not n_old or n_new >= MIN_EVENT_SHARE * n_old:
+        return
+    where = f"; the new labels are in {kept}" if kept is not None else ""
+    if force:
+        log.warning("%s: replacing %d events by %d (force=true)", path, n_old, n_new)
+        return
+    raise ConfigError(f"{path}: refusing to replace its {n_old} events by {n_new} "
+                      f"(fewer than {MIN_EVENT_SHARE:.0%}){where}; check the nmf settings, or pass force=true")
+
+
 def run_job(data_cfg: Mapping, ncfg: Mapping, *, output_tsv: str | Path | None, out_dir: str | Path | None = None,
-            progress: bool = True) -> JobResult:
+            progress: bool = True, force: bool = False) -> JobResult:
     """The whole job; writes ``output_tsv`` (soundscapes.tsv format) and, with ``out_dir``, a copy there
-    plus ``dictionary.npz``."""
-    if float(ncfg["threshold"]) < 0:
-        raise ConfigError(f"nmf.threshold is {ncfg['threshold']}; expected >= 0")
+    plus ``dictionary.npz``. Settings are range-checked first; replacing an existing ``output_tsv`` by
+    far fewer events needs ``force`` (:func:`guard_replacement`)."""
+    check_settings(ncfg)
     device = resolve_device(str(ncfg.get("device", "auto")))
     ts = compute_templates(data_cfg, ncfg, device, progress)
     dcfg = ncfg["dictionary"]
@@ -208,12 +262,15 @@ def run_job(data_cfg: Mapping, ncfg: Mapping, *, output_tsv: str | Path | None, 
                           join_gap=float(ncfg["join_gap"]), whole_clip=whole)
     rows = {f: [Event(on, off, c) for on, off, c in evs] for f, evs in labels.items()}
     tsv = None
-    if output_tsv is not None:
-        tsv = write_strong_tsv(output_tsv, rows)
     if out_dir is not None:
         out_dir = Path(out_dir)
         write_strong_tsv(out_dir / "weak_nmf.tsv", rows)
         np.savez(out_dir / "dictionary.npz", **{c: dictionary.W[c] for c in dictionary.classes})
+    if output_tsv is not None:
+        n_new = int(sum(len(v) for v in rows.values()))
+        guard_replacement(output_tsv, n_new, force=force,
+                          kept=(Path(out_dir) / "weak_nmf.tsv") if out_dir is not None else None)
+        tsv = write_strong_tsv(output_tsv, rows)
     info = {"n_templates": {c: int(sum(1 for lab in ts.labels if lab == c)) for c in CLASSES},
             "templates_dropped": ts.dropped, "dictionary_ranks": {c: dictionary.rank(c) for c in dictionary.classes},
             "n_weak_clips": len(names), "n_activations": int(len(acts.act)),
