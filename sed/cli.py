@@ -1,6 +1,7 @@
 """The ``sed`` console script (``pyproject.toml``: ``sed = "sed.cli:main"``).
 
-Subcommands: ``detect`` (events in recordings of any length). Exit codes: 0 success, 1 some
+Subcommands: ``detect`` (events in recordings of any length), ``score`` (score a system's outputs:
+:mod:`sed.evaluation.score`). Exit codes: 0 success, 1 some
 inputs failed, 2 usage or configuration error.
 """
 
@@ -45,10 +46,17 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _add_score(sub: argparse._SubParsersAction) -> None:
+    from sed.evaluation.score import add_score_parser
+
+    add_score_parser(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sed", description="Sound event detection (DCASE 2020 Task 4 system).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_detect(sub)
+    _add_score(sub)
     return parser
 
 

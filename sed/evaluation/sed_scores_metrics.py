@@ -118,23 +118,46 @@ def psds_deltas(
     return out
 
 
-def collar_best_f1(
+def collar_deltas(
     scores: Mapping[str, pd.DataFrame],
     ground_truth: Mapping[str, Sequence],
     *,
     t_collar: float = 0.2,
     percentage_of_length: float = 0.2,
+) -> dict:
+    """sed_scores_eval's per-clip collar-based intermediate statistics deltas (for :func:`collar_best_f1` on resampled sets)."""
+    from sed_scores_eval.collar_based.intermediate_statistics import intermediate_statistics_deltas
+
+    gt = _check_gt(ground_truth)
+    with quiet():
+        return intermediate_statistics_deltas(
+            scores=_present_classes(scores, gt),
+            ground_truth=gt,
+            onset_collar=t_collar,
+            offset_collar=t_collar,
+            offset_collar_rate=percentage_of_length,
+        )
+
+
+def collar_best_f1(
+    scores: Mapping[str, pd.DataFrame] | None,
+    ground_truth: Mapping[str, Sequence],
+    *,
+    t_collar: float = 0.2,
+    percentage_of_length: float = 0.2,
+    deltas: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Collar-based F1 at the best threshold per class via ``sed_scores_eval.collar_based.best_fscore``
     (onset collar = offset collar = ``t_collar``, offset collar rate ``percentage_of_length``: sed_eval's
-    event-based rules). Returns ``f1_macro`` and ``per_class`` ``{class: {f1, precision, recall, threshold}}``."""
+    event-based rules). Returns ``f1_macro`` and ``per_class`` ``{class: {f1, precision, recall, threshold}}``.
+    ``deltas``: from :func:`collar_deltas`, used instead of the scores."""
     from sed_scores_eval import collar_based
 
     gt = _check_gt(ground_truth)
-    scores = _present_classes(scores, gt)
     with quiet():
         f, p, r, th, _stats = collar_based.best_fscore(
-            scores=dict(scores),
+            scores=None if deltas is not None else _present_classes(scores, gt),
+            deltas=None if deltas is None else dict(deltas),
             ground_truth=gt,
             onset_collar=t_collar,
             offset_collar=t_collar,
@@ -143,6 +166,6 @@ def collar_best_f1(
     per_class = {
         c: {"f1": float(f[c]), "precision": float(p[c]), "recall": float(r[c]), "threshold": float(th[c])}
         for c in f
-        if c != "macro_average" and c != "micro_average"
+        if c not in ("macro_average", "micro_average")
     }
     return {"f1_macro": float(f["macro_average"]), "per_class": per_class}
