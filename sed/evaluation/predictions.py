@@ -77,8 +77,20 @@ class Predictions:
     @classmethod
     def load(cls, path: str | Path) -> Predictions:
         path = Path(path)
+        if path.is_dir():
+            raise PredictionsError(
+                f"{path}: a folder, not a predictions .npz; to score operating-point or score TSVs use "
+                f"`sed score {path} --truth <ground truth.tsv>`"
+            )
         if not path.is_file():
             raise PredictionsError(f"{path}: predictions file not found")
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+        if magic != b"PK\x03\x04":  # not a zip: .npz files are zip archives
+            raise PredictionsError(
+                f"{path}: not a predictions .npz written by sed.eval (a text table?); to score a detections TSV "
+                f"use `sed score {path} --truth <ground truth.tsv>`"
+            )
         try:
             with np.load(path, allow_pickle=False) as z:
                 missing = {"filenames", "classes", "frame_seconds", "frame_probs", "clip_probs"} - set(z.files)
