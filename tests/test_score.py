@@ -13,7 +13,7 @@ import pytest
 from sed.cli import main
 from sed.core.errors import ConfigError, DataError
 from sed.evaluation.scenarios import SCENARIOS, Scenario, parse_scenarios
-from sed.evaluation.score import expand_table, resample_plan, score
+from sed.evaluation.score import resample_plan, score
 from tests import score_helpers as H
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "desed-real" / "metadata" / "validation"
@@ -256,15 +256,52 @@ def test_paired_comparison_prefers_the_better_system(gen, tmp_path):
     assert ops  # the fixture's folder is untouched
 
 
-def test_bootstrap_resample_bookkeeping_and_operating_points(gen):
-    plan = resample_plan(["a.wav", "b.wav", "c"], np.array([0, 0, 2]))
-    assert plan == {"a.wav": ["a.wav", "a~1.wav"], "c": ["c"]}
-    t = pd.DataFrame({"filename": ["a.wav", "b.wav", "c"], "onset": [0.0, 1, 2], "offset": [1.0, 2, 3], "event_label": ["x"] * 3})
-    assert expand_table(t, plan)["filename"].tolist() == ["a.wav", "a~1.wav", "c"]
+def _expand(table, plan):
+    """A table on a resampled clip set: each row once per copy of its clip, the copies renamed."""
+    rows = [(n, *r[1:]) for r in table.itertuples(index=False) for n in plan.get(r[0], ())]
+    return pd.DataFrame(rows, columns=table.columns)
+
+
+def test_resamplers_equal_the_libraries_on_renamed_copies(gen):
+    """A resample (weights) by per-clip statistics equals the library run on the resampled set itself."""
+    from sed.evaluation import sed_eval_metrics as S
+    from sed.evaluation.common import ground_truth_table
+    from sed.evaluation.psds_eval_metrics import PsdsEvalResampler, psds_eval_scores, psds_f_score
+
+    assert resample_plan(["a.wav", "b.wav", "c"], np.array([0, 0, 2])) == {"a.wav": ["a.wav", "a~1.wav"], "c": ["c"]}
+    ev, du = gen["events"], gen["durations"]
+    clips = list(ev)
+    ref = ground_truth_table(ev)
+    det = pd.read_csv(gen["dir"] / "det.tsv", sep="\t")
+    sc = parse_scenarios("dcase2020,psds1,psds2")
+    ev_c = S.clip_counts(ref, det, clips, kind="event", classes=H.CLASSES)
+    seg_c = S.clip_counts(ref, det, clips, kind="segment", durations=du, classes=H.CLASSES)
+    ops = PsdsEvalResampler(gen["ops"], ref, du, sc)
+    fsc = PsdsEvalResampler([det], ref, du, [SCENARIOS["psds"]])
+    for idx in (np.arange(len(clips)), np.random.default_rng(1).integers(0, len(clips), len(clips))):
+        w = np.bincount(idx, minlength=len(clips)).astype(float)
+        plan = resample_plan(clips, idx)
+        ev_b = {n: ev[c] for c, names in plan.items() for n in names}
+        du_b = {n: du[c] for c, names in plan.items() for n in names}
+        ref_b, det_b = ground_truth_table(ev_b), _expand(det, plan)
+        e = S.f1_from_counts(ev_c[0], np.tensordot(w, ev_c[1], axes=1), w @ ev_c[2])
+        assert e == S.event_based(ref_b, det_b, list(ev_b), classes=H.CLASSES)
+        g = S.f1_from_counts(seg_c[0], np.tensordot(w, seg_c[1], axes=1), w @ seg_c[2])
+        assert g == S.segment_based(ref_b, det_b, list(ev_b), durations=du_b, classes=H.CLASSES)
+        direct, _ = psds_eval_scores([_expand(t, plan) for t in gen["ops"]], ref_b, du_b, scenarios=sc)
+        got = ops.psds(w)
+        for k in got:  # the same sums in another order: equal to the last bits
+            assert got[k] == pytest.approx(direct[k], rel=1e-12, abs=1e-15), k
+        assert fsc.f_score(w) == pytest.approx(psds_f_score(det_b, ref_b, du_b)[0], rel=1e-12)
+        assert 0 < got["psds1"] < got["psds"]
+
+
+def test_bootstrap_operating_points(gen):
     d = gen["dir"]
-    out = score(d / "ops", d / "gt.tsv", durations=str(d / "dur.tsv"), scenarios="psds1", bootstrap_n=3)
+    out = score(d / "ops", d / "gt.tsv", durations=str(d / "dur.tsv"), scenarios="psds1", bootstrap_n=20)
     lo, hi = out["systems"][0]["ci95"]["psds1"]
-    assert lo <= hi and lo > 0
+    assert 0 < lo <= out["systems"][0]["figures"]["psds1"] <= hi
+    assert out["bootstrap"]["per_resample_s"] > 0 and out["bootstrap"]["setup_s"] > 0
 
 
 # ---------------------------------------------------------------------------- outputs and CLI

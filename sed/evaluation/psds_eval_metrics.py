@@ -173,3 +173,118 @@ def psds_f_score(
         ev = PSDSEval(dtc_threshold=dtc, gtc_threshold=gtc, cttc_threshold=cttc, ground_truth=gt, metadata=meta)
         f, per_class = ev.compute_macro_f_score(detections[["filename", "onset", "offset", "event_label"]])
     return float(f), {c: float(v) for c, v in per_class.items()}
+
+
+class PsdsEvalResampler:
+    """psds_eval's figures on resampled clip sets (bootstrap) without evaluating the detections again.
+
+    psds_eval's operating-point statistics are sums over clips: a detection only meets ground truth of
+    its own clip. So each operating point is evaluated once, by the library's own steps (as in
+    ``PSDSEval._evaluate_detections``: intersections, DTC/GTC, CTTC, duplicates dropped), and its true
+    positives and cross-triggers are counted per clip. A resample (``weights``: how many times each clip is
+    drawn) sums those counts, forms the rates as ``PSDSEval._confusion_matrix_and_rates`` does, hands them to
+    the library (``_add_op``) and computes ``PSDSEval.psds`` / the macro F-score as the library does. All
+    weights 1 give the library's figures (tested). psds_eval 0.5.3 (pinned).
+    """
+
+    def __init__(
+        self,
+        detections: Sequence[pd.DataFrame],
+        reference: pd.DataFrame,
+        durations: Mapping[str, float],
+        scenarios: Sequence[Scenario],
+        thresholds: Sequence[float | None] | None = None,
+    ) -> None:
+        from psds_eval import PSDSEval
+        from psds_eval.psds import WORLD
+
+        if reference.empty:
+            raise MetricsError("psds_eval: the ground truth has no event (PSDS is undefined)")
+        gt, meta = _psds_tables(reference, durations)
+        self.clips = list(durations)
+        self.scenarios = list(scenarios)
+        self.thresholds = list(thresholds) if thresholds is not None else [None] * len(detections)
+        index = {f: i for i, f in enumerate(self.clips)}
+        self.classes = sorted(set(gt["event_label"]))
+        cls = {c: i for i, c in enumerate(self.classes)}
+        n, c = len(self.clips), len(self.classes)
+        self.duration = np.asarray([float(durations[f]) for f in self.clips])
+        fi = gt["filename"].map(index).to_numpy()
+        ci = gt["event_label"].map(cls).to_numpy()
+        self.n_gt = np.zeros((n, c))
+        np.add.at(self.n_gt, (fi, ci), 1)
+        self.gt_dur = np.zeros((n, c))
+        np.add.at(self.gt_dur, (fi, ci), (gt["offset"] - gt["onset"]).to_numpy(float))
+        self.groups = []
+        with quiet():
+            for (dtc, gtc, cttc), group in group_by_criteria(scenarios).items():
+                ev = PSDSEval(dtc_threshold=dtc, gtc_threshold=gtc, cttc_threshold=cttc, ground_truth=gt, metadata=meta)
+                per_op, seen = [], set()
+                for k, det in enumerate(detections):
+                    t = det[list(ev.detection_cols)].reset_index(drop=True)
+                    t = t[t.offset > t.onset].sort_values(by=ev.detection_cols[:2], axis=0)
+                    t["duration"] = t.offset - t.onset
+                    t["id"] = t.index
+                    op_id = ev._operating_point_id(t)
+                    if not op_id or op_id in seen:
+                        continue
+                    seen.add(op_id)
+                    inter = ev._ground_truth_intersections(t, ev.ground_truth)
+                    tp, dtc_ids = ev._detection_and_ground_truth_criteria(inter)
+                    ct = ev._cross_trigger_criterion(inter, tp, dtc_ids)
+                    ct = ct.drop_duplicates(["id_det", "event_label_gt"])
+                    tp = tp.drop_duplicates("id_gt")
+                    tp_n = np.zeros((n, c))
+                    np.add.at(tp_n, (tp["filename"].map(index).to_numpy(int), tp["event_label_gt"].map(cls).to_numpy(int)), 1)
+                    ct_n = np.zeros((n, c, c + 1))
+                    j = ct["event_label_gt"].map(lambda x: c if x == WORLD else cls[x]).to_numpy(int)
+                    np.add.at(ct_n, (ct["filename"].map(index).to_numpy(int), ct["event_label_det"].map(cls).to_numpy(int), j), 1)
+                    per_op.append((k, tp_n, ct_n))
+                self.groups.append((ev, group, per_op))
+
+    def _rates(self, ev, w: np.ndarray, tp_n: np.ndarray, ct_n: np.ndarray):
+        """``PSDSEval._confusion_matrix_and_rates`` on the clip-weighted counts."""
+        c = len(self.classes)
+        counts = np.zeros((c + 1, c + 1))
+        counts[:c, :] = np.tensordot(w, ct_n, axes=1)
+        tp = w @ tp_n
+        counts[np.arange(c), np.arange(c)] = tp
+        n_gt = w @ self.n_gt
+        gt_dur = w @ self.gt_dur
+        dataset_dur = float(w @ self.duration)
+        with np.errstate(all="ignore"):
+            tp_ratio = np.where(n_gt > 0, tp / n_gt, np.nan)
+            fp_rate = counts[:c, c] * ev.nseconds / dataset_dur
+            ct_rate = counts[:c, :c] * ev.nseconds / gt_dur[None, :]
+        ct_rate[np.arange(c), np.arange(c)] = np.nan
+        return counts, tp_ratio, fp_rate, ct_rate
+
+    def psds(self, weights: np.ndarray | None = None) -> dict[str, float]:
+        """Each scenario's PSDS on the clip set drawn as ``weights`` (default: every clip once)."""
+        w = np.ones(len(self.clips)) if weights is None else np.asarray(weights, float)
+        out = {}
+        with quiet():
+            for ev, group, per_op in self.groups:
+                ev.clear_all_operating_points()
+                for k, tp_n, ct_n in per_op:
+                    counts, tpr, fpr, ctr = self._rates(ev, w, tp_n, ct_n)
+                    ev._add_op(opid=f"op{k}", counts=counts, tpr=tpr, fpr=fpr, ctr=ctr, info={"threshold": self.thresholds[k]})
+                for s in group:
+                    out[s.name] = float(ev.psds(alpha_ct=s.alpha_ct, alpha_st=s.alpha_st, max_efpr=s.max_efpr).value)
+        return out
+
+    def f_score(self, weights: np.ndarray | None = None, op: int = 0) -> float:
+        """``PSDSEval.compute_macro_f_score`` of operating point ``op`` (first criteria group), resampled."""
+        w = np.ones(len(self.clips)) if weights is None else np.asarray(weights, float)
+        ev, _, per_op = self.groups[0]
+        match = [(tp_n, ct_n) for k, tp_n, ct_n in per_op if k == op]
+        if not match:
+            return 0.0
+        counts, tp_ratios, _, _ = self._rates(ev, w, *match[0])
+        with np.errstate(all="ignore"):
+            per_class_tp = np.diag(counts)[:-1]
+            num_gts = per_class_tp / tp_ratios
+            per_class_fp = counts[:-1, -1]
+            per_class_fn = num_gts - per_class_tp
+            f = ev.compute_f_score(per_class_tp, per_class_fp, per_class_fn, 1.0)
+            return float(np.nanmean(f))

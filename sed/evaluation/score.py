@@ -12,9 +12,9 @@ A system is one of:
   figures and the score tables' figures.
 
 Clip durations: ``--durations`` (DESED's ``filename<TAB>duration``), else ``--audio`` (the files'
-headers), else 10 s with a note. ``--bootstrap N``: clips resampled with replacement N times (seeded),
-every figure recomputed by the same library call on the resampled set (a clip drawn k times counts k
-times: renamed copies); 95 % percentile intervals. Two systems: the same resamples for both, the
+headers), else 10 s with a note. ``--bootstrap N``: clips resampled with replacement N times (seeded;
+a clip drawn k times counts k times), each headline figure recomputed on every resample from the
+libraries' per-clip statistics (:func:`bootstrap`); 95 % percentile intervals. Two systems: the same resamples for both, the
 difference's interval and the share of resamples where A beats B (paired bootstrap).
 """
 
@@ -26,7 +26,7 @@ import math
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ import pandas as pd
 from sed.core.errors import ConfigError, DataError, SedError
 from sed.evaluation.common import MetricsError, audio_id, ground_truth_table, merge_connected, nan_to_none
 from sed.evaluation.names import SCORE_BOOTSTRAP_KEYS
-from sed.evaluation.psds_eval_metrics import psds_eval_scores, psds_f_score
+from sed.evaluation.psds_eval_metrics import PsdsEvalResampler, psds_eval_scores, psds_f_score
 from sed.evaluation.scenarios import SCENARIOS, SCORE_DEFAULT, Scenario, parse_scenarios
 from sed.evaluation.score_inputs import (
     DEFAULT_DURATION,
@@ -51,7 +51,7 @@ from sed.evaluation.score_inputs import (
     read_score_folder,
     read_truth,
 )
-from sed.evaluation.sed_eval_metrics import event_based, event_based_fast, segment_based
+from sed.evaluation.sed_eval_metrics import clip_counts, event_based, f1_from_counts, segment_based
 from sed.evaluation.sed_scores_metrics import collar_best_f1, collar_deltas, psds_deltas, sed_scores_psds
 
 CONFIDENCE = 0.95
@@ -70,20 +70,6 @@ class System:
     scores: dict[str, pd.DataFrame] | None = None
     durations: dict[str, float] | None = None  # from predictions
     notes: list[str] = field(default_factory=list)
-
-    def resampled(self, plan: Mapping[str, list[str]]) -> System:
-        """The system on a resampled clip set (``plan``: clip -> its copies' names); score tables are left
-        out (the bootstrap uses their deltas)."""
-
-        def exp(d: Detections) -> Detections:
-            return replace(d, table=expand_table(d.table, plan))
-
-        return replace(
-            self,
-            detections=exp(self.detections) if self.detections is not None else None,
-            ops=[exp(o) for o in self.ops] if self.ops is not None else None,
-            scores=None,
-        )
 
 
 # ---------------------------------------------------------------------------- loading
@@ -168,17 +154,6 @@ def resample_plan(clips: Sequence[str], idx: np.ndarray) -> dict[str, list[str]]
     return plan
 
 
-def expand_table(table: pd.DataFrame, plan: Mapping[str, list[str]]) -> pd.DataFrame:
-    """A detection table on a resampled clip set: each row repeated once per copy of its clip, renamed."""
-    if table.empty:
-        return table
-    m = table["filename"].map(lambda f: len(plan.get(f, ()))).to_numpy()
-    rep = table.loc[table.index.repeat(m)].copy()
-    k = rep.groupby(level=0).cumcount().to_numpy()
-    rep["filename"] = [plan[f][j] for f, j in zip(rep["filename"].tolist(), k)]
-    return rep.reset_index(drop=True)
-
-
 def _expand_map(d: Mapping[str, Any], plan: Mapping[str, list[str]], key=lambda x: x) -> dict[str, Any]:
     return {key(n): d[key(c)] for c, names in plan.items() for n in names}
 
@@ -191,15 +166,12 @@ def evaluate_system(
     classes: Sequence[str],
     scenarios: Sequence[Scenario],
     *,
-    fast: bool = False,
-    deltas: Mapping[str, Any] | None = None,
     workers: int = 1,
     f_scenario: Scenario = SCENARIOS["psds"],
 ) -> tuple[dict[str, Any], dict[str, dict], dict[str, Any]]:
     """``(figures, per_class, curves)`` of one system on the clips of ``gt``.
 
-    ``f_scenario``: the dtc/gtc/cttc of the PSDS-F (default DCASE 2020's). ``fast`` (bootstrap): the event-based F1 by :func:`event_based_fast` (sed_eval's figures, checked
-    equal in the tests) and no per-class table; ``deltas``: sed_scores_eval deltas instead of score tables.
+    ``f_scenario``: the dtc/gtc/cttc of the PSDS-F (default DCASE 2020's).
     """
     clips = list(gt)
     reference = ground_truth_table(gt)
@@ -210,10 +182,7 @@ def evaluate_system(
     curves: dict[str, Any] = {}
     if system.detections is not None:
         det = system.detections.table
-        if fast:
-            ev = event_based_fast(reference, det, clips, classes=classes)
-        else:
-            ev = event_based(reference, det, clips, classes=classes)
+        ev = event_based(reference, det, clips, classes=classes)
         seg = segment_based(reference, det, clips, durations=durations, classes=classes)
         if det.empty:  # psds_eval refuses an empty table: no detection, no true positive
             pf, pf_class = 0.0, dict.fromkeys(classes, 0.0)
@@ -247,13 +216,11 @@ def evaluate_system(
             figures.update(figs)
             curves["psds_eval"] = cv
             curves["psds_eval_thresholds"] = ths
-    if system.scores is not None or (deltas and "psds" in deltas):
+    if system.scores is not None:
         gt_ids = {audio_id(f): v for f, v in psds_gt.items()}
         dur_ids = {audio_id(f): d for f, d in durations.items()}
-        figs, cv = sed_scores_psds(
-            system.scores, gt_ids, dur_ids, scenarios, deltas=deltas.get("psds") if deltas else None
-        )
-        cf = collar_best_f1(system.scores, gt_ids, deltas=deltas.get("collar") if deltas else None)
+        figs, cv = sed_scores_psds(system.scores, gt_ids, dur_ids, scenarios)
+        cf = collar_best_f1(system.scores, gt_ids)
         key = lambda n: f"{n}_threshold_independent" if system.kind == "predictions" else n  # noqa: E731
         figures.update({key(k): v for k, v in figs.items()})
         figures["collar_f1_best_macro"] = cf["f1_macro"]
@@ -277,6 +244,68 @@ def headline_keys(system: System, scenarios: Sequence[Scenario]) -> list[str]:
     return keys
 
 
+def _resampler(
+    system: System,
+    truth: Truth,
+    durations: Mapping[str, float],
+    scenarios: Sequence[Scenario],
+    f_scenario: Scenario,
+):
+    """``fn(weights, idx) -> {figure: value}`` for one system on a resampled clip set; the per-clip
+    statistics are computed here, once, by each library (see :func:`bootstrap`)."""
+    clips = truth.clips
+    reference = ground_truth_table(truth.events)
+    psds_gt = merge_connected(truth.events)[0]
+    psds_ref = ground_truth_table(psds_gt)
+    parts = []
+    if system.detections is not None:
+        det = system.detections.table
+        ev = clip_counts(reference, det, clips, kind="event", classes=truth.classes)
+        seg = clip_counts(reference, det, clips, kind="segment", durations=durations, classes=truth.classes)
+        pf = None if det.empty else PsdsEvalResampler([det], psds_ref, durations, [f_scenario])
+
+        def det_fn(w, idx):
+            return {
+                "event_f1_macro": f1_from_counts(ev[0], np.tensordot(w, ev[1], axes=1), w @ ev[2])["f1_macro"],
+                "segment_f1_macro": f1_from_counts(seg[0], np.tensordot(w, seg[1], axes=1), w @ seg[2])["f1_macro"],
+                "psds_f_score": 0.0 if pf is None else pf.f_score(w),
+            }
+
+        parts.append(det_fn)
+    if system.ops is not None:
+        tables = [o.table for o in system.ops]
+        if all(t.empty for t in tables):
+            parts.append(lambda w, idx: {s.name: 0.0 for s in scenarios})
+        else:
+            ops = PsdsEvalResampler(tables, psds_ref, durations, scenarios, [o.threshold for o in system.ops])
+            parts.append(lambda w, idx: ops.psds(w))
+    if system.scores is not None:
+        gt_ids = {audio_id(f): v for f, v in psds_gt.items()}
+        deltas = {"psds": psds_deltas(system.scores, gt_ids, scenarios), "collar": collar_deltas(system.scores, gt_ids)}
+        suffix = "_threshold_independent" if system.kind == "predictions" else ""
+
+        def scores_fn(w, idx):
+            plan = resample_plan(clips, idx)
+            gt_b = {audio_id(k): v for k, v in _expand_map(psds_gt, plan).items()}
+            dur_b = {audio_id(k): v for k, v in _expand_map(durations, plan).items()}
+            d_psds = {name: _expand_map(d, plan, audio_id) for name, d in deltas["psds"].items()}
+            d_collar = _expand_map(deltas["collar"], plan, audio_id)
+            figs, _ = sed_scores_psds(None, gt_b, dur_b, scenarios, deltas=d_psds)
+            out = {f"{k}{suffix}": v for k, v in figs.items()}
+            out["collar_f1_best_macro"] = collar_best_f1(None, gt_b, deltas=d_collar)["f1_macro"]
+            return out
+
+        parts.append(scores_fn)
+
+    def fn(w, idx):
+        out = {}
+        for part in parts:
+            out.update(part(w, idx))
+        return out
+
+    return fn
+
+
 def bootstrap(
     systems: Sequence[System],
     truth: Truth,
@@ -285,48 +314,38 @@ def bootstrap(
     n: int,
     *,
     seed: int = 0,
-    workers: int = 1,
     f_scenario: Scenario = SCENARIOS["psds"],
+    timing: dict | None = None,
 ) -> list[dict[str, np.ndarray]]:
-    """Per system, ``{figure: n resampled values}``; every system is scored on the same resamples (paired)."""
-    gt = truth.events
-    clips = truth.clips
-    deltas = []
-    for s in systems:
-        if s.scores is not None:
-            gt_ids = {audio_id(f): v for f, v in merge_connected(gt)[0].items()}
-            deltas.append({"psds": psds_deltas(s.scores, gt_ids, scenarios), "collar": collar_deltas(s.scores, gt_ids)})
-        else:
-            deltas.append(None)
+    """Per system, ``{figure: n resampled values}``; every system is scored on the same resamples (paired).
+
+    A resample draws the clips with replacement (a clip drawn k times counts k times). Each library's
+    per-clip statistics are computed once, by the library: sed_eval's counts read clip by clip from its
+    metric object (:func:`~sed.evaluation.sed_eval_metrics.clip_counts`), psds_eval's true positives and
+    cross-triggers per clip and operating point (:class:`~sed.evaluation.psds_eval_metrics.PsdsEvalResampler`),
+    sed_scores_eval's per-clip deltas; a resample sums them with the clip multiplicities and applies the
+    library's own final step. ``timing``: filled with ``setup_s`` and ``per_resample_s``.
+    """
+    import time as _time
+
+    t0 = _time.perf_counter()
+    fns = [_resampler(s, truth, durations, scenarios, f_scenario) for s in systems]
+    t1 = _time.perf_counter()
     keys = [headline_keys(s, scenarios) for s in systems]
     out = [{k: np.full(n, np.nan) for k in ks} for ks in keys]
     rng = np.random.default_rng(seed)
+    n_clips = len(truth.clips)
     for b in range(n):
-        idx = rng.integers(0, len(clips), len(clips))
-        plan = resample_plan(clips, idx)
-        gt_b = _expand_map(gt, plan)
-        dur_b = _expand_map(durations, plan)
-        for i, s in enumerate(systems):
-            d_b = None
-            if deltas[i] is not None:
-                d_b = {
-                    "psds": {name: _expand_map(d, plan, audio_id) for name, d in deltas[i]["psds"].items()},
-                    "collar": _expand_map(deltas[i]["collar"], plan, audio_id),
-                }
-            figs, _, _ = evaluate_system(
-                s.resampled(plan),
-                gt_b,
-                dur_b,
-                truth.classes,
-                scenarios,
-                fast=True,
-                deltas=d_b,
-                workers=workers,
-                f_scenario=f_scenario,
-            )
+        idx = rng.integers(0, n_clips, n_clips)
+        w = np.bincount(idx, minlength=n_clips).astype(float)
+        for i, fn in enumerate(fns):
+            figs = fn(w, idx)
             for k in keys[i]:
                 v = figs.get(k)
                 out[i][k][b] = np.nan if v is None else float(v)
+    if timing is not None:
+        timing["setup_s"] = round(t1 - t0, 3)
+        timing["per_resample_s"] = round((_time.perf_counter() - t1) / max(n, 1), 4)
     return out
 
 
@@ -409,17 +428,21 @@ def score(
     }
     if bootstrap_n or len(loaded) == 2:
         n = bootstrap_n or 200
-        boot = bootstrap(loaded, tr, dur, scen, n, seed=seed, workers=workers, f_scenario=f_scen)
+        timing: dict = {}
+        boot = bootstrap(loaded, tr, dur, scen, n, seed=seed, f_scenario=f_scen, timing=timing)
         out["bootstrap"] = {
             "n": n,
             "seed": seed,
             "confidence": CONFIDENCE,
             "method": (
                 f"percentile bootstrap over clips: {n} resamples of the {len(tr.clips)} clips drawn with replacement "
-                f"(numpy default_rng seed {seed}); each figure recomputed by the same library call on every resample "
-                "(a clip drawn k times counts k times; event-based F1 by sed_eval's rules vectorised, "
-                "sed_scores_eval figures from its per-clip deltas); 95 % interval = 2.5th and 97.5th percentiles"
+                f"(numpy default_rng seed {seed}); a clip drawn k times counts k times; each library's per-clip statistics computed once by the library "
+                "(sed_eval's counts clip by clip, psds_eval's true positives and cross-triggers per clip and operating "
+                "point, sed_scores_eval's per-clip deltas), summed with the clip multiplicities, then the library's own "
+                "final step (sed_eval's F rules, PSDSEval.psds, sed_scores_eval psds/best_fscore); "
+                "95 % interval = 2.5th and 97.5th percentiles"
             ),
+            **timing,
         }
         for r, b in zip(results, boot):
             r["ci95"] = {k: list(interval(v)) for k, v in b.items()}

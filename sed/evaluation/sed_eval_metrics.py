@@ -214,3 +214,62 @@ def _sed_eval_results(metric) -> dict[str, Any]:
         "f1_micro": float(overall["f_measure"]["f_measure"]),
         "per_class": per_class,
     }
+
+
+def clip_counts(
+    reference: pd.DataFrame,
+    estimated: pd.DataFrame,
+    filenames: Sequence[str],
+    *,
+    kind: str = "event",
+    durations: Mapping[str, float] | None = None,
+    classes: Sequence[str] | None = None,
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """sed_eval's counts clip by clip: ``(labels, class_wise (clips, labels, 3), overall (clips, 3))`` holding
+    (Ntp, Nsys, Nref), from the same metric object as :func:`event_based` / :func:`segment_based`
+    (``kind``) read after each clip. The counts add up over clips, so :func:`f1_from_counts` on their
+    (weighted) sum gives sed_eval's figures on any resampled clip set (bootstrap)."""
+    import sed_eval
+
+    check_table(reference, "reference")
+    check_table(estimated, "estimated")
+    labels = label_list(reference, estimated, classes)
+    keys = ("Ntp", "Nsys", "Nref")
+    cw = np.zeros((len(filenames), len(labels), 3))
+    ov = np.zeros((len(filenames), 3))
+    with quiet():
+        if kind == "event":
+            metric = sed_eval.sound_event.EventBasedMetrics(
+                event_label_list=labels,
+                t_collar=T_COLLAR,
+                percentage_of_length=PERCENTAGE_OF_LENGTH,
+                empty_system_output_handling="zero_score",
+            )
+        elif kind == "segment":
+            metric = sed_eval.sound_event.SegmentBasedMetrics(event_label_list=labels, time_resolution=SEGMENT_SECONDS)
+        else:
+            raise ValueError(f"kind must be 'event' or 'segment', got {kind!r}")
+        ref, est = by_file(reference), by_file(estimated)
+        prev_c, prev_o = np.zeros((len(labels), 3)), np.zeros(3)
+        for i, f in enumerate(filenames):
+            kw = {} if kind == "event" else {"evaluated_length_seconds": None if durations is None else float(durations[f])}
+            metric.evaluate(reference_event_list=ref.get(f, []), estimated_event_list=est.get(f, []), **kw)
+            now_c = np.array([[metric.class_wise[lab][k] for k in keys] for lab in labels], float)
+            now_o = np.array([metric.overall[k] for k in keys], float)
+            cw[i], ov[i] = now_c - prev_c, now_o - prev_o
+            prev_c, prev_o = now_c, now_o
+    return labels, cw, ov
+
+
+def f1_from_counts(labels: Sequence[str], class_wise: np.ndarray, overall: np.ndarray) -> dict[str, Any]:
+    """sed_eval's F1 rules ('zero_score') on summed counts ``class_wise`` (labels, 3) and ``overall`` (3,)."""
+    per_class = {}
+    for lab, (ntp, nsys, nref) in zip(labels, class_wise):
+        f, p, r = _sed_eval_prf(ntp, nsys, nref)
+        per_class[lab] = {"f1": f, "precision": p, "recall": r, "n_ref": int(nref), "n_sys": int(nsys)}
+    f_micro, _, _ = _sed_eval_prf(*overall)
+    fs = [v["f1"] for v in per_class.values()]
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        macro = float(np.nanmean(fs)) if fs else math.nan
+    return {"f1_macro": macro, "f1_micro": f_micro, "per_class": per_class}
