@@ -294,6 +294,12 @@ def test_resamplers_equal_the_libraries_on_renamed_copies(gen):
             assert got[k] == pytest.approx(direct[k], rel=1e-12, abs=1e-15), k
         assert fsc.f_score(w) == pytest.approx(psds_f_score(det_b, ref_b, du_b)[0], rel=1e-12)
         assert 0 < got["psds1"] < got["psds"]
+    # the eFPR-only PSDS step equals the library's psds() exactly on the same operating points
+    from sed.evaluation.psds_eval_metrics import _psds_value
+
+    for evl, group, _ in ops.groups:
+        for s in group:
+            assert _psds_value(evl, s) == evl.psds(alpha_ct=s.alpha_ct, alpha_st=s.alpha_st, max_efpr=s.max_efpr).value
 
 
 def test_bootstrap_operating_points(gen):

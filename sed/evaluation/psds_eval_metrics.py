@@ -175,6 +175,23 @@ def psds_f_score(
     return float(f), {c: float(v) for c, v in per_class.items()}
 
 
+def _psds_value(ev, s: Scenario) -> float:
+    """``PSDSEval.psds(alpha_ct, alpha_st, max_efpr).value`` (psds_eval 0.5.3, step curves) without the
+    per-class-pair cross-trigger and plain-FPR curves that ``psd_roc_curves`` also draws and ``psds`` does
+    not use: the same library steps on the eFPR curve only (10x fewer pandas merges; tested equal)."""
+    from psds_eval.psds import PSDROC
+
+    pcr = ev._effective_fp_rate(s.alpha_ct)
+    n_classes = len(ev.class_names) - 1
+    x = np.unique(np.sort(pcr.effective_fp_rate.flatten()))
+    y = np.full((n_classes, x.size), np.nan)
+    for c in range(n_classes):
+        y[c] = ev.step_curve(x, pcr.effective_fp_rate[c], pcr.tp_ratio[c])
+    curve = PSDROC(yp=y, xp=x, mean=np.nanmean(y, axis=0), std=np.nanstd(y, axis=0))
+    roc = ev._effective_tp_ratio(curve, s.alpha_st)
+    return float(ev._auc(roc.xp, roc.yp, s.max_efpr, s.alpha_st > 0) / s.max_efpr)
+
+
 class PsdsEvalResampler:
     """psds_eval's figures on resampled clip sets (bootstrap) without evaluating the detections again.
 
@@ -270,7 +287,7 @@ class PsdsEvalResampler:
                     counts, tpr, fpr, ctr = self._rates(ev, w, tp_n, ct_n)
                     ev._add_op(opid=f"op{k}", counts=counts, tpr=tpr, fpr=fpr, ctr=ctr, info={"threshold": self.thresholds[k]})
                 for s in group:
-                    out[s.name] = float(ev.psds(alpha_ct=s.alpha_ct, alpha_st=s.alpha_st, max_efpr=s.max_efpr).value)
+                    out[s.name] = _psds_value(ev, s)
         return out
 
     def f_score(self, weights: np.ndarray | None = None, op: int = 0) -> float:
