@@ -53,17 +53,24 @@ def make_scores(events: Mapping, durations: Mapping, seed: int = 1, noise: float
 
 
 def detections_at(scores: Mapping[str, np.ndarray], durations: Mapping, threshold: float, classes=CLASSES) -> pd.DataFrame:
-    """Events = runs of frames above ``threshold`` (vectorised per clip)."""
-    rows = []
-    for f, s in scores.items():
-        above = np.pad(s > threshold, ((1, 1), (0, 0)))
-        d = np.diff(above.astype(np.int8), axis=0)
-        st_t, st_c = np.nonzero(d == 1)
-        en_t, en_c = np.nonzero(d == -1)
-        o1, o2 = np.lexsort((st_t, st_c)), np.lexsort((en_t, en_c))
-        for a, b, c in zip(st_t[o1], en_t[o2], st_c[o1]):
-            rows.append((f, round(a * FRAME, 6), round(min(b * FRAME, durations[f]), 6), classes[c]))
-    return pd.DataFrame(rows, columns=["filename", "onset", "offset", "event_label"])
+    """Events = runs of frames above ``threshold``, for every clip at once (clips padded to one length)."""
+    names = list(scores)
+    t_max = max(len(s) for s in scores.values())
+    x = np.zeros((len(names), t_max + 2, len(classes)), dtype=np.int8)
+    for i, f in enumerate(names):
+        x[i, 1 : len(scores[f]) + 1] = scores[f] > threshold
+    d = np.diff(x, axis=1)
+    sn, st, sc = np.nonzero(d == 1)
+    en, et, ec = np.nonzero(d == -1)
+    o1, o2 = np.lexsort((st, sc, sn)), np.lexsort((et, ec, en))
+    dur = np.asarray([durations[f] for f in names])
+    n = sn[o1]
+    on = np.round(st[o1] * FRAME, 6)
+    off = np.round(np.minimum(et[o2] * FRAME, dur[n]), 6)
+    return pd.DataFrame(
+        {"filename": np.asarray(names, dtype=object)[n], "onset": on, "offset": off,
+         "event_label": np.asarray(classes, dtype=object)[sc[o1]]}
+    )
 
 
 def write_truth(path: Path, events: Mapping) -> Path:

@@ -35,7 +35,7 @@ import pandas as pd
 
 from sed.core.errors import ConfigError, DataError, SedError
 from sed.evaluation.common import MetricsError, audio_id, ground_truth_table, merge_connected, nan_to_none
-from sed.evaluation.names import SCORE_BOOTSTRAP_KEYS
+from sed.evaluation.names import SCORE_BOOTSTRAP_KEYS, SCORE_DETECTION_KEYS, SCORE_SCORES_KEYS
 from sed.evaluation.psds_eval_metrics import PsdsEvalResampler, psds_eval_scores, psds_f_score
 from sed.evaluation.scenarios import SCENARIOS, SCORE_DEFAULT, Scenario, parse_scenarios
 from sed.evaluation.score_inputs import (
@@ -55,8 +55,8 @@ from sed.evaluation.sed_eval_metrics import clip_counts, event_based, f1_from_co
 from sed.evaluation.sed_scores_metrics import collar_best_f1, collar_deltas, psds_deltas, sed_scores_psds
 
 CONFIDENCE = 0.95
-#: figures printed as percentages
-PCT_KEYS = ("event_f1_macro", "event_f1_micro", "segment_f1_macro", "segment_f1_micro", "psds_f_score", "collar_f1_best_macro")
+#: figures printed as percentages (the F-scores; PSDS figures print as 0-1)
+PCT_KEYS = (*SCORE_DETECTION_KEYS, *SCORE_SCORES_KEYS)
 
 
 @dataclass
