@@ -277,6 +277,7 @@ def test_resamplers_equal_the_libraries_on_renamed_copies(gen):
     ev_c = S.clip_counts(ref, det, clips, kind="event", classes=H.CLASSES)
     seg_c = S.clip_counts(ref, det, clips, kind="segment", durations=du, classes=H.CLASSES)
     ops = PsdsEvalResampler(gen["ops"], ref, du, sc)
+    assert ops.library_figures() == psds_eval_scores(gen["ops"], ref, du, scenarios=sc)  # figures and curves
     fsc = PsdsEvalResampler([det], ref, du, [SCENARIOS["psds"]])
     for idx in (np.arange(len(clips)), np.random.default_rng(1).integers(0, len(clips), len(clips))):
         w = np.bincount(idx, minlength=len(clips)).astype(float)
@@ -305,6 +306,8 @@ def test_resamplers_equal_the_libraries_on_renamed_copies(gen):
 def test_bootstrap_operating_points(gen):
     d = gen["dir"]
     out = score(d / "ops", d / "gt.tsv", durations=str(d / "dur.tsv"), scenarios="psds1", bootstrap_n=20)
+    plain = score(d / "ops", d / "gt.tsv", durations=str(d / "dur.tsv"), scenarios="psds1")
+    assert out["systems"][0]["figures"] == plain["systems"][0]["figures"]
     lo, hi = out["systems"][0]["ci95"]["psds1"]
     assert 0 < lo <= out["systems"][0]["figures"]["psds1"] <= hi
     assert out["bootstrap"]["per_resample_s"] > 0 and out["bootstrap"]["setup_s"] > 0

@@ -233,10 +233,11 @@ class PsdsEvalResampler:
         self.gt_dur = np.zeros((n, c))
         np.add.at(self.gt_dur, (fi, ci), (gt["offset"] - gt["onset"]).to_numpy(float))
         self.groups = []
+        self.exact = []  # per group: the library's own (op id, index, rates) of every operating point
         with quiet():
             for (dtc, gtc, cttc), group in group_by_criteria(scenarios).items():
                 ev = PSDSEval(dtc_threshold=dtc, gtc_threshold=gtc, cttc_threshold=cttc, ground_truth=gt, metadata=meta)
-                per_op, seen = [], set()
+                per_op, seen, exact = [], set(), []
                 for k, det in enumerate(detections):
                     t = det[list(ev.detection_cols)].reset_index(drop=True)
                     t = t[t.offset > t.onset].sort_values(by=ev.detection_cols[:2], axis=0)
@@ -257,7 +258,9 @@ class PsdsEvalResampler:
                     j = ct["event_label_gt"].map(lambda x: c if x == WORLD else cls[x]).to_numpy(int)
                     np.add.at(ct_n, (ct["filename"].map(index).to_numpy(int), ct["event_label_det"].map(cls).to_numpy(int), j), 1)
                     per_op.append((k, tp_n, ct_n))
+                    exact.append((op_id, k, ev._confusion_matrix_and_rates(tp, ct)))
                 self.groups.append((ev, group, per_op))
+                self.exact.append(exact)
 
     def _rates(self, ev, w: np.ndarray, tp_n: np.ndarray, ct_n: np.ndarray):
         """``PSDSEval._confusion_matrix_and_rates`` on the clip-weighted counts."""
@@ -275,6 +278,21 @@ class PsdsEvalResampler:
             ct_rate = counts[:c, :c] * ev.nseconds / gt_dur[None, :]
         ct_rate[np.arange(c), np.arange(c)] = np.nan
         return counts, tp_ratio, fp_rate, ct_rate
+
+    def library_figures(self) -> tuple[dict[str, float], dict[str, Any]]:
+        """The full set's figures and PSD-ROC curves exactly as :func:`psds_eval_scores` gives them: the
+        library's rates of each operating point (``_confusion_matrix_and_rates``), ``_add_op``, ``psds``."""
+        figures, curves = {}, {}
+        with quiet():
+            for (ev, group, _), exact in zip(self.groups, self.exact):
+                ev.clear_all_operating_points()
+                for op_id, k, (cts, tpr, fpr, ctr) in exact:
+                    ev._add_op(opid=op_id, counts=cts, tpr=tpr, fpr=fpr, ctr=ctr, info={"name": f"op{k:03d}", "threshold": self.thresholds[k]})
+                for s in group:
+                    res = ev.psds(alpha_ct=s.alpha_ct, alpha_st=s.alpha_st, max_efpr=s.max_efpr)
+                    figures[s.name] = float(res.value)
+                    curves[s.name] = {"efpr": np.asarray(res.plt.xp).tolist(), "etpr": np.asarray(res.plt.yp).tolist()}
+        return figures, curves
 
     def psds(self, weights: np.ndarray | None = None) -> dict[str, float]:
         """Each scenario's PSDS on the clip set drawn as ``weights`` (default: every clip once)."""

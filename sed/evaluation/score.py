@@ -168,10 +168,12 @@ def evaluate_system(
     *,
     workers: int = 1,
     f_scenario: Scenario = SCENARIOS["psds"],
+    ops_resampler: PsdsEvalResampler | None = None,
 ) -> tuple[dict[str, Any], dict[str, dict], dict[str, Any]]:
     """``(figures, per_class, curves)`` of one system on the clips of ``gt``.
 
-    ``f_scenario``: the dtc/gtc/cttc of the PSDS-F (default DCASE 2020's).
+    ``f_scenario``: the dtc/gtc/cttc of the PSDS-F (default DCASE 2020's). ``ops_resampler``: the
+    operating points already evaluated for the bootstrap (the same figures, without evaluating them again).
     """
     clips = list(gt)
     reference = ground_truth_table(gt)
@@ -212,7 +214,10 @@ def evaluate_system(
             figures.update({s.name: 0.0 for s in scenarios})
         else:
             ths = [o.threshold for o in system.ops]
-            figs, cv = psds_eval_scores(tables, psds_ref, durations, thresholds=ths, scenarios=scenarios, workers=workers)
+            if ops_resampler is not None:
+                figs, cv = ops_resampler.library_figures()
+            else:
+                figs, cv = psds_eval_scores(tables, psds_ref, durations, thresholds=ths, scenarios=scenarios, workers=workers)
             figures.update(figs)
             curves["psds_eval"] = cv
             curves["psds_eval_thresholds"] = ths
@@ -250,6 +255,7 @@ def _resampler(
     durations: Mapping[str, float],
     scenarios: Sequence[Scenario],
     f_scenario: Scenario,
+    ops_resampler: PsdsEvalResampler | None = None,
 ):
     """``fn(weights, idx) -> {figure: value}`` for one system on a resampled clip set; the per-clip
     statistics are computed here, once, by each library (see :func:`bootstrap`)."""
@@ -277,7 +283,7 @@ def _resampler(
         if all(t.empty for t in tables):
             parts.append(lambda w, idx: {s.name: 0.0 for s in scenarios})
         else:
-            ops = PsdsEvalResampler(tables, psds_ref, durations, scenarios, [o.threshold for o in system.ops])
+            ops = ops_resampler or ops_resampler_for(system, truth, durations, scenarios)
             parts.append(lambda w, idx: ops.psds(w))
     if system.scores is not None:
         gt_ids = {audio_id(f): v for f, v in psds_gt.items()}
@@ -306,6 +312,16 @@ def _resampler(
     return fn
 
 
+def ops_resampler_for(
+    system: System, truth: Truth, durations: Mapping[str, float], scenarios: Sequence[Scenario]
+) -> PsdsEvalResampler | None:
+    """The operating points of ``system`` evaluated once for the bootstrap (None: no or only empty ones)."""
+    if system.ops is None or all(o.table.empty for o in system.ops):
+        return None
+    psds_ref = ground_truth_table(merge_connected(truth.events)[0])
+    return PsdsEvalResampler([o.table for o in system.ops], psds_ref, durations, scenarios, [o.threshold for o in system.ops])
+
+
 def bootstrap(
     systems: Sequence[System],
     truth: Truth,
@@ -316,6 +332,7 @@ def bootstrap(
     seed: int = 0,
     f_scenario: Scenario = SCENARIOS["psds"],
     timing: dict | None = None,
+    ops_resamplers: Sequence[PsdsEvalResampler | None] | None = None,
 ) -> list[dict[str, np.ndarray]]:
     """Per system, ``{figure: n resampled values}``; every system is scored on the same resamples (paired).
 
@@ -324,12 +341,14 @@ def bootstrap(
     metric object (:func:`~sed.evaluation.sed_eval_metrics.clip_counts`), psds_eval's true positives and
     cross-triggers per clip and operating point (:class:`~sed.evaluation.psds_eval_metrics.PsdsEvalResampler`),
     sed_scores_eval's per-clip deltas; a resample sums them with the clip multiplicities and applies the
-    library's own final step. ``timing``: filled with ``setup_s`` and ``per_resample_s``.
+    library's own final step. ``timing``: filled with ``setup_s`` and ``per_resample_s``;
+    ``ops_resamplers``: per system, its operating points already evaluated (:func:`ops_resampler_for`).
     """
     import time as _time
 
     t0 = _time.perf_counter()
-    fns = [_resampler(s, truth, durations, scenarios, f_scenario) for s in systems]
+    rs = list(ops_resamplers) if ops_resamplers is not None else [None] * len(systems)
+    fns = [_resampler(s, truth, durations, scenarios, f_scenario, r) for s, r in zip(systems, rs)]
     t1 = _time.perf_counter()
     keys = [headline_keys(s, scenarios) for s in systems]
     out = [{k: np.full(n, np.nan) for k in ks} for ks in keys]
@@ -401,9 +420,16 @@ def score(
             f"{n_merged} overlapping same-class ground-truth event(s) merged into their union for psds_eval "
             "and sed_scores_eval (sed_eval scores them as given)"
         )
+    n_boot = bootstrap_n or (200 if len(loaded) == 2 else 0)
+    t_rs = time.perf_counter()
+    # with a bootstrap, the operating points are evaluated once for both the figures and the resamples
+    resamplers = [ops_resampler_for(s, tr, dur, scen) if n_boot else None for s in loaded]
+    t_rs = time.perf_counter() - t_rs
     results = []
-    for s in loaded:
-        figs, per_class, curves = evaluate_system(s, tr.events, dur, tr.classes, scen, workers=workers, f_scenario=f_scen)
+    for s, rs in zip(loaded, resamplers):
+        figs, per_class, curves = evaluate_system(
+            s, tr.events, dur, tr.classes, scen, workers=workers, f_scenario=f_scen, ops_resampler=rs
+        )
         results.append(
             {
                 "system": s.path,
@@ -426,10 +452,13 @@ def score(
         "systems": results,
         "notes": notes,
     }
-    if bootstrap_n or len(loaded) == 2:
-        n = bootstrap_n or 200
+    if n_boot:
+        n = n_boot
         timing: dict = {}
-        boot = bootstrap(loaded, tr, dur, scen, n, seed=seed, f_scenario=f_scen, timing=timing)
+        boot = bootstrap(
+            loaded, tr, dur, scen, n, seed=seed, f_scenario=f_scen, timing=timing, ops_resamplers=resamplers
+        )
+        timing["setup_s"] = round(timing["setup_s"] + t_rs, 3)
         out["bootstrap"] = {
             "n": n,
             "seed": seed,
