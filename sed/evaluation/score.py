@@ -95,6 +95,8 @@ def load_system(
             return System(s, "scores", scores=scores, notes=notes)
         ops = read_operating_points(s, truth, on_missing=on_missing, merge_overlaps=merge_overlaps)
         notes = [n for o in ops for n in o.notes]
+        if len(notes) > 3:  # one per operating point: the first ones and a count
+            notes = [*notes[:2], f"... and {len(notes) - 2} more such note(s) on the other operating points"]
         return System(s, "operating_points", ops=ops, notes=notes)
     raise DataError(f"{s}: not found (expected a detections TSV, a folder or glob of TSVs, or a predictions .npz)")
 
@@ -603,15 +605,18 @@ def write_outputs(out_dir: Path, out: Mapping[str, Any]) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = out_dir / "plots"
     md = ["# sed score report", ""] + [f"- {line}" if not line.startswith("  ") else f"  - {line.strip()}" for line in text_report(out)]
-    md += ["", "Scenarios: " + "; ".join(f"{s['name']} ({Scenario(**s).describe()})" for s in out["scenarios"])]
+    if any(r["kind"] != "detections" for r in out["systems"]):  # PSDS figures were computed
+        md += ["", "Scenarios: " + "; ".join(f"{s['name']} ({Scenario(**s).describe()})" for s in out["scenarios"])]
     md += ["", "Libraries: " + ", ".join(f"{k} {v}" for k, v in out["libraries"].items())]
     for i, r in enumerate(out["systems"]):
         tag = f"system {'AB'[i]}: " if len(out["systems"]) == 2 else ""
-        cols = [c for c in ("event_f1", "event_precision", "event_recall", "segment_f1", "psds_f", "collar_f1_best", "collar_best_threshold") if any(c in v for v in r["per_class"].values())]
+        order = ("event_f1", "event_precision", "event_recall", "n_ref", "n_sys", "segment_f1", "psds_f", "collar_f1_best", "collar_best_threshold")
+        cols = [c for c in order if any(c in v for v in r["per_class"].values())]
         if cols:
             md += ["", f"## Per class ({tag}{Path(r['system']).name})", "", "| class | " + " | ".join(cols) + " |", "|" + " --- |" * (len(cols) + 1)]
             for c, v in r["per_class"].items():
-                md.append(f"| {c} | " + " | ".join(_fmt(v.get(k), k != "collar_best_threshold") for k in cols) + " |")
+                cells = [str(v.get(k)) if k in ("n_ref", "n_sys") else _fmt(v.get(k), k != "collar_best_threshold") for k in cols]
+                md.append(f"| {c} | " + " | ".join(cells) + " |")
         curves = r.get("_curves") or {}
         suffix = f"_{'ab'[i]}" if len(out["systems"]) == 2 else ""
         if curves:
