@@ -145,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
             n = nb[name]
             ours, t_all = _timed(lambda: score(path, gt, bootstrap_n=n, **kw))  # noqa: B023
             boot = ours["bootstrap"]
-            t_ours = t_all - boot["setup_s"] - boot["per_resample_s"] * n  # reading, checking, the figures
+            t_ours = t_all - boot["per_resample_s"] * n
+            if name != "ops":  # the operating points' evaluation is shared by the figures and the bootstrap
+                t_ours -= boot["setup_s"]
             ref, t_ref = _timed(direct)
             f = ours["systems"][0]["figures"]
             diff = max(abs(f[k] - ref[k]) for k in keys)
@@ -160,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
                 figures[f"{name}_{k}_ci95_low"] = {"value": lo, "unit": ""}
                 figures[f"{name}_{k}_ci95_high"] = {"value": hi, "unit": ""}
             per100 = boot["per_resample_s"] * 100
-            figures[f"{name}_bootstrap_setup_s"] = {"value": boot["setup_s"], "unit": "s (once: per-clip statistics)"}
+            unit = "s (once: per-clip statistics" + (", shared with the figures: part of ops_ours_s)" if name == "ops" else ")")
+            figures[f"{name}_bootstrap_setup_s"] = {"value": boot["setup_s"], "unit": unit}
             figures[f"{name}_bootstrap_per_100_s"] = {"value": per100, "unit": f"s (measured on {n} resamples)"}
             print(f"  {name}: bootstrap setup {boot['setup_s']:.1f} s + {per100:.1f} s per 100 resamples", flush=True)
     write_result(

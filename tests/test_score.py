@@ -13,7 +13,7 @@ import pytest
 from sed.cli import main
 from sed.core.errors import ConfigError, DataError
 from sed.evaluation.scenarios import SCENARIOS, Scenario, parse_scenarios
-from sed.evaluation.score import resample_plan, score
+from sed.evaluation.score import score
 from tests import score_helpers as H
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "desed-real" / "metadata" / "validation"
@@ -256,6 +256,16 @@ def test_paired_comparison_prefers_the_better_system(gen, tmp_path):
     assert ops  # the fixture's folder is untouched
 
 
+def resample_plan(clips, idx):
+    """Clip -> the names of its copies in a resample drawn as ``idx`` (the k-th copy is ``<stem>~k<suffix>``)."""
+    counts = np.bincount(idx, minlength=len(clips))
+    plan = {}
+    for i in np.flatnonzero(counts):
+        p = Path(clips[i])
+        plan[clips[i]] = [clips[i]] + [f"{p.stem}~{k}{p.suffix}" for k in range(1, int(counts[i]))]
+    return plan
+
+
 def _expand(table, plan):
     """A table on a resampled clip set: each row once per copy of its clip, the copies renamed."""
     rows = [(n, *r[1:]) for r in table.itertuples(index=False) for n in plan.get(r[0], ())]
@@ -265,8 +275,9 @@ def _expand(table, plan):
 def test_resamplers_equal_the_libraries_on_renamed_copies(gen):
     """A resample (weights) by per-clip statistics equals the library run on the resampled set itself."""
     from sed.evaluation import sed_eval_metrics as S
-    from sed.evaluation.common import ground_truth_table
+    from sed.evaluation.common import ground_truth_table, merge_connected
     from sed.evaluation.psds_eval_metrics import PsdsEvalResampler, psds_eval_scores, psds_f_score
+    from sed.evaluation.sed_scores_metrics import SedScoresResampler, collar_best_f1, sed_scores_psds
 
     assert resample_plan(["a.wav", "b.wav", "c"], np.array([0, 0, 2])) == {"a.wav": ["a.wav", "a~1.wav"], "c": ["c"]}
     ev, du = gen["events"], gen["durations"]
@@ -279,6 +290,9 @@ def test_resamplers_equal_the_libraries_on_renamed_copies(gen):
     ops = PsdsEvalResampler(gen["ops"], ref, du, sc)
     assert ops.library_figures() == psds_eval_scores(gen["ops"], ref, du, scenarios=sc)  # figures and curves
     fsc = PsdsEvalResampler([det], ref, du, [SCENARIOS["psds"]])
+    ss = SedScoresResampler(
+        gen["frames"], {Path(f).stem: v for f, v in merge_connected(ev)[0].items()}, {Path(f).stem: v for f, v in du.items()}, sc
+    )
     for idx in (np.arange(len(clips)), np.random.default_rng(1).integers(0, len(clips), len(clips))):
         w = np.bincount(idx, minlength=len(clips)).astype(float)
         plan = resample_plan(clips, idx)
@@ -295,6 +309,13 @@ def test_resamplers_equal_the_libraries_on_renamed_copies(gen):
             assert got[k] == pytest.approx(direct[k], rel=1e-12, abs=1e-15), k
         assert fsc.f_score(w) == pytest.approx(psds_f_score(det_b, ref_b, du_b)[0], rel=1e-12)
         assert 0 < got["psds1"] < got["psds"]
+        # sed_scores_eval: the library on the renamed copies' score tables
+        gt_b = {Path(n).stem: v for n, v in merge_connected(ev_b)[0].items()}
+        du_ids = {Path(n).stem: v for n, v in du_b.items()}
+        frames_b = {Path(n).stem: gen["frames"][Path(c).stem] for c, names in plan.items() for n in names}
+        direct_ss, _ = sed_scores_psds(frames_b, gt_b, du_ids, sc)
+        direct_ss["collar_f1_best_macro"] = collar_best_f1(frames_b, gt_b)["f1_macro"]
+        assert ss.figures(w) == direct_ss
     # the eFPR-only PSDS step equals the library's psds() exactly on the same operating points
     from sed.evaluation.psds_eval_metrics import _psds_value
 

@@ -52,7 +52,7 @@ from sed.evaluation.score_inputs import (
     read_truth,
 )
 from sed.evaluation.sed_eval_metrics import clip_counts, event_based, f1_from_counts, segment_based
-from sed.evaluation.sed_scores_metrics import collar_best_f1, collar_deltas, psds_deltas, sed_scores_psds
+from sed.evaluation.sed_scores_metrics import SedScoresResampler, collar_best_f1, sed_scores_psds
 
 CONFIDENCE = 0.95
 #: figures printed as percentages (the F-scores; PSDS figures print as 0-1)
@@ -140,24 +140,6 @@ def resolve_durations(
         return {c: float(system_durations[c]) for c in truth.clips}, "the predictions file", []
     note = f"no --durations nor --audio: every clip taken as {DEFAULT_DURATION:g} s long"
     return dict.fromkeys(truth.clips, DEFAULT_DURATION), f"{DEFAULT_DURATION:g} s for every clip (assumed)", [note]
-
-
-# ---------------------------------------------------------------------------- resampling
-def resample_plan(clips: Sequence[str], idx: np.ndarray) -> dict[str, list[str]]:
-    """Clip -> the names of its copies in a resample drawn as ``idx`` (the first copy keeps the name,
-    the k-th is ``<stem>~k<suffix>``; clips not drawn are absent)."""
-    counts = np.bincount(idx, minlength=len(clips))
-    plan = {}
-    for i in np.flatnonzero(counts):
-        c = clips[i]
-        p = Path(c)
-        stem, suf = (c[: -len(p.suffix)], p.suffix) if p.suffix else (c, "")
-        plan[c] = [c] + [f"{stem}~{k}{suf}" for k in range(1, int(counts[i]))]
-    return plan
-
-
-def _expand_map(d: Mapping[str, Any], plan: Mapping[str, list[str]], key=lambda x: x) -> dict[str, Any]:
-    return {key(n): d[key(c)] for c, names in plan.items() for n in names}
 
 
 # ---------------------------------------------------------------------------- scoring
@@ -289,19 +271,13 @@ def _resampler(
             parts.append(lambda w, idx: ops.psds(w))
     if system.scores is not None:
         gt_ids = {audio_id(f): v for f, v in psds_gt.items()}
-        deltas = {"psds": psds_deltas(system.scores, gt_ids, scenarios), "collar": collar_deltas(system.scores, gt_ids)}
+        dur_ids = {audio_id(f): d for f, d in durations.items()}
+        ss = SedScoresResampler(system.scores, gt_ids, dur_ids, scenarios)
         suffix = "_threshold_independent" if system.kind == "predictions" else ""
 
         def scores_fn(w, idx):
-            plan = resample_plan(clips, idx)
-            gt_b = {audio_id(k): v for k, v in _expand_map(psds_gt, plan).items()}
-            dur_b = {audio_id(k): v for k, v in _expand_map(durations, plan).items()}
-            d_psds = {name: _expand_map(d, plan, audio_id) for name, d in deltas["psds"].items()}
-            d_collar = _expand_map(deltas["collar"], plan, audio_id)
-            figs, _ = sed_scores_psds(None, gt_b, dur_b, scenarios, deltas=d_psds)
-            out = {f"{k}{suffix}": v for k, v in figs.items()}
-            out["collar_f1_best_macro"] = collar_best_f1(None, gt_b, deltas=d_collar)["f1_macro"]
-            return out
+            figs = ss.figures(w)
+            return {(k if k == "collar_f1_best_macro" else f"{k}{suffix}"): v for k, v in figs.items()}
 
         parts.append(scores_fn)
 
@@ -342,7 +318,7 @@ def bootstrap(
     per-clip statistics are computed once, by the library: sed_eval's counts read clip by clip from its
     metric object (:func:`~sed.evaluation.sed_eval_metrics.clip_counts`), psds_eval's true positives and
     cross-triggers per clip and operating point (:class:`~sed.evaluation.psds_eval_metrics.PsdsEvalResampler`),
-    sed_scores_eval's per-clip deltas; a resample sums them with the clip multiplicities and applies the
+    sed_scores_eval's per-clip deltas (:class:`~sed.evaluation.sed_scores_metrics.SedScoresResampler`); a resample sums them with the clip multiplicities and applies the
     library's own final step. ``timing``: filled with ``setup_s`` and ``per_resample_s``;
     ``ops_resamplers``: per system, its operating points already evaluated (:func:`ops_resampler_for`).
     """

@@ -169,3 +169,107 @@ def collar_best_f1(
         if c not in ("macro_average", "micro_average")
     }
     return {"f1_macro": float(f["macro_average"]), "per_class": per_class}
+
+
+class SedScoresResampler:
+    """sed_scores_eval's PSDS (per scenario) and collar-based best F1 on resampled clip sets (bootstrap).
+
+    The library accumulates per-clip deltas (``intermediate_statistics_deltas``, computed here once) by
+    concatenating them over clips, merging equal scores and summing (``_intermediate_statistics_from_deltas``);
+    a clip drawn k times adds its deltas k times. So a resample (``weights``: each clip's multiplicity)
+    keeps the drawn clips' deltas, multiplied by their multiplicity, and hands them to the library's own
+    steps (``_intermediate_statistics_from_deltas``, ``_single_class_roc_from_intermediate_statistics``,
+    ``multi_class_psd_roc_from_single_class_psd_rocs``, ``psds_from_psd_roc``,
+    ``best_fscore_from_intermediate_statistics``), without the per-clip Python loop of re-concatenation.
+    Tested equal to the library run on the resampled set itself. sed_scores_eval 0.0.4 (pinned).
+    """
+
+    def __init__(
+        self,
+        scores: Mapping[str, pd.DataFrame],
+        ground_truth: Mapping[str, Sequence],
+        durations: Mapping[str, float],
+        scenarios: Sequence[Scenario],
+        *,
+        t_collar: float = 0.2,
+        percentage_of_length: float = 0.2,
+    ) -> None:
+        gt = _check_gt(ground_truth)
+        self.ids = list(gt)
+        self.scenarios = list(scenarios)
+        self.duration = np.asarray([float(durations[k]) for k in self.ids])
+        d_psds = psds_deltas(scores, gt, scenarios)
+        d_collar = collar_deltas(scores, gt, t_collar=t_collar, percentage_of_length=percentage_of_length)
+        self.classes = list(d_collar[self.ids[0]])
+        cls = {c: i for i, c in enumerate(self.classes)}
+        self.n_ref = np.zeros((len(self.ids), len(self.classes)))
+        self.t_ref = np.zeros((len(self.ids), len(self.classes)))
+        for i, k in enumerate(self.ids):
+            for on, off, lab in gt[k]:
+                if lab in cls:
+                    self.n_ref[i, cls[lab]] += 1
+                    self.t_ref[i, cls[lab]] += off - on
+        packed: dict[int, dict] = {}
+        self.psds_packed = {}
+        for s in scenarios:
+            d = d_psds[s.name]
+            self.psds_packed[s.name] = packed.setdefault(id(d), self._pack(d))
+        self.collar_packed = self._pack(d_collar)
+
+    def _pack(self, deltas: Mapping[str, Any]) -> dict[str, tuple]:
+        """Per class: the concatenated change-point scores, each one's clip index, and the deltas."""
+        out = {}
+        for c in self.classes:
+            cps = [np.asarray(deltas[k][c][0]) for k in self.ids]
+            idx = np.repeat(np.arange(len(self.ids)), [len(x) for x in cps])
+            keys = list(deltas[self.ids[0]][c][1])
+            out[c] = (np.concatenate(cps), idx, {key: np.concatenate([np.asarray(deltas[k][c][1][key]) for k in self.ids]) for key in keys})
+        return out
+
+    def _stats(self, packed: Mapping[str, tuple], w: np.ndarray) -> dict[str, tuple]:
+        from sed_scores_eval.base_modules.statistics import _intermediate_statistics_from_deltas
+
+        out = {}
+        for c, (cp, idx, deltas) in packed.items():
+            m = w[idx]
+            keep = m > 0
+            out[c] = _intermediate_statistics_from_deltas(cp[keep], {k: v[keep] * m[keep] for k, v in deltas.items()})
+        return out
+
+    def figures(self, weights: np.ndarray | None = None) -> dict[str, float]:
+        """Each scenario's PSDS and ``collar_f1_best_macro`` on the clip set drawn as ``weights``."""
+        from sed_scores_eval.base_modules.precision_recall import best_fscore_from_intermediate_statistics
+        from sed_scores_eval.intersection_based.psds import (
+            _single_class_roc_from_intermediate_statistics,
+            multi_class_psd_roc_from_single_class_psd_rocs,
+            psds_from_psd_roc,
+        )
+
+        w = np.ones(len(self.ids)) if weights is None else np.asarray(weights, float)
+        n_ref, t_ref = w @ self.n_ref, w @ self.t_ref
+        dataset_duration = float(w @ self.duration)
+        out: dict[str, float] = {}
+        with quiet():
+            for s in self.scenarios:
+                kw = s.sed_scores_kwargs()
+                stats = self._stats(self.psds_packed[s.name], w)
+                full = {}
+                for i, c in enumerate(self.classes):
+                    cp, st = stats[c]
+                    full[c] = (cp, {
+                        **st,
+                        "n_ref": n_ref[i],
+                        "t_ref": t_ref[i],
+                        "n_ref_other": {o: n_ref[j] for j, o in enumerate(self.classes) if o != c},
+                        "t_ref_other": {o: t_ref[j] for j, o in enumerate(self.classes) if o != c},
+                    })
+                rocs = _single_class_roc_from_intermediate_statistics(
+                    full, dataset_duration=dataset_duration, alpha_ct=kw["alpha_ct"], max_efpr=kw["max_efpr"]
+                )
+                etpr, efpr = multi_class_psd_roc_from_single_class_psd_rocs(rocs, alpha_st=kw["alpha_st"], max_efpr=kw["max_efpr"])
+                out[s.name] = float(psds_from_psd_roc(etpr, efpr, kw["max_efpr"]))
+            stats = self._stats(self.collar_packed, w)
+            full = {c: (stats[c][0], {**stats[c][1], "n_ref": n_ref[i]}) for i, c in enumerate(self.classes)}
+            f = best_fscore_from_intermediate_statistics(full, beta=1.0, min_precision=0.0, min_recall=0.0)[0]
+            out["collar_f1_best_macro"] = float(f["macro_average"])
+        return out
