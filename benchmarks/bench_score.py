@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="200 clips, 10 operating points, few resamples")
     a = p.parse_args(argv)
     n_clips, n_ops = (200, 10) if a.quick else (1168, 50)
-    nb = {"ops": 5, "scores": 3, "det": 20} if a.quick else {"ops": 10, "scores": 5, "det": 100}
+    nb = {"ops": 5, "scores": 10, "det": 20} if a.quick else {"ops": 10, "scores": 50, "det": 100}
     figures: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
