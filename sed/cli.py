@@ -1,7 +1,8 @@
 """The ``sedx`` console script (``pyproject.toml``: ``sedx = "sed.cli:main"``; also ``python -m sed``).
 
 Named ``sedx``, not ``sed``, so that an activated virtual environment never shadows GNU sed.
-Subcommands: ``detect`` (events in recordings of any length). Exit codes: 0 success, 1 some
+Subcommands: ``detect`` (events in recordings of any length), ``score`` (score a system's outputs:
+:mod:`sed.evaluation.score`). Exit codes: 0 success, 1 some
 inputs failed, 2 usage or configuration error.
 """
 
@@ -49,6 +50,12 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _add_score(sub: argparse._SubParsersAction) -> None:
+    from sed.evaluation.score import add_score_parser
+
+    add_score_parser(sub)
+
+
 PROG = "sedx"
 
 
@@ -56,6 +63,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description="Sound event detection (DCASE 2020 Task 4 system).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_detect(sub)
+    _add_score(sub)
     return parser
 
 

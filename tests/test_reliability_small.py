@@ -65,7 +65,7 @@ def test_non_zip_npz_says_so(tmp_path):
 
     p = tmp_path / "p.npz"
     p.write_text("hello")
-    with pytest.raises(PredictionsError, match=r"p.npz: not a predictions file \(an .npz is a zip archive"):
+    with pytest.raises(PredictionsError, match=r"p.npz: not a predictions .npz written by sed.eval \(an .npz is a zip archive"):
         Predictions.load(p)
 
 

@@ -77,13 +77,21 @@ class Predictions:
     @classmethod
     def load(cls, path: str | Path) -> Predictions:
         path = Path(path)
+        if path.is_dir():
+            raise PredictionsError(
+                f"{path}: a folder, not a predictions .npz; to score operating-point or score TSVs use "
+                f"`sedx score {path} --truth <ground truth.tsv>`"
+            )
         if not path.is_file():
             raise PredictionsError(f"{path}: predictions file not found")
         with open(path, "rb") as fh:
             magic = fh.read(4)
         if magic != b"PK\x03\x04" and magic != b"PK\x05\x06":  # an .npz is a zip archive (empty: PK 5 6)
-            raise PredictionsError(f"{path}: not a predictions file (an .npz is a zip archive; this file is not: "
-                                   f"{'empty' if not magic else 'starts with ' + repr(magic)})")
+            raise PredictionsError(
+                f"{path}: not a predictions .npz written by sed.eval (an .npz is a zip archive; this file "
+                f"{'is empty' if not magic else 'starts with ' + repr(magic)}); to score a detections TSV use "
+                f"`sedx score {path} --truth <ground truth.tsv>`"
+            )
         try:
             with np.load(path, allow_pickle=False) as z:
                 missing = {"filenames", "classes", "frame_seconds", "frame_probs", "clip_probs"} - set(z.files)

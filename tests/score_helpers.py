@@ -1,0 +1,120 @@
+"""Generated systems for ``sedx score`` tests and its benchmark: a ground truth, frame scores that follow it
+with noise, the detections at a threshold, operating-point TSVs and sed_scores_eval score TSVs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+CLASSES = ("Cat", "Dog", "Speech")
+FRAME = 0.128
+
+
+def make_truth(n_clips: int, seed: int = 0, classes: Sequence[str] = CLASSES, short: int = 2) -> tuple[dict, dict]:
+    """``(events, durations)``: 0-3 non-overlapping events per class per clip; ``short`` clips last 7 s."""
+    rng = np.random.default_rng(seed)
+    events, durations = {}, {}
+    for i in range(n_clips):
+        f = f"clip{i:04d}.wav"
+        dur = 7.0 if i < short else 10.0
+        durations[f] = dur
+        evs = []
+        for c in classes:
+            t = float(rng.uniform(0, 2))
+            for _ in range(int(rng.integers(0, 3))):
+                on = round(t + float(rng.uniform(0, 1.5)), 3)
+                off = round(min(on + float(rng.uniform(0.3, 3.0)), dur), 3)
+                if off - on < 0.2:
+                    break
+                evs.append((on, off, c))
+                t = off + 0.3
+        events[f] = evs
+    return events, durations
+
+
+def make_scores(events: Mapping, durations: Mapping, seed: int = 1, noise: float = 0.35, classes=CLASSES) -> dict[str, np.ndarray]:
+    """Per clip ``(frames, classes)`` scores in [0, 1]: high inside the (shifted) events, noise elsewhere."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for f, evs in events.items():
+        n = int(np.ceil(durations[f] / FRAME))
+        t = (np.arange(n) + 0.5) * FRAME
+        raw = rng.uniform(0, 1, size=(n + 4, len(classes)))
+        s = noise * (raw[:-4] + raw[1:-3] + raw[2:-2] + raw[3:-1] + raw[4:]) / 5  # smooth noise: fewer fragments
+        for on, off, c in evs:
+            shift = rng.normal(0, 0.15)
+            inside = (t >= on + shift) & (t < off + shift)
+            s[inside, classes.index(c)] += rng.uniform(0.4, 0.65)
+        out[f] = np.clip(s, 0, 1)
+    return out
+
+
+def detections_at(scores: Mapping[str, np.ndarray], durations: Mapping, threshold: float, classes=CLASSES) -> pd.DataFrame:
+    """Events = runs of frames above ``threshold``, for every clip at once (clips padded to one length)."""
+    names = list(scores)
+    t_max = max(len(s) for s in scores.values())
+    x = np.zeros((len(names), t_max + 2, len(classes)), dtype=np.int8)
+    for i, f in enumerate(names):
+        x[i, 1 : len(scores[f]) + 1] = scores[f] > threshold
+    d = np.diff(x, axis=1)
+    sn, st, sc = np.nonzero(d == 1)
+    en, et, ec = np.nonzero(d == -1)
+    o1, o2 = np.lexsort((st, sc, sn)), np.lexsort((et, ec, en))
+    dur = np.asarray([durations[f] for f in names])
+    n = sn[o1]
+    on = np.round(st[o1] * FRAME, 6)
+    off = np.round(np.minimum(et[o2] * FRAME, dur[n]), 6)
+    return pd.DataFrame(
+        {"filename": np.asarray(names, dtype=object)[n], "onset": on, "offset": off,
+         "event_label": np.asarray(classes, dtype=object)[sc[o1]]}
+    )
+
+
+def write_truth(path: Path, events: Mapping) -> Path:
+    lines = ["filename\tonset\toffset\tevent_label"]
+    for f, evs in events.items():
+        lines += [f"{f}\t{on}\t{off}\t{c}" for on, off, c in evs] or [f"{f}\t\t\t"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_durations(path: Path, durations: Mapping) -> Path:
+    path.write_text("filename\tduration\n" + "".join(f"{f}\t{d}\n" for f, d in durations.items()))
+    return path
+
+
+def write_detections(path: Path, table: pd.DataFrame) -> Path:
+    table.to_csv(path, sep="\t", index=False, float_format="%.6g")
+    return path
+
+
+def write_operating_points(folder: Path, scores, durations, thresholds: Sequence[float]) -> list[pd.DataFrame]:
+    folder.mkdir(parents=True, exist_ok=True)
+    tables = []
+    for th in thresholds:
+        t = detections_at(scores, durations, th)
+        write_detections(folder / f"predictions_th_{th:.2f}.tsv", t)
+        tables.append(pd.read_csv(folder / f"predictions_th_{th:.2f}.tsv", sep="\t"))
+    return tables
+
+
+def score_frames(scores, durations, classes=CLASSES) -> dict[str, pd.DataFrame]:
+    """sed_scores_eval score DataFrames keyed by audio id (the last frame's offset clipped to the duration)."""
+    from sed_scores_eval.base_modules.scores import create_score_dataframe
+
+    out = {}
+    for f, s in scores.items():
+        ts = np.minimum(np.arange(len(s) + 1) * FRAME, durations[f])
+        out[Path(f).stem] = create_score_dataframe(s.astype(np.float64), ts, list(classes))
+    return out
+
+
+def write_score_folder(folder: Path, scores, durations, classes=CLASSES) -> dict[str, pd.DataFrame]:
+    from sed_scores_eval.base_modules.io import write_sed_scores
+
+    frames = score_frames(scores, durations, classes)
+    write_sed_scores(frames, folder)
+    return frames
