@@ -156,7 +156,12 @@ def params_yaml(params: PostprocParams) -> str:
     def scalar(v: Any) -> str:
         return "null" if v is None else str(v)
 
-    lines = [f"tagging_threshold: {scalar(d['tagging_threshold'])}", "frame_thresholds:"]
+    tag = d["tagging_threshold"]
+    if isinstance(tag, dict):  # per class (sed.tune)
+        lines = ["tagging_threshold:"] + [f"  {c}: {scalar(v)}" for c, v in tag.items()]
+    else:
+        lines = [f"tagging_threshold: {scalar(tag)}"]
+    lines.append("frame_thresholds:")
     lines += [f"  {c}: {v}" for c, v in d["frame_thresholds"].items()]
     lines += ["median_windows:"] + [
         f"  {c}: [{', '.join(str(x) for x in w)}]" for c, w in d["median_windows"].items()

@@ -258,7 +258,8 @@ def run_detect(
         params.check_classes(classes, source="the model")
     except Exception as e:  # noqa: BLE001
         raise DetectError(f"bad post-processing config: {e}") from e
-    tag_thr = pp_cfg.get("tagging_threshold") if opts.tagging == "local" else None
+    local = opts.tagging == "local" and params.tagging_threshold is not None
+    tag_thr = params.tagging_for(classes) if local else None  # (C,): per-class thresholds, -inf: off
 
     device = torch.device(str(predictor.device))
     frontend = (frontend if frontend is not None else default_frontend()).to(device).eval()

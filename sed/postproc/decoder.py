@@ -66,19 +66,22 @@ def check_predictions(preds: Predictions, source: str = "predictions") -> None:
 
 
 # ---------------------------------------------------------------------------- array steps
-def tag_mask(clip_probs: np.ndarray, tagging_threshold: float | None) -> np.ndarray:
-    """``(N, C)`` bool: the classes kept in each clip (step 1); all True when tagging is off."""
+def tag_mask(clip_probs: np.ndarray, tagging_threshold: float | np.ndarray | None) -> np.ndarray:
+    """``(N, C)`` bool: the classes kept in each clip (step 1); all True when tagging is off.
+
+    ``tagging_threshold``: one value, ``None`` (off), or a ``(C,)`` array (per class; ``-inf``: off).
+    """
     clip_probs = np.asarray(clip_probs)
     if tagging_threshold is None:
         return np.ones(clip_probs.shape, dtype=bool)
-    return clip_probs > tagging_threshold
+    return clip_probs > np.asarray(tagging_threshold)
 
 
 def smooth_scores(
     frame_probs: np.ndarray, clip_probs: np.ndarray, params: PostprocParams, classes: Sequence[str] = CLASSES
 ) -> np.ndarray:
     """Steps 1-2: tagged, median-filtered frame scores ``(N, T, C)`` float32 (untagged classes are 0)."""
-    tags = tag_mask(clip_probs, params.tagging_threshold)
+    tags = tag_mask(clip_probs, params.tagging_for(classes))
     out = iterative_median(
         frame_probs,
         [params.median_windows[c] for c in classes],
@@ -194,7 +197,7 @@ def events_table(row, onset, offset, filenames: Sequence[str], classes: Sequence
 def smoothing_key(params: PostprocParams, classes: Sequence[str]) -> tuple:
     """The settings steps 1-4 depend on (a decoder can be reused while they stay the same)."""
     return (
-        params.tagging_threshold,
+        params.tagging_key(),
         tuple(params.windows_for(classes)),
         params.median_edge,
         params.hysteresis_low,
