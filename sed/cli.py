@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sed", description="Sound event detection (DCASE 2020 Task 4 system).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_detect(sub)
+    __import__("sed.tune", fromlist=["add_parser"]).add_parser(sub)  # `sed tune` (issue 10; parser in sed/tune.py)
     return parser
 
 
