@@ -12,7 +12,7 @@ import pytest
 from sed.evaluation.metrics import event_based, event_based_fast, ground_truth_table, segment_based
 from sed.evaluation.predictions import Predictions
 from sed.postproc import Decoder, PostprocParams
-from sed.postproc.tune import TuneError, TuneGrid, match_counts, search_class, tune
+from sed.postproc.tune import TuneError, TuneGrid, match_counts, tune
 
 CL3 = ("Cat", "Dog", "Speech")
 
