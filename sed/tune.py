@@ -104,7 +104,9 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     if not files:
         preds.save(out_dir / "predictions.npz")
 
-    res = tune(preds, gt, grid, base, objective=str(cfg.objective), tuned_on=split, on_missing=str(cfg.on_missing))
+    workers = None if cfg.get("workers") in (None, "auto") else int(cfg.workers)
+    res = tune(preds, gt, grid, base, objective=str(cfg.objective), tuned_on=split,
+               on_missing=str(cfg.on_missing), workers=workers)
     key = "event_f1_macro" if res.objective == "event_f1" else "segment_f1_macro"
     b = M.evaluate(preds, gt, base, psds=False, f1_engine="fast", segment=res.objective == "segment_f1",
                    on_missing=str(cfg.on_missing)).metrics

@@ -124,16 +124,17 @@ def hysteresis_scores(rows: np.ndarray, low: float | None) -> np.ndarray:
 def active_runs(active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Runs of True in each row of ``active`` ``(R, T)``: ``(row, start, end)`` with ``end`` exclusive.
 
-    Sorted by row, then start.
+    Sorted by row, then start. Each row is framed by False, so the changes of value alternate
+    start, end, start, end ... (one pass over the array).
     """
     r, t = active.shape
-    flat = np.zeros((r, t + 1), dtype=np.int8)
-    flat[:, :t] = active
-    d = np.diff(flat.ravel(), prepend=np.int8(0))
-    st = np.flatnonzero(d == 1)
-    en = np.flatnonzero(d == -1)
-    row = st // (t + 1)
-    return row, st - row * (t + 1), en - row * (t + 1)
+    flat = np.zeros((r, t + 2), dtype=bool)
+    flat[:, 1 : t + 1] = active
+    flat = flat.ravel()
+    d = np.flatnonzero(flat[1:] != flat[:-1])  # index i: value changes between i and i + 1 of flat
+    st, en = d[0::2], d[1::2]  # a run's first frame sits at flat index st + 1 (frame st - row * (t + 2))
+    row = st // (t + 2)
+    return row, st - row * (t + 2), en - row * (t + 2)
 
 
 def remove_short(row: np.ndarray, onset: np.ndarray, offset: np.ndarray, min_duration: float):

@@ -356,6 +356,26 @@ class TuneResult:
     seconds: float = 0.0
 
 
+_JOB: tuple | None = None  # (grid, base, keywords) of the classes a forked worker searches
+
+
+def _search_job(job) -> ClassSearch:
+    grid, base, kw = _JOB
+    fp, cp, ref, c = job
+    return search_class(fp, cp, ref, grid, base, cls=c, **kw)
+
+
+def default_workers(n_jobs: int) -> int:
+    """The CPUs this process may use, at most ``n_jobs`` (a class search takes seconds: forking pays)."""
+    import os
+
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        n = os.cpu_count() or 1
+    return max(1, min(n, n_jobs))
+
+
 def reference_arrays(
     ground_truth: Mapping[str, Sequence], filenames: Sequence[str], cls: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -377,11 +397,13 @@ def tune(
     objective: str = "event_f1",
     tuned_on: str | None = None,
     on_missing: str = "error",
+    workers: int | None = 1,
 ) -> TuneResult:
     """Fit the post-processing of every class on ``preds`` / ``ground_truth`` (the tuning split only).
 
     ``base`` gives what is not searched (median edge and window parity, removal, joining, order) and the
-    values of classes without reference events on the split (kept as they are). Returns the fitted
+    values of classes without reference events on the split (kept as they are). ``workers``: processes
+    searching classes in parallel (``None``: the usable CPUs, at most one per class). Returns the fitted
     :class:`~sed.postproc.params.PostprocParams` (per-class tagging thresholds) with ``tuned_on``.
     """
     from sed.evaluation.metrics import align
@@ -395,19 +417,28 @@ def tune(
     base.check_classes(preds.classes)
     preds, gt = align(preds, ground_truth, on_missing=on_missing)
     lows = grid.lows(base)
-    searches = {}
-    for k, c in enumerate(preds.classes):
-        searches[c] = search_class(
-            preds.frame_probs[:, :, k],
-            preds.clip_probs[:, k],
-            reference_arrays(gt, preds.filenames, c),
-            grid,
-            base,
-            frame_seconds=preds.frame_seconds,
-            durations=preds.durations,
-            objective=objective,
-            cls=c,
-        )
+    jobs = [
+        (preds.frame_probs[:, :, k], preds.clip_probs[:, k], reference_arrays(gt, preds.filenames, c), c)
+        for k, c in enumerate(preds.classes)
+    ]
+    kw = dict(frame_seconds=preds.frame_seconds, durations=preds.durations, objective=objective)
+    workers = default_workers(len(jobs)) if workers is None else max(1, int(workers))
+    found = None
+    if workers > 1:
+        try:
+            import multiprocessing as mp
+
+            global _JOB
+            _JOB = (grid, base, kw)
+            with mp.get_context("fork").Pool(workers) as pool:
+                found = pool.map(_search_job, jobs, chunksize=1)
+        except (OSError, ValueError, RuntimeError):  # no fork here: in this process
+            found = None
+        finally:
+            _JOB = None
+    if found is None:
+        found = [search_class(fp, cp, ref, grid, base, cls=c, **kw) for fp, cp, ref, c in jobs]
+    searches = {s.cls: s for s in found}
     macro_by_low = {}
     for il, low in enumerate(lows):
         fs = [s.best(il)[1] for s in searches.values()]
