@@ -68,9 +68,19 @@ def _repo_conf_dirs() -> list[Path]:
     return [Path.cwd() / "conf" / "postproc", here / "conf" / "postproc"]
 
 
-def load_postproc_cfg(spec: str | None, default: dict | None) -> dict:
-    """The post-processing config: ``spec`` is a name in conf/postproc/ or a YAML path; None gives
-    ``default`` (the one shipped with the model)."""
+def load_postproc_cfg(spec: str | None, default: dict | None, ckpt: str | Path | None = None,
+                      note: TextIO | None = None) -> dict:
+    """The post-processing config: ``spec`` is a name in conf/postproc/ or a YAML path; None gives the
+    model's tuned ``postproc.yaml`` (``sed tune``, in the checkpoint's run folder; said on ``note``) when it
+    exists, else ``default`` (the one shipped with the model)."""
+    if spec is None and ckpt is not None:
+        from sed.tune import TUNED_FILE, run_folder
+
+        tuned = run_folder(ckpt) / TUNED_FILE
+        if tuned.is_file():
+            if note is not None:
+                print(f"sed detect: post-processing tuned for this model: {tuned} (--postproc paper: Table 1)", file=note)
+            spec = str(tuned)
     if spec is None:
         if default is None:
             raise DetectError("the model ships no post-processing settings: pass --postproc NAME or a YAML path")
@@ -248,7 +258,8 @@ def run_detect(
     sr = DEFAULT_FEATURES.sample_rate
     classes = tuple(predictor.classes)
 
-    pp_cfg = load_postproc_cfg(opts.postproc, getattr(predictor, "postproc_cfg", None))
+    pp_cfg = load_postproc_cfg(opts.postproc, getattr(predictor, "postproc_cfg", None),
+                               ckpt=getattr(predictor, "path", None), note=None if opts.quiet else err)
     from sed.postproc import PostprocParams
 
     if decode_fn is None:
