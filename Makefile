@@ -1,8 +1,9 @@
 # sed: every target creates and uses the virtual environment at $(VENV) on first use.
 #
-#   make train            # PS1 on the bundled mini-DESED (generates data and NMF labels first)
+#   make train            # PS1 on the bundled mini-DESED (generates data and NMF labels first), then fits its
+#                         # post-processing on the validation split (sed.tune: <run>/postproc.yaml)
 #   make train EXP=ps2    # PS2; EXP=baseline for the DCASE 2020 CRNN mean-teacher baseline
-#   make eval             # score the last training run's best checkpoint on the validation split
+#   make eval             # score the last run's best checkpoint on validation and public eval (fitted + Table 1)
 #   make test             # the test suite
 #
 # TORCH is the pip spec of torch: plain `torch` by default (your platform's build); CI and our
@@ -14,6 +15,7 @@ TORCH ?= torch
 EXP ?= ps1
 DATA ?= data/mini-desed
 ARGS ?=
+TUNE_ARGS ?=
 BENCH_ARGS ?=
 
 PY := $(VENV)/bin/python
@@ -53,6 +55,7 @@ nmf-labels: $(DATA_STAMP)
 
 train: $(NMF_TSV)
 	$(PY) -m sed.train experiment=$(EXP) $(ARGS)
+	$(PY) -m sed.tune ckpt=latest split=validation $(TUNE_ARGS)
 
 eval: $(STAMP)
 	$(PY) -m sed.eval $(ARGS)
