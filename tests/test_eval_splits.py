@@ -237,3 +237,38 @@ def test_psds1_alpha_st0_recomputed_on_a_constructed_case():
     assert any(x.startswith("PSDS1 = 0 because of the cross-class penalty") for x in lines)
     assert any(x.startswith("Dog: no event possible: largest frame probability 0.000") for x in lines)
     json.dumps(metrics)  # JSON-ready
+
+
+def test_sed_tune_console_command_and_its_errors(dataset, tmp_path, capsys, monkeypatch):
+    from sed import cli
+
+    root, pv, _pe, _ = dataset
+    monkeypatch.chdir(tmp_path)
+    grid = [x for o in SMALL_GRID for x in ("--set", o)]
+    code = cli.main(["tune", str(pv), "--set", f"data.root={root}", *grid, "--name", str(tmp_path / "mine.yaml")])
+    assert code == 0, capsys.readouterr().err
+    assert (pv.parent / "postproc.yaml").is_file() and (tmp_path / "mine.yaml").is_file()
+    assert list((tmp_path / "outputs" / "tune").glob("*/tune.json"))
+    assert cli.main(["tune", str(tmp_path / "nope.npz"), "--set", f"data.root={root}"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: ")
+    assert cli.main(["tune", str(pv), "--set", f"data.root={root}", "--set", "grid.thresholds=[2.0]"]) == 1
+    assert "thresholds holds 2.0, not in [0, 1]" in capsys.readouterr().err
+    assert cli.main(["tune", str(pv), "--set", "nonsense=1"]) == 2
+
+
+def test_python_m_sed_tune_is_a_hydra_app(dataset, tmp_path):
+    import subprocess
+    import sys
+
+    root, pv, _pe, _ = dataset
+    out = subprocess.run(
+        [sys.executable, "-m", "sed.tune", f"predictions={pv}", f"data.root={root}", *SMALL_GRID,
+         f"hydra.run.dir={tmp_path / 'h'}", "objective=segment_f1"],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    s = json.loads((tmp_path / "h" / "tune.json").read_text())
+    assert s["objective"] == "segment_f1" and s["fitted"]["segment_f1_macro"] == pytest.approx(s["fitted"]["check_by_decoder"])
+    bad = subprocess.run([sys.executable, "-m", "sed.tune", f"predictions={tmp_path / 'nope.npz'}",
+                          f"hydra.run.dir={tmp_path / 'h2'}"], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1].startswith("error: ")
