@@ -356,6 +356,9 @@ def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict
         (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         for row in metrics["splits"]:
             log.info(row["line"])
+            if row.get("explanations") is not metrics.get("explanations"):
+                for x in row.get("explanations") or []:
+                    log.info("  why zero: %s", x)
     if _auto(cfg.report.enabled, multirun):
         from sed.evaluation.report import write_report
 

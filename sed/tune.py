@@ -64,7 +64,8 @@ def header_lines(res, before: float | None, split: str, pred_source: str, gt_sou
         f"objective: macro {obj.replace('_', ' ')}; exact per-class search over "
         f"{g.settings_per_class()} settings per class x {len(g.lows(res.params))} hysteresis bound(s)",
         f"grid: thresholds {list(g.thresholds)}; first windows {list(g.first_windows)}; "
-        f"second windows {list(g.second_windows)}; tagging thresholds {list(g.tagging_thresholds)}; "
+        f"second windows {list(g.second_windows)}; tagging thresholds "
+        f"{['off' if v is None else v for v in g.tagging_thresholds]}; "
         f"hysteresis_low {list(g.lows(res.params)) if g.hysteresis_lows is not None else 'not searched'}",
         f"tune-split macro {obj.replace('_', ' ')}: {100 * res.macro:.2f} % fitted"
         + (f", {100 * before:.2f} % with the base post-processing" if before is not None else "")
@@ -74,7 +75,7 @@ def header_lines(res, before: float | None, split: str, pred_source: str, gt_sou
         if r.get("tuned"):
             lines.append(
                 f"  {c}: threshold {r['frame_threshold']}, windows {r['median_windows']}, tagging "
-                f"{r['tagging_threshold']}: {obj} {100 * r[obj]:.1f} % ({r['n_tp']} tp / {r['n_sys']} sys / {r['n_ref']} ref)"
+                f"{'off' if r['tagging_threshold'] is None else r['tagging_threshold']}: {obj} {100 * r[obj]:.1f} % ({r['n_tp']} tp / {r['n_sys']} sys / {r['n_ref']} ref)"
             )
         else:
             lines.append(f"  {c}: not tuned ({r['reason']}): base values kept")
