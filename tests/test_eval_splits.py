@@ -272,3 +272,22 @@ def test_python_m_sed_tune_is_a_hydra_app(dataset, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "sed.tune", f"predictions={tmp_path / 'nope.npz'}",
                           f"hydra.run.dir={tmp_path / 'h2'}"], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1].startswith("error: ")
+
+
+def test_ensemble_uses_the_fit_of_its_averaged_predictions_not_a_members(dataset, tmp_path):
+    from sed.evaluation.predictions import average
+
+    root, pv, _pe, _ = dataset
+    tune_run(compose_cfg("tune", f"data.root={root}", f"predictions={pv}", *SMALL_GRID), tmp_path / "t")
+    other = Predictions.load(pv)
+    other = Predictions(other.filenames, np.clip(other.frame_probs + 0.1, 0, 1), other.clip_probs)
+    other.save(tmp_path / "m2" / "predictions.npz")
+    quiet = ["psds=false", "segment=false", "report.enabled=false", "also_splits=[]", "compare_table1=false"]
+    m = eval_run(compose_cfg("eval", f"data.root={root}", f"predictions=[{pv},{tmp_path / 'm2' / 'predictions.npz'}]",
+                             *quiet), tmp_path / "e")
+    assert m["run"]["postproc"]["tuned_on"] is None and "no tuned postproc.yaml" in m["run"]["postproc_source"]
+    # the ensemble's averaged predictions, tuned in their own folder, then evaluated: its fit is used
+    avg = average([Predictions.load(pv), other]).save(tmp_path / "ens" / "predictions.npz")
+    tune_run(compose_cfg("tune", f"data.root={root}", f"predictions={avg}", *SMALL_GRID), tmp_path / "t2")
+    m2 = eval_run(compose_cfg("eval", f"data.root={root}", f"predictions={avg}", *quiet), tmp_path / "e2")
+    assert m2["run"]["postproc_source"] == str(tmp_path / "ens" / "postproc.yaml")
