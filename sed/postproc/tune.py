@@ -174,8 +174,10 @@ def class_events(
     n, t = scores.shape
     th = np.asarray(thresholds, dtype=np.float32)
     h = hysteresis_scores(scores, low)
-    active = h[None, :, :] > th[:, None, None]
-    sub, start, end = active_runs(active.reshape(len(th) * n, t))
+    # only the (threshold, clip) rows with a score above the threshold can hold an event
+    k, clip = np.nonzero(h.max(axis=1)[None, :] > th[:, None])
+    sub, start, end = active_runs(h[clip] > th[k][:, None])
+    sub = k[sub] * n + clip[sub]  # row k * N + n, still sorted (k, then clip)
     row, onset, offset = runs_to_seconds(sub, start, end, 1, frame_seconds, np.tile(durations, len(th)))
     row, onset, offset = clean_events(row, onset, offset, params)
     return row, _round(onset), _round(offset)
