@@ -15,7 +15,7 @@ TORCH ?= torch
 EXP ?= ps1
 DATA ?= data/mini-desed
 ARGS ?=
-TUNE_ARGS ?=
+TUNE_ARGS ?=   # overrides of `sed.tune` after training, e.g. the same data=desed data.root=... as in ARGS
 BENCH_ARGS ?=
 
 PY := $(VENV)/bin/python
