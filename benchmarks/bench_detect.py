@@ -66,14 +66,11 @@ def make_recording(path: Path, minutes: float, sr: int = INPUT_SR, seed: int = 0
 
 def make_untrained_checkpoint(path: Path) -> Path:
     import torch
-    from omegaconf import OmegaConf
 
-    from sed.training.systems import SEDSystem
+    from sed.train import build_model
 
-    model = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "model" / "sm_dm.yaml"))
-    postproc = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "postproc" / "default.yaml"))
     torch.manual_seed(0)
-    system = SEDSystem(sm=model["sm"], dm=model["dm"], postproc=postproc)
+    system = build_model()  # conf/train.yaml's model (conf/model/sm_dm.yaml, conf/postproc/default.yaml)
     torch.save({"state_dict": system.state_dict(), "hyper_parameters": dict(system.hparams)}, path)
     return path
 

@@ -24,6 +24,7 @@ import torch
 
 from benchmarks.common import write_result
 from sed.models import CRNN, DM, SM, count_parameters
+from sed.train import build_model
 from sed.training.losses import clip_bce, frame_bce, total_loss
 
 EPOCH_CLIPS = 608  # bundled data: 38 iterations x 16 clips (sed.datamodules.desed, iters_per_epoch=null)
@@ -42,13 +43,14 @@ class SmDmStep:
     name = "sm_dm"
 
     def __init__(self) -> None:
-        self.sm, self.dm = SM(), DM()
+        hp = build_model().hparams  # the sizes of conf/model/sm_dm.yaml
+        self.sm, self.dm = SM(**hp["sm"]), DM(**hp["dm"])
         self.opt = torch.optim.Adam(list(self.sm.parameters()) + list(self.dm.parameters()), lr=1e-3)
         self.params = count_parameters(self.sm) + count_parameters(self.dm)
 
     def __call__(self, b: dict) -> None:
         terms = total_loss(self.sm(b["x"]), self.dm(b["x"]), b["y_f"], b["y_c"], b["has_frame"], b["has_clip"],
-                           b["is_unlabel"], w=0.5, tau=0.9)
+                           b["is_unlabel"], w=0.5, tau=0.9, denominator="all")
         self.opt.zero_grad(set_to_none=True)
         terms.total.backward()
         self.opt.step()
@@ -64,7 +66,8 @@ class MeanTeacherStep:
     name = "crnn_mean_teacher"
 
     def __init__(self) -> None:
-        self.student, self.teacher = CRNN(), CRNN()
+        kw = build_model(["experiment=baseline"]).hparams["crnn"]  # conf/model/crnn.yaml
+        self.student, self.teacher = CRNN(**kw), CRNN(**kw)
         self.teacher.load_state_dict(self.student.state_dict())
         for p in self.teacher.parameters():
             p.requires_grad_(False)

@@ -8,7 +8,7 @@ averaged), and on request ``scores/<clip>.tsv`` (sed_scores_eval format).
 
 Sweeps run post-processing and metrics only: ``python -m sed.eval -m predictions=p.npz
 postproc.hysteresis_low=0.05,0.08,0.1``; each point writes its ``metrics.json`` and
-:class:`SweepSummary` prints and writes ``summary.md``/``summary.csv`` in the sweep folder
+the sweep-summary callback (``sed.reporting.sweeps``, :func:`sweep_summary`) prints and writes ``summary.md``/``summary.csv`` in the sweep folder
 (``multirun/eval/<timestamp>``), ranked by ``select_metric`` on ``tune_split``, and with
 ``write_postproc=<name>`` writes the best setting as ``conf/postproc/<name>.yaml`` (``tuned_on`` records
 the split). The split tuned on and the split reported are kept apart: with ``tune_split`` set, points are
@@ -28,14 +28,15 @@ from typing import Any
 import hydra
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
-from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from sed.core.constants import CLASSES, FRAME_SECONDS
 from sed.core.errors import ConfigError, SedError
+from sed.core.runs import latest_run
 from sed.evaluation.names import PSDS_EVAL_KEYS, SED_SCORES_KEYS
 from sed.evaluation.predictions import Predictions, PredictionsError, average
 from sed.postproc import PostprocParams
+from sed.reporting.tables import markdown_table
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +77,9 @@ def load_predictions_files(paths: Sequence[str]) -> Predictions:
 def get_predictions(cfg: DictConfig, split: str, files: Any) -> tuple[Predictions, str]:
     """Predictions of ``split``: from ``files`` (saved predictions) or by running ``cfg.ckpt`` (lazy import)."""
     paths = _as_list(files)
-    ckpts = [latest_run(cfg.train_runs) if c == "latest" else c for c in _as_list(cfg.ckpt)]
+    ckpts = [str(latest_run(cfg.train_runs)) if c == "latest" else c for c in _as_list(cfg.ckpt)]
     if not paths and not ckpts and (latest := latest_run(cfg.train_runs, required=False)):
-        ckpts = [latest]  # `make eval` with no argument: the last training run
+        ckpts = [str(latest)]  # `make eval` with no argument: the last training run
     if paths:
         preds, source = load_predictions_files(paths), " + ".join(paths)
     elif ckpts:
@@ -100,21 +101,6 @@ def get_predictions(cfg: DictConfig, split: str, files: Any) -> tuple[Prediction
         )
     preds.check_compatible(CLASSES, FRAME_SECONDS, source=source)
     return preds, source
-
-
-def latest_run(root: str | Path, required: bool = True) -> str | None:
-    """The most recent training run folder under ``root`` holding ``checkpoints/best.ckpt`` or ``last.ckpt``."""
-    root = Path(root)
-    found = [
-        p.parent.parent if p.parent.name == "checkpoints" else p.parent
-        for pat in ("**/checkpoints/best.ckpt", "**/checkpoints/last.ckpt")
-        for p in (root.glob(pat) if root.is_dir() else [])
-    ]
-    if not found:
-        if required:
-            raise ConfigError(f"sed.eval: no training run with a checkpoint under {root}")
-        return None
-    return str(max(found, key=lambda d: (d.stat().st_mtime, str(d))))
 
 
 def get_ground_truth(cfg: DictConfig, split: str, path: Any) -> tuple[dict, str]:
@@ -500,15 +486,9 @@ def _library_versions() -> dict[str, str]:
 # ---------------------------------------------------------------------------- sweeps
 def collect_sweep(sweep_dir: str | Path) -> list[dict[str, Any]]:
     """Every point's ``metrics.json`` under ``sweep_dir`` (numeric subfolders), in job order."""
-    rows = []
-    dirs = [d for d in Path(sweep_dir).iterdir() if d.is_dir() and (d / "metrics.json").is_file()]
-    for d in sorted(
-        dirs, key=lambda d: (not d.name.isdigit(), int(d.name) if d.name.isdigit() else 0, d.name)
-    ):
-        m = json.loads((d / "metrics.json").read_text())
-        m["_dir"] = str(d)
-        rows.append(m)
-    return rows
+    from sed.reporting.sweeps import sweep_points
+
+    return [{**json.loads(p.read_text()), "_dir": str(p.parent)} for p in sweep_points(sweep_dir, "metrics.json")]
 
 
 def summarize_sweep(
@@ -551,7 +531,7 @@ def summarize_sweep(
         f"Ranked by `{select_metric}` on split **{tune_split}**; figures reported on split **{report_split}**."
         + (" Tuned and reported on the same split: the best point's figures are optimistic." if same else ""),
         "",
-        _md_table(shown),
+        markdown_table(shown.to_dict("records"), list(shown.columns)),
     ]
     out = {
         "n_points": len(df),
@@ -588,28 +568,9 @@ def summarize_sweep(
     return out
 
 
-def _md_table(df) -> str:
-    def cell(v):
-        if isinstance(v, float):
-            return "" if v != v else f"{v:.4f}"
-        return str(v)
-
-    head = "| " + " | ".join(df.columns) + " |"
-    sep = "| " + " | ".join("---" for _ in df.columns) + " |"
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join([head, sep, *body])
-
-
-class SweepSummary(Callback):
-    """Hydra callback: after a multirun, summarise every point (see :func:`summarize_sweep`)."""
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        try:
-            summarize_sweep(
-                config.hydra.sweep.dir, str(config.select_metric), config.get("write_postproc") or None
-            )
-        except Exception as e:  # noqa: BLE001 - a summary failure must not hide the points' results
-            log.error("sweep summary failed: %s", e)
+def sweep_summary(sweep_dir: Path, config: DictConfig) -> None:
+    """``hydra.callbacks.summary`` of conf/eval.yaml: :func:`summarize_sweep` with the sweep's settings."""
+    summarize_sweep(sweep_dir, str(config.select_metric), config.get("write_postproc") or None)
 
 
 # ---------------------------------------------------------------------------- entry point

@@ -1,14 +1,16 @@
 """``python -m sed.train``: train PS1, PS2 (SM+DM) or the mean-teacher CRNN baseline (conf/train.yaml).
 
-Compose only: the datamodule (sed.datamodules.desed), the system (sed.training.systems), the callbacks
-(sed.training.callbacks) and Lightning's Trainer, all from the Hydra config.  A run folder
+A straight line: seed, datamodule, model, callbacks, loggers, trainer, fit, summary -- each object
+built by ``hydra.utils.instantiate`` from its ``_target_`` in the config.  A run folder
 ``outputs/train/<experiment>/<timestamp>/`` holds ``checkpoints/{best,last}.ckpt``,
 ``metrics.json`` (best validation figures), ``reports/`` (per-class table, plots) and the logger's files.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -16,87 +18,64 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from sed.core.errors import ConfigError, SedError
+from sed.core.errors import SedError
+from sed.training.schedules import sgdr_epochs
 
 log = logging.getLogger(__name__)
 
-
-def build_system(cfg: DictConfig):
-    """The LightningModule that ``cfg.model.system`` names."""
-    from sed.training.systems import MeanTeacherSystem, SEDSystem
-
-    m = cfg.model
-    common = dict(postproc=cfg.postproc, val_psds=cfg.val.psds, val_psds_thresholds=cfg.val.psds_thresholds)
-    if m.system == "sm_dm":
-        return SEDSystem(sm=m.sm, dm=m.dm, schedule=cfg.schedule, loss=cfg.loss,
-                         switch_epoch=cfg.datamodule.switch_epoch, **common)
-    if m.system == "mean_teacher":
-        return MeanTeacherSystem(crnn=m.crnn, **OmegaConf.to_container(m.mean_teacher, resolve=True), **common)
-    raise ConfigError(f"model.system {m.system!r}: expected sm_dm or mean_teacher")
+OmegaConf.register_new_resolver("sgdr_epochs", sgdr_epochs, replace=True)
 
 
-def build_datamodule(cfg: DictConfig):
-    from sed.datamodules.desed import DesedDataModule
-
-    kw = OmegaConf.to_container(cfg.datamodule, resolve=True)
-    return DesedDataModule(data=cfg.data, seed=int(cfg.seed), **kw)
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
-def resolve_resume(ckpt_path: str | None, run_dir: Path, experiment: str) -> str | None:
-    """``null`` -> fresh; ``last`` -> this run folder's last.ckpt, else the newest run of this experiment
-    that has one; a run folder -> its ``checkpoints/last.ckpt``; a file -> itself."""
-    if ckpt_path in (None, "", "null"):
-        return None
-    if ckpt_path == "last":
-        own = run_dir / "checkpoints" / "last.ckpt"
-        if own.is_file():
-            return str(own)
-        cands = sorted(Path("outputs/train", experiment).glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
-        if not cands:
-            raise ConfigError(f"ckpt_path=last: no outputs/train/{experiment}/*/checkpoints/last.ckpt to resume from")
-        return str(cands[-1])
-    p = Path(ckpt_path)
-    if p.is_dir():
-        p = p / "checkpoints" / "last.ckpt" if (p / "checkpoints").is_dir() else p / "last.ckpt"
-    if not p.is_file():
-        raise ConfigError(f"ckpt_path={ckpt_path}: checkpoint {p} not found")
-    return str(p)
+def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """conf/train.yaml with ``overrides``, outside a Hydra app (``run_dir``/``overrides`` left unset)."""
+    from hydra import compose as _compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return _compose("train", overrides=list(overrides))
+
+
+def build_model(overrides: list[str] | tuple[str, ...] = ()):
+    """The (untrained) system that conf/train.yaml with ``overrides`` trains, e.g. ``["experiment=baseline"]``."""
+    from hydra.utils import instantiate
+
+    return instantiate(compose(overrides).model)
 
 
 def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None, extra_callbacks: list | None = None) -> dict:
     """Train as ``cfg`` says, in ``run_dir``; returns the best validation figures."""
     import pytorch_lightning as pl
-    from pytorch_lightning.callbacks import ModelCheckpoint
+    import torch
+    from hydra.utils import instantiate
 
-    from sed.training.callbacks import RunSummary, ValidationReport
+    from sed.core.runs import resolve_resume
+    from sed.training.callbacks import RunSummary
 
+    cfg = copy.deepcopy(cfg)
+    OmegaConf.set_struct(cfg, False)
+    cfg.run_dir, cfg.overrides = str(run_dir), list(overrides or [])
+    resume = resolve_resume(cfg.get("ckpt_path"), run_dir, str(cfg.experiment_name))
     if "wandb" in (cfg.get("logger") or {}) and cfg.logger.wandb.get("offline", True):
         os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
     if cfg.get("torch_threads"):
-        import torch
-
         torch.set_num_threads(int(cfg.torch_threads))
+
     pl.seed_everything(int(cfg.seed), workers=True)
-    resume = resolve_resume(cfg.get("ckpt_path"), run_dir, str(cfg.experiment_name))
-    dm = build_datamodule(cfg)
-    system = build_system(cfg)
-    # best by validation event-F1, and the last epoch's (for resuming): two callbacks, because
-    # Lightning's save_last only saves when a top-k checkpoint was saved in the same step
-    ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/event_f1_macro",
-                           mode="max", save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False)
-    last = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
-                           enable_version_counter=False)
-    summary = RunSummary(run_dir / "metrics.json", overrides=overrides, best_cb=ckpt, last_cb=last)
-    callbacks = [ckpt, last, summary, ValidationReport(run_dir / "reports", plots=bool(cfg.val.plots)), *(extra_callbacks or [])]
-    loggers = [hydra.utils.instantiate(lg) for lg in (cfg.get("logger") or {}).values() if lg]
-    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    datamodule = instantiate(cfg.datamodule)
+    model = instantiate(cfg.model)
+    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
+    callbacks += [instantiate(cfg.schedule), *(extra_callbacks or [])]
+    loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values() if lg]
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for lg in loggers:
-        if hasattr(lg, "log_hyperparams"):
-            lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    if resume:
-        log.info("resuming from %s", resume)
-    trainer.fit(system, datamodule=dm, ckpt_path=resume)
+        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
+
+    summary = next(c for c in callbacks if isinstance(c, RunSummary))
     best = summary.best
     if trainer.is_global_zero:
         if best:
@@ -105,8 +84,36 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None, extr
             import json
 
             best = json.loads(summary.path.read_text()).get("best") or {}
-        log.info("best checkpoint: %s (event F1 %s)", ckpt.best_model_path, best.get("event_f1_macro"))
+        log.info("best checkpoint: %s (event F1 %s)", trainer.checkpoint_callback.best_model_path,
+                 best.get("event_f1_macro"))
     return best
+
+
+def summarize_sweep(sweep_dir: Path, config=None) -> str:
+    """A multirun's ``summary.md`` and ``summary.csv``: one row per run (its overrides and best validation
+    figures from ``metrics.json``), best event-F1 first (``hydra.callbacks.summary`` in conf/train.yaml)."""
+    import json
+
+    from sed.evaluation.names import SUMMARY_KEYS
+    from sed.reporting.sweeps import sweep_points
+    from sed.reporting.tables import markdown_table, write_csv
+
+    rows = []
+    for p in sweep_points(sweep_dir, "metrics.json"):
+        try:
+            m = json.loads(p.read_text())
+        except (OSError, ValueError):
+            continue
+        best = m.get("best") or {}
+        rows.append({"job": p.parent.name, "overrides": " ".join(m.get("overrides") or []),
+                     **{k: best.get(k) for k in SUMMARY_KEYS}, "best_epoch": m.get("best_epoch")})
+    cols = ["job", "overrides", *SUMMARY_KEYS, "best_epoch"]
+    rows.sort(key=lambda r: -(r.get("event_f1_macro") or -math.inf))
+    table = markdown_table(rows, cols) if rows else "(no finished run)"
+    (sweep_dir / "summary.md").write_text(table + "\n")
+    if rows:
+        write_csv(rows, sweep_dir / "summary.csv", cols)
+    return f"multirun summary ({len(rows)} runs, {sweep_dir}):\n{table}"
 
 
 def link_latest(run_dir: Path) -> None:

@@ -15,7 +15,7 @@ TINY_SMDM = [
     "model.dm.channels=[4,8,8]", "model.dm.pools=[[4,4],[4,4],[2,2]]", "model.dm.hidden=8",
 ]
 COMMON = [
-    "datamodule.batch_size=8", "datamodule.progress=false", "val.psds_thresholds=3", "val.plots=true",
+    "datamodule.batch_size=8", "datamodule.progress=false", "callbacks.scorer.psds_thresholds=3", "callbacks.report.plots=true",
     "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
 ]
 TINY_CRNN = ["model.crnn.channels=[4,4,8,8,8,8,8]", "model.crnn.rnn_cells=8", "model.crnn.rnn_layers=1"]
@@ -35,8 +35,6 @@ def make_cfg(run_dir: Path, data_cfg, overrides: list[str]):
         cfg = compose("train", overrides=["logger=csv", "trainer=cpu", *COMMON, *tiny, *overrides])
     OmegaConf.set_struct(cfg, False)
     cfg.data = data_cfg
-    cfg.trainer.default_root_dir = str(run_dir)
-    cfg.logger.csv.save_dir = str(run_dir)
     return cfg
 
 

@@ -93,15 +93,10 @@ def assert_events(found, expected, tol: float = 0.2) -> None:
 def make_untrained_checkpoint(path: Path, seed: int = 0) -> Path:
     """A checkpoint of the paper's SM+DM system (conf/model/sm_dm.yaml) with random weights, in the
     format ``sed.evaluation.inference.load_system`` reads (``state_dict`` + ``hyper_parameters``)."""
-    from omegaconf import OmegaConf
+    from sed.train import build_model
 
-    from sed.training.systems import SEDSystem
-
-    repo = Path(__file__).resolve().parents[1]
-    model = OmegaConf.to_container(OmegaConf.load(repo / "conf" / "model" / "sm_dm.yaml"))
-    postproc = OmegaConf.to_container(OmegaConf.load(repo / "conf" / "postproc" / "default.yaml"))
     torch.manual_seed(seed)
-    system = SEDSystem(sm=model["sm"], dm=model["dm"], postproc=postproc)
+    system = build_model()  # conf/train.yaml's model (conf/model/sm_dm.yaml, conf/postproc/default.yaml)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": system.state_dict(), "hyper_parameters": dict(system.hparams)}, path)
     return path

@@ -7,9 +7,18 @@ from omegaconf import OmegaConf
 from sed.core.errors import ConfigError, DataError
 from sed.datamodules.desed import SOURCES, CurriculumBatchSampler, DesedDataModule, batch_counts
 from sed.datamodules.tsv import read_strong_tsv, write_strong_tsv
+from tests.conftest import REPO
 
 PS1 = {"weak": 0.5, "unlabel": 0.5}
 PS2 = {"synthetic": 0.25, "weak": 0.25, "unlabel": 0.5}
+
+
+def make_dm(data_cfg, **over) -> DesedDataModule:
+    """The datamodule of conf/datamodule/desed.yaml (its defaults, the one place they live) with ``over``."""
+    kw = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "datamodule" / "desed.yaml"))
+    for k in ("_target_", "data", "seed"):
+        kw.pop(k)
+    return DesedDataModule(data_cfg, **{**kw, "seed": 0, **over})
 
 
 def test_batch_counts_largest_remainder():
@@ -88,7 +97,7 @@ def nmf_cfg(tiny_data_cfg, tmp_path_factory):
 
 def test_datamodule_batches_and_weak_frame_targets(nmf_cfg):
     cfg, keep = nmf_cfg
-    dm = DesedDataModule(cfg, batch_size=8, switch_epoch=1, post_switch=PS2, progress=False)
+    dm = make_dm(cfg, batch_size=8, switch_epoch=1, post_switch=PS2, progress=False)
     dm.setup("fit")
     assert dm.iters_per_epoch == 2  # one pass over the 12 synthetic clips at 8 per batch
     loader = dm.train_dataloader()
@@ -126,9 +135,9 @@ def test_datamodule_batches_and_weak_frame_targets(nmf_cfg):
 
 def test_missing_nmf_labels_is_a_clear_error(tiny_data_cfg, tmp_path):
     cfg = OmegaConf.merge(tiny_data_cfg, {"nmf_labels_tsv": str(tmp_path / "nope.tsv")})
-    dm = DesedDataModule(cfg, batch_size=8, post_switch=PS1, progress=False)
+    dm = make_dm(cfg, batch_size=8, post_switch=PS1, progress=False)
     with pytest.raises(DataError, match="nope.tsv: NMF labels"):
         dm.setup("fit")
-    dm2 = DesedDataModule(cfg, batch_size=8, post_switch=PS1, weak_frame_labels="none", progress=False)
+    dm2 = make_dm(cfg, batch_size=8, post_switch=PS1, weak_frame_labels="none", progress=False)
     dm2.setup("fit")  # the baseline's setting needs no NMF file
     assert not dm2.sources["weak"].frame

@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 
 from sed.detect.discover import discover
-from sed.detect.plot import MelSummary, _pool_max, safe_name
+from sed.detect.plot import MelSummary, safe_name
 from sed.detect.run import _Bars
 from sed.detect.stream import AudioInputError, stream_mono
 from sed.detect.windows import Stitcher, Windower, WindowSpec, stitch
 from sed.detect.writer import TSV_HEADER, EventWriter, OutputError, _repair_and_list
+from sed.reporting.plots import pool_max as _pool_max
 from tests.detect_helpers import write
 
 # ----------------------------------------------------------------------------- geometry

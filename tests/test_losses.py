@@ -53,7 +53,7 @@ def test_unlabel_eq7_gated_rampup_and_denominators():
     assert loss.item() == pytest.approx(w * mse0 / 2, rel=1e-5)  # over all 2 unlabelled clips
     loss_p, _ = unlabel_mse(sm, dm, w, 0.9, mask, "passed")
     assert loss_p.item() == pytest.approx(w * mse0, rel=1e-5)  # over the 1 clip that passed
-    none, g = unlabel_mse(sm, dm * 0.5, w, 0.9, mask)
+    none, g = unlabel_mse(sm, dm * 0.5, w, 0.9, mask, "all")
     assert none.item() == 0.0 and not g.any()
 
 
@@ -66,7 +66,7 @@ def test_total_eq8_and_switch():
     has_frame = torch.tensor([True, False, False])
     has_clip = torch.tensor([True, True, False])
     is_u = torch.tensor([False, False, True])
-    t = total_loss(sm_f, dm_c, y_f, y_c, has_frame, has_clip, is_u, w=0.5, tau=0.9)
+    t = total_loss(sm_f, dm_c, y_f, y_c, has_frame, has_clip, is_u, w=0.5, tau=0.9, denominator="all")
     sm_c = sm_f.amax(1)
     lf = frame_bce(sm_f[:1], y_f[:1])
     lc = clip_bce(dm_c[:2], y_c[:2])
@@ -78,7 +78,8 @@ def test_total_eq8_and_switch():
     assert t.unlabel.item() == pytest.approx(lu.item(), rel=1e-6)
     assert t.total.item() == pytest.approx((lf + lc + lcon + lu).item(), rel=1e-6)
     assert t.gate_pass == 1.0
-    before = total_loss(sm_f, dm_c, y_f, y_c, has_frame, has_clip, is_u, w=0.5, use_unlabel=False)
+    before = total_loss(sm_f, dm_c, y_f, y_c, has_frame, has_clip, is_u, w=0.5, tau=0.9, denominator="all",
+                        use_unlabel=False)
     assert before.unlabel.item() == 0.0 and math.isnan(before.gate_pass)
 
 
@@ -86,7 +87,8 @@ def test_empty_terms_are_zero_and_backprop():
     sm_f = torch.full((2, 3, 2), 0.5, requires_grad=True)
     dm_c = torch.full((2, 2), 0.5, requires_grad=True)
     no = torch.tensor([False, False])
-    t = total_loss(sm_f, dm_c, torch.zeros(2, 3, 2), torch.zeros(2, 2), no, no, torch.tensor([True, True]), w=1.0)
+    t = total_loss(sm_f, dm_c, torch.zeros(2, 3, 2), torch.zeros(2, 2), no, no, torch.tensor([True, True]), w=1.0,
+                   tau=0.9, denominator="all")
     assert t.frame.item() == 0.0 and t.clip.item() == 0.0 and t.unlabel.item() == 0.0  # gate fails (0.5)
     t.total.backward()
     assert sm_f.grad is not None and dm_c.grad is not None

@@ -4,6 +4,24 @@ import pytest
 import torch
 
 from sed.models import CRNN, DM, SM, ModelConfigError, clip_from_frames, count_parameters
+from sed.train import build_model
+
+# the sizes of conf/model/*.yaml (their one home): SM(**SM_KW) is the configured SM
+_SMDM, _CRNN = build_model().hparams, build_model(["experiment=baseline"]).hparams
+SM_KW, DM_KW, CRNN_KW = _SMDM["sm"], _SMDM["dm"], _CRNN["crnn"]
+CRNN_FULL_KW = build_model(["experiment=baseline_dcase2020"]).hparams["crnn"]
+
+
+def SM_(**kw):
+    return SM(**{**SM_KW, **kw})
+
+
+def DM_(**kw):
+    return DM(**{**DM_KW, **kw})
+
+
+def CRNN_(**kw):
+    return CRNN(**{**CRNN_KW, **kw})
 
 
 @pytest.fixture(scope="module")
@@ -13,7 +31,7 @@ def x():
 
 
 def test_shapes_and_ranges(x):
-    sm, dm, crnn = SM().eval(), DM().eval(), CRNN().eval()
+    sm, dm, crnn = SM_().eval(), DM_().eval(), CRNN_().eval()
     with torch.no_grad():
         f, c = sm(x), dm(x)
         cf, cc = crnn(x)
@@ -25,16 +43,17 @@ def test_shapes_and_ranges(x):
 
 
 def test_parameter_counts_match_docstrings():
-    assert count_parameters(SM()) == 18_162
-    assert count_parameters(DM()) == 66_618
-    assert count_parameters(CRNN()) == 74_044
-    full = CRNN(channels=(16, 32, 64, 128, 128, 128, 128), rnn_cells=128)
+    assert count_parameters(SM_()) == 18_162
+    assert count_parameters(DM_()) == 66_618
+    assert count_parameters(CRNN_()) == 74_044
+    full = CRNN_(channels=(16, 32, 64, 128, 128, 128, 128), rnn_cells=128)
     assert count_parameters(full) == 1_112_548
+    assert count_parameters(CRNN(**CRNN_FULL_KW)) == 1_112_548  # conf/model/crnn_dcase2020.yaml
 
 
 def test_sm_keeps_time_resolution(x):
     """No pooling along time: a change at frame 600 cannot reach frame 10 (receptive field ~15 frames)."""
-    sm = SM().eval()
+    sm = SM_().eval()
     y = x.clone()
     y[:, 600:] += 5.0
     with torch.no_grad():
@@ -44,19 +63,19 @@ def test_sm_keeps_time_resolution(x):
 
 
 def test_configurable_and_errors(x):
-    sm = SM(channels=(8, 8), freq_pools=(8, 8), dropout=0.5, head_kernel=3, head_units=16)
+    sm = SM_(channels=(8, 8), freq_pools=(8, 8), dropout=0.5, head_kernel=3, head_units=16)
     assert sm(x).shape == (2, 640, 10)
-    dm = DM(channels=(8, 8, 8), pools=[[4, 2], [4, 2], [2, 2]], clip_pool="max")
+    dm = DM_(channels=(8, 8, 8), pools=[[4, 2], [4, 2], [2, 2]], clip_pool="max")
     assert dm(x).shape == (2, 10)
     with pytest.raises(ModelConfigError):
-        SM(channels=(8, 8), freq_pools=(4,))
+        SM_(channels=(8, 8), freq_pools=(4,))
     with pytest.raises(ModelConfigError):
-        DM(channels=(8,) * 7, pools=[[2, 2]] * 7)  # 64 bins / 128 < 1
+        DM_(channels=(8,) * 7, pools=[[2, 2]] * 7)  # 64 bins / 128 < 1
     with pytest.raises(ModelConfigError):
-        DM(clip_pool="median")
+        DM_(clip_pool="median")
 
 
 def test_backward_reaches_all_parameters(x):
-    sm, dm = SM(), DM()
+    sm, dm = SM_(), DM_()
     (sm(x).mean() + dm(x).mean()).backward()
     assert all(p.grad is not None for p in list(sm.parameters()) + list(dm.parameters()))

@@ -7,9 +7,10 @@ import pytest
 from sed.training.schedules import (
     ScheduleError,
     SGDRTracker,
+    cycle_progress,
     epochs_to_iterations,
-    progress,
     rampup,
+    sgdr_epochs,
     sgdr_lr,
     sgdr_position,
 )
@@ -48,19 +49,19 @@ def test_lr_two_restarts_tmult2_by_hand():
 
 
 def test_progress_eq10_resets_at_restart():
-    tr = SGDRTracker(t0=4, t_mult=2)
+    tr = SGDRTracker(t0=4, t_mult=2, lr_max=0.0012, lr_min=1e-6)
     assert [tr.at(s).T for s in range(6)] == [0, 0.25, 0.5, 0.75, 0, 0.125]
     assert tr.at(3).w == pytest.approx(rampup(0.75))
     assert tr.at(4).w == pytest.approx(math.exp(-5))  # w back to its start
-    assert progress(3, 4) == 0.75
-    assert sgdr_lr(0, 10) == 0.0012
+    assert cycle_progress(3, 4) == 0.75
+    assert sgdr_lr(0, 10, 0.0012, 1e-6) == 0.0012
 
 
 def test_tracker_state_roundtrip():
-    tr = SGDRTracker(t0=5, t_mult=2)
+    tr = SGDRTracker(t0=5, t_mult=2, lr_max=0.0012, lr_min=1e-6)
     tr.advance(13)
     s = tr.state_dict()
-    tr2 = SGDRTracker(t0=1)
+    tr2 = SGDRTracker(t0=1, t_mult=1, lr_max=1.0, lr_min=0.0)
     tr2.load_state_dict(s)
     assert tr2.state() == tr.state() and tr2.state().t_curr == 8 and tr2.state().t_i == 10
 
@@ -72,3 +73,11 @@ def test_epochs_to_iterations_and_errors():
         epochs_to_iterations(0, 10)
     with pytest.raises(ScheduleError):
         sgdr_position(0, 4, 0.5)
+
+
+def test_sgdr_epochs_budget():
+    assert sgdr_epochs(1, 2, 4) == 15  # 1 + 2 + 4 + 8
+    assert sgdr_epochs(2, 2, 3) == 14  # 2 + 4 + 8
+    assert sgdr_epochs(1, 1, 5) == 5
+    with pytest.raises(ScheduleError):
+        sgdr_epochs(1, 2, 0)

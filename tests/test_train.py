@@ -39,7 +39,7 @@ def test_fit_lowers_loss_and_checkpoint_predicts(tmp_path, data_cfg):
 
 
 def test_same_seed_same_metrics_and_gate_after_switch(tmp_path, data_cfg):
-    ov = ["trainer.max_epochs=2", "datamodule.switch_epoch=1", "seed=7", "loss.tau=0.0"]
+    ov = ["trainer.max_epochs=2", "datamodule.switch_epoch=1", "seed=7", "model.tau=0.0"]
     a, la = fit(tmp_path / "a", data_cfg, ov)
     b, lb = fit(tmp_path / "b", data_cfg, ov)
     assert a == b

@@ -22,7 +22,7 @@ def test_ddp_sim_shards_curriculum(tmp_path, data_cfg):
 
     # 4 clips per rank and iteration, 1 iteration per epoch: no epoch's demand wraps a source's permutation
     fit(tmp_path, data_cfg, ["trainer=ddp_sim", "trainer.max_epochs=2", "datamodule.switch_epoch=1",
-                             "experiment=ps2", "val.plots=false", "datamodule.batch_size=4",
+                             "experiment=ps2", "callbacks.report.plots=false", "datamodule.batch_size=4",
                              "datamodule.iters_per_epoch=1"], extra_callbacks=[BatchRecorder(tmp_path / "rec")])
     r0 = json.loads((tmp_path / "rec" / "batches_rank0.json").read_text())
     r1 = json.loads((tmp_path / "rec" / "batches_rank1.json").read_text())
@@ -39,10 +39,10 @@ def test_multirun_writes_summary(tmp_path, tiny_desed, data_cfg):
     cmd = [sys.executable, "-m", "sed.train", "-m", "logger=csv", "trainer=cpu", *COMMON, *TINY_SMDM,
            f"data.root={tiny_desed}", f"data.cache_dir={data_cfg.cache_dir}",
            f"data.nmf_labels_tsv={data_cfg.nmf_labels_tsv}", "trainer.max_epochs=1", "datamodule.switch_epoch=0",
-           "loss.tau=0.5,0.9", f"hydra.sweep.dir={sweep}"]
+           "model.tau=0.5,0.9", f"hydra.sweep.dir={sweep}"]
     out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
                          env={**os.environ, "PYTHONPATH": str(REPO)})
     assert out.returncode == 0, out.stderr[-3000:]
     table = (sweep / "summary.md").read_text()
-    assert "loss.tau=0.5" in table and "loss.tau=0.9" in table
+    assert "model.tau=0.5" in table and "model.tau=0.9" in table
     assert len(pd.read_csv(sweep / "summary.csv")) == 2

@@ -79,3 +79,6 @@ def seconds_to_frame_end(t: np.ndarray | float, frame_seconds: float = FRAME_SEC
 def frame_to_seconds(f: np.ndarray | float, frame_seconds: float = FRAME_SECONDS) -> np.ndarray:
     """Start time of frame ``f`` (or, for an exclusive end frame, the event's offset)."""
     return np.asarray(f, dtype=np.float64) * frame_seconds
+
+#: Time columns a timeline plot keeps (``sed.reporting.plots``; a 16-inch figure at 100 dpi has ~1400 pixels).
+TIMELINE_COLS = 2048

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from sed.audio.features import LogMel
 from sed.audio.io import load_audio
 from sed.core.constants import DEFAULT_FEATURES, FeatureSpec
+from sed.core.devices import resolve_device
 from sed.core.errors import DataError
 from sed.datamodules.layout import DesedLayout
 from sed.datamodules.tsv import Event, read_strong_tsv, read_unlabel_tsv, read_weak_tsv
@@ -102,12 +103,6 @@ def _report_dir(report_dir: str | Path | None, fallback: Path) -> Path:
         return fallback
 
 
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def build_cache(
     name: str,
     audio_dir: str | Path,
@@ -165,7 +160,7 @@ def build_cache(
 
     todo = np.flatnonzero(done == 0)
     if len(todo):
-        frontend = LogMel(spec).to(_resolve_device(device))
+        frontend = LogMel(spec).to(resolve_device(device))
         data = np.load(data_path, mmap_mode="r+")
         bar = tqdm(total=len(present), initial=len(present) - len(todo), desc=f"features {name}",
                    unit="clip", disable=not progress, dynamic_ncols=True)

@@ -241,28 +241,29 @@ class _ValDataset(Dataset):
 class DesedDataModule(pl.LightningDataModule):
     """Curriculum batches from the feature cache (see the module docstring).
 
-    ``data``: the ``data`` config node (conf/data/*.yaml).
+    ``data``: the ``data`` config node (conf/data/*.yaml); every other argument (no default here):
+    conf/datamodule/desed.yaml.
     """
 
     def __init__(
         self,
         data: Mapping,
-        batch_size: int = 24,
-        switch_epoch: int = 5,
-        pre_switch: Mapping[str, float] | None = None,
-        post_switch: Mapping[str, float] | None = None,
-        weak_frame_labels: str = "nmf",
-        iters_per_epoch: int | None = None,
-        val_batch_size: int = 32,
-        num_workers: int = 0,
-        seed: int = 0,
-        progress: bool = True,
+        *,
+        batch_size: int,
+        switch_epoch: int,
+        pre_switch: Mapping[str, float],
+        post_switch: Mapping[str, float],
+        weak_frame_labels: str,
+        iters_per_epoch: int | None,
+        val_batch_size: int,
+        num_workers: int,
+        seed: int,
+        progress: bool,
     ) -> None:
         super().__init__()
         self.data_cfg = data
         self.batch_size, self.switch_epoch = int(batch_size), int(switch_epoch)
-        self.pre_switch = dict(pre_switch or {"synthetic": 1.0})
-        self.post_switch = dict(post_switch or {"weak": 0.5, "unlabel": 0.5})
+        self.pre_switch, self.post_switch = dict(pre_switch), dict(post_switch)
         self.weak_frame_labels = weak_frame_labels
         self._iters_cfg = iters_per_epoch
         self.val_batch_size, self.num_workers = int(val_batch_size), int(num_workers)

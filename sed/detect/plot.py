@@ -1,22 +1,15 @@
-"""Timeline PNG for one recording: log-mel spectrogram, detected events as labelled bars, and the
-class probability curves, readable from a 10 s clip to an hour-long recording.
-
-Long recordings are summarised to at most ``max_cols`` time columns (mean of the log-mel, max of
-the probabilities, so that short peaks stay visible); the time axis is in minutes beyond two
-minutes; every event bar is drawn at least ``min_bar_fraction`` of the axis wide, so that a
-0.2 s event in an hour is still a visible mark.
+"""What ``sed detect --plot`` needs besides the shared timeline (``sed.reporting.plots.plot_timeline``):
+a constant-memory log-mel summary of a long recording (mean of the log-mel over blocks of frames, at
+most ``max_cols`` columns) and a flat file name for a recording's path.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-#: Columns kept in the spectrogram summary (a 16-inch figure at 100 dpi has ~1400 pixels).
-MAX_COLS = 2048
+from sed.core.constants import TIMELINE_COLS as MAX_COLS
 
 
 class MelSummary:
@@ -70,86 +63,8 @@ class MelSummary:
         return c[:keep], self.pool
 
 
-def _pool_max(x: np.ndarray, max_cols: int) -> tuple[np.ndarray, int]:
-    """Max over blocks of frames so that at most ``max_cols`` remain: ``(T, C) -> (cols, C)``."""
-    pool = max(1, math.ceil(len(x) / max_cols))
-    n = math.ceil(len(x) / pool) * pool
-    pad = np.concatenate([x, np.repeat(x[-1:], n - len(x), axis=0)]) if n > len(x) else x
-    return pad.reshape(-1, pool, x.shape[1]).max(axis=1), pool
-
-
 def safe_name(name: str) -> str:
     """A flat file name for a recording's path: separators become ``__``."""
     s = name.replace("\\", "/").lstrip("./")
     s = s.replace("../", "").replace("/", "__")
     return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in s) or "recording"
-
-
-def plot_timeline(
-    out_png: str | Path,
-    title: str,
-    mel_cols: np.ndarray,
-    mel_pool: int,
-    frame_probs: np.ndarray,
-    events: pd.DataFrame,
-    classes: tuple[str, ...],
-    frame_seconds: float,
-    duration: float,
-    *,
-    min_bar_fraction: float = 0.002,
-) -> Path:
-    """Write the PNG and return its path."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    minutes = duration > 120.0
-    scale = 1 / 60.0 if minutes else 1.0
-    unit = "min" if minutes else "s"
-    t_end = duration * scale
-    colors = plt.get_cmap("tab10")(np.arange(len(classes)) % 10)
-
-    fig, axes = plt.subplots(
-        3, 1, figsize=(16 if minutes else 12, 9), sharex=True,
-        gridspec_kw={"height_ratios": [3, 2.2, 2.5]}, constrained_layout=True,
-    )
-    ax_mel, ax_ev, ax_p = axes
-    # 1. log-mel
-    mel_t = len(mel_cols) * mel_pool * frame_seconds * scale
-    lo, hi = np.percentile(mel_cols, [1.0, 99.7]) if mel_cols.size > 1 else (None, None)
-    ax_mel.imshow(mel_cols.T, origin="lower", aspect="auto", cmap="magma", extent=(0, mel_t, 0, mel_cols.shape[1]),
-                  interpolation="nearest", vmin=lo, vmax=hi)
-    ax_mel.set_ylabel("mel band")
-    ax_mel.set_title(f"{title}  ({duration / 60:.1f} min)" if minutes else f"{title}  ({duration:.1f} s)")
-    # 2. events, one lane per class
-    min_w = min_bar_fraction * t_end
-    for i, c in enumerate(classes):
-        ev = events[events["event_label"] == c] if len(events) else events
-        bars = [(on * scale, max((off - on) * scale, min_w)) for on, off in zip(ev["onset"], ev["offset"])] if len(ev) else []
-        if bars:
-            ax_ev.broken_barh(bars, (i - 0.4, 0.8), facecolors=colors[i], edgecolor=colors[i])
-            if not minutes and len(bars) <= 20:
-                for x, w in bars:
-                    ax_ev.text(x + w / 2, i, c.split("_")[0], ha="center", va="center", fontsize=6, color="black")
-    ax_ev.set_yticks(range(len(classes)), [f"{c} ({(events['event_label'] == c).sum() if len(events) else 0})"
-                                            for c in classes], fontsize=8)
-    ax_ev.set_ylim(-0.6, len(classes) - 0.4)
-    ax_ev.grid(axis="x", alpha=0.3)
-    ax_ev.set_title("detected events (count)", fontsize=9)
-    # 3. probability curves (max over each column so that peaks stay visible)
-    p, pool = _pool_max(frame_probs, MAX_COLS)
-    t = (np.arange(len(p)) * pool * frame_seconds) * scale
-    for i, c in enumerate(classes):
-        ax_p.plot(t, p[:, i], color=colors[i], lw=0.8, label=c)
-    ax_p.set_ylim(0, 1.02)
-    ax_p.set_ylabel("frame probability")
-    ax_p.set_xlabel(f"time ({unit})")
-    ax_p.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.25), frameon=False)
-    ax_p.grid(alpha=0.3)
-    ax_p.set_xlim(0, t_end)
-    fig.savefig(out_png, dpi=100)
-    plt.close(fig)
-    return out_png

@@ -23,7 +23,7 @@ import torch
 from sed.core.constants import DEFAULT_FEATURES
 from sed.core.errors import SedError
 from sed.detect.discover import Source, discover
-from sed.detect.plot import MelSummary, plot_timeline, safe_name
+from sed.detect.plot import MelSummary, safe_name
 from sed.detect.stream import AudioInputError, probe, stream_mono
 from sed.detect.windows import DEFAULT_OVERLAP, Stitcher, Windower, WindowSpec
 from sed.detect.writer import EventWriter, OutputError
@@ -341,8 +341,11 @@ def run_detect(
         if plot_dir is not None:
             try:
                 cols, pool = f.mel.result(n_frames)
-                plot_timeline(plot_dir / f"{safe_name(f.src.name)}.png", f.src.name, cols, pool, fp, ev, classes,
-                              predictor.frame_seconds, dur)
+                from sed.reporting.plots import plot_timeline
+
+                plot_timeline(plot_dir / f"{safe_name(f.src.name)}.png", f.src.name, fp, classes, predictor.frame_seconds,
+                              list(zip(ev["onset"], ev["offset"], ev["event_label"])) if len(ev) else [],
+                              logmel=cols, mel_pool=pool, duration=dur, all_classes=True)
             except Exception as e:  # noqa: BLE001 - its events are written; the plot is reported
                 summary.failed.append(f"{f.src.name}: plot failed ({type(e).__name__}: {e})")
                 bars.line(f"sed detect: {summary.failed[-1]} (its events are in the output)")

@@ -1,7 +1,7 @@
 """Trained systems -> probabilities (contract in docs/ARCHITECTURE.md, "Inference").
 
-``load_system(ckpt)`` rebuilds the SM+DM system or the mean-teacher CRNN from a Lightning checkpoint
-(its ``hyper_parameters`` say which) and returns a :class:`Predictor`;
+``load_system(ckpt)`` rebuilds the system from a Lightning checkpoint (its ``hyper_parameters`` hold
+the class path, ``_target_``, and its arguments; run folders resolve in :mod:`sed.core.runs`) and returns a :class:`Predictor`;
 ``predict_split(ckpt | [ckpt, ...], data_cfg, split)`` runs it (or the average of several: the
 ensemble of SPEC section 6) over a split of the feature cache.
 """
@@ -15,33 +15,11 @@ import numpy as np
 import torch
 
 from sed.core.constants import CLASSES, FRAME_SECONDS
-from sed.core.errors import SedError
+from sed.core.devices import resolve_device
+from sed.core.runs import CheckpointError, resolve_checkpoint
 from sed.evaluation.predictions import Predictions, average
 
-
-class CheckpointError(SedError, ValueError):
-    """A checkpoint that cannot be loaded as a trained system."""
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file, or a run folder (its ``checkpoints/best.ckpt``, else ``last.ckpt``)."""
-    p = Path(path)
-    if p.is_dir():
-        for name in ("best.ckpt", "last.ckpt"):
-            if (p / "checkpoints" / name).is_file():
-                return p / "checkpoints" / name
-            if (p / name).is_file():
-                return p / name
-        raise CheckpointError(f"{p}: no checkpoints/best.ckpt or last.ckpt in this run folder")
-    if not p.is_file():
-        raise CheckpointError(f"{p}: checkpoint not found")
-    return p
+__all__ = ["CheckpointError", "Predictor", "load_system", "predict_split", "resolve_checkpoint", "resolve_device"]
 
 
 class Predictor:

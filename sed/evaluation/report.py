@@ -1,6 +1,6 @@
 """Evaluation report: ``report.md`` with the figures and per-class table, and plots (issue 4, point 4).
 
-Plots: per-class F1 bars (event-based and segment-based, sed_eval), the PSD-ROC curves (psds_eval at
+Plots (drawn by :mod:`sed.reporting.plots`): per-class F1 bars (event-based and segment-based, sed_eval), the PSD-ROC curves (psds_eval at
 its thresholds and sed_scores_eval threshold-independent), and a few clips' timelines: log-mel (when
 the clip's audio is at hand), true and predicted events, and the frame probability curves (raw and
 post-processed) with each class's frame threshold.
@@ -13,21 +13,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from sed.core.constants import CLASSES  # noqa: E402
+from sed.reporting.plots import plot_per_class_f1, plot_psd_roc, plot_timeline
+from sed.reporting.tables import markdown_table, per_class_rows
 
 log = logging.getLogger(__name__)
-
-try:  # one colour per class, shared with the project's other plots
-    from sed.reporting.plots import CLASS_COLORS
-except Exception:  # noqa: BLE001 - plots.py is another module's; fall back to tab10
-    CLASS_COLORS = {c: plt.get_cmap("tab10")(i) for i, c in enumerate(CLASSES)}
-
 
 def _fmt(v: Any, pct: bool = False) -> str:
     if v is None:
@@ -117,56 +108,6 @@ def zero_explanations(preds, params, metrics: Mapping[str, Any]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------- plots
-def plot_per_class_f1(metrics: Mapping[str, Any], path: Path) -> Path:
-    per = metrics["per_class"]
-    classes = list(per)
-    ev = [per[c]["event_f1"] or 0.0 for c in classes]
-    seg = [per[c]["segment_f1"] or 0.0 for c in classes]
-    x = np.arange(len(classes))
-    fig, ax = plt.subplots(figsize=(10, 4))
-    ax.bar(x - 0.2, ev, 0.4, label=f"event-based (macro {_fmt(metrics.get('event_f1_macro'), True)} %)")
-    ax.bar(
-        x + 0.2, seg, 0.4, label=f"segment-based 1 s (macro {_fmt(metrics.get('segment_f1_macro'), True)} %)"
-    )
-    ax.set_xticks(x, [c.replace("_", " ") for c in classes], rotation=30, ha="right", fontsize=8)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("F1 (sed_eval)")
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def plot_psd_roc(curves: Mapping[str, Any], metrics: Mapping[str, Any], path: Path) -> Path | None:
-    panels = []
-    if "psds_eval" in curves:
-        n = len(curves.get("psds_eval_thresholds", []))
-        panels.append((f"psds_eval, {n} thresholds", curves["psds_eval"]))
-    if "sed_scores_eval" in curves:
-        panels.append(("sed_scores_eval, all thresholds", curves["sed_scores_eval"]))
-    if not panels:
-        return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
-    for ax, (title, cv) in zip(axes[0], panels):
-        for key, c in cv.items():
-            x, y = np.asarray(c["efpr"], float), np.asarray(c["etpr"], float)
-            keep = x <= 100.0
-            ax.step(x[keep], y[keep], where="post", label=f"{key} = {_fmt(metrics.get(key))}")
-        ax.set_xlim(0, 100)
-        ax.set_ylim(0, 1.02)
-        ax.set_xlabel("eFPR (per hour)")
-        ax.set_ylabel("eTPR")
-        ax.set_title(f"PSD-ROC ({title})", fontsize=10)
-        ax.legend(fontsize=8, loc="lower right")
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
 def pick_clips(filenames: Sequence[str], ground_truth: Mapping[str, Sequence], n: int) -> list[int]:
     """``n`` clips spread over the set (sorted by name), preferring clips with events; deterministic."""
     if n <= 0:
@@ -196,84 +137,6 @@ def clip_logmel(data_cfg: Any, split: str, filename: str) -> np.ndarray | None:
     except Exception as e:  # noqa: BLE001 - a report without a spectrogram beats no report
         log.debug("no log-mel for %s: %s", filename, e)
         return None
-
-
-def plot_timeline(
-    i: int, preds, result, ground_truth: Mapping[str, Sequence], path: Path, logmel: np.ndarray | None = None
-) -> Path:
-    f = preds.filenames[i]
-    dt = preds.frame_seconds
-    t = np.arange(preds.frame_probs.shape[1]) * dt
-    det = result.detections[result.detections["filename"] == f]
-    true = list(ground_truth.get(f, []))
-    present = {str(e[2]) for e in true} | set(det["event_label"])
-    shown = [c for c in preds.classes if c in present]
-    rows = 3 if logmel is not None else 2
-    fig, axes = plt.subplots(
-        rows,
-        1,
-        figsize=(11, 2.2 * rows + 1),
-        sharex=True,
-        gridspec_kw={"height_ratios": [1.2] * (rows - 2) + [1, 1.4]},
-    )
-    k = 0
-    if logmel is not None:
-        ax = axes[0]
-        ax.imshow(
-            logmel.T,
-            origin="lower",
-            aspect="auto",
-            cmap="magma",
-            extent=(0, logmel.shape[0] * dt, 0, logmel.shape[1]),
-            interpolation="nearest",
-        )
-        ax.set_ylabel("mel bin")
-        k = 1
-    ax = axes[k]
-    for j, c in enumerate(shown):
-        color = CLASS_COLORS.get(c, "grey")
-        for on, off, lab in true:
-            if lab == c:
-                ax.add_patch(plt.Rectangle((on, j + 0.5), off - on, 0.4, color=color, alpha=0.9))
-        for on, off in zip(
-            det.loc[det["event_label"] == c, "onset"], det.loc[det["event_label"] == c, "offset"]
-        ):
-            ax.add_patch(plt.Rectangle((on, j + 0.05), off - on, 0.4, color=color, alpha=0.45, hatch="//"))
-    ax.set_ylim(0, max(len(shown), 1))
-    ax.set_yticks(np.arange(len(shown)) + 0.5, [c.replace("_", " ") for c in shown], fontsize=7)
-    ax.set_ylabel("events")
-    ax.set_title("solid: truth (upper half) / hatched: detections (lower half)", fontsize=8)
-    ax = axes[k + 1]
-    params = result.params or (result.decoder.params if result.decoder is not None else None)
-    thresholds = params.frame_thresholds if params is not None else {}
-    for c in shown:
-        j = list(preds.classes).index(c)
-        color = CLASS_COLORS.get(c, "grey")
-        ax.plot(
-            t,
-            preds.frame_probs[i, :, j],
-            color=color,
-            lw=0.8,
-            alpha=0.6,
-            label=f"{c} (clip p {preds.clip_probs[i, j]:.2f})",
-        )
-        if result.decoder is not None:
-            ax.plot(t, result.decoder.scores[i, :, j], color=color, lw=1.6)
-        if c in thresholds:
-            ax.axhline(thresholds[c], color=color, ls=":", lw=0.8)
-    ax.set_ylim(0, 1.02)
-    ax.set_xlim(0, t[-1] + dt)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("probability")
-    ax.legend(fontsize=6, loc="upper right", ncol=2)
-    fig.suptitle(
-        f"{f}: thin = SM frame probabilities, thick = after tagging + median filter, dotted = frame threshold",
-        fontsize=9,
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
 
 
 # ---------------------------------------------------------------------------- report
@@ -336,14 +199,12 @@ def write_report(
         "",
         "## Per class",
         "",
-        "| class | event F1 % | precision % | recall % | n ref | n sys | segment F1 % | PSDS F % |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for c, r in metrics["per_class"].items():
-        lines.append(
-            f"| {c} | {_fmt(r['event_f1'], True)} | {_fmt(r['event_precision'], True)} | {_fmt(r['event_recall'], True)} "
-            f"| {r['n_ref']} | {r['n_sys']} | {_fmt(r['segment_f1'], True)} | {_fmt(r['psds_f'], True)} |"
-        )
+    titles = {"event_f1": "event F1 %", "event_precision": "precision %", "event_recall": "recall %",
+              "n_ref": "n ref", "n_sys": "n sys", "segment_f1": "segment F1 %", "psds_f": "PSDS F %"}
+    rows = [{"class": r["class"], **{t: r[k] if k.startswith("n_") else _fmt(r[k], True) for k, t in titles.items()}}
+            for r in per_class_rows(metrics)]
+    lines.append(markdown_table(rows, ["class", *titles.values()]))
     lines += ["", "## Plots", ""]
     p = plot_per_class_f1(metrics, plots / "per_class_f1.png")
     lines.append(f"![per-class F1]({p.relative_to(out)})")
@@ -353,7 +214,14 @@ def write_report(
     for i in pick_clips(preds.filenames, ground_truth, n_timelines):
         lm = clip_logmel(data_cfg, split, preds.filenames[i]) if (logmel and data_cfg is not None) else None
         name = Path(preds.filenames[i]).stem
-        p = plot_timeline(i, preds, result, ground_truth, plots / f"timeline_{name}.png", lm)
+        f = preds.filenames[i]
+        det = result.detections[result.detections["filename"] == f]
+        params = result.params or (result.decoder.params if result.decoder is not None else None)
+        p = plot_timeline(plots / f"timeline_{name}.png", f, preds.frame_probs[i], preds.classes, preds.frame_seconds,
+                          list(zip(det["onset"], det["offset"], det["event_label"])),
+                          truth=list(ground_truth.get(f, [])), logmel=lm, clip_probs=preds.clip_probs[i],
+                          smoothed=result.decoder.scores[i] if result.decoder is not None else None,
+                          thresholds=params.frame_thresholds if params is not None else None)
         lines.append(f"![{name}]({p.relative_to(out)})")
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")

@@ -51,7 +51,8 @@ class ConvBlock(nn.Module):
     ``W`` a 1x1 convolution across channels at every (time, freq) position -- the gating of the
     DCASE 2020 baseline CRNN too.  ``activation='glu'``: a gated linear unit, ``a * sigmoid(b)``
     where the convolution makes ``2 * out_ch`` channels split into ``a`` and ``b``.
-    ``activation='relu'``: a plain ReLU.  Pooling is average pooling; ``pool=(1, 1)`` keeps the size.
+    ``activation='relu'``: a plain ReLU.  Pooling: ``pool_type`` ``avg`` or ``max`` (SM and DM use max);
+    ``pool=(1, 1)`` keeps the size.
     """
 
     def __init__(

@@ -12,7 +12,7 @@ Our adaptations (all in conf/model/crnn*.yaml):
 
 * our features have 64 mel bins (SPEC section 2), so the last block does not pool frequency
   (64 -> 1 bin after six halvings) -- ``conf/model/crnn_dcase2020.yaml`` keeps the original widths;
-* the default (= ``conf/model/crnn.yaml``) is reduced to fit 2 CPU cores at about the training
+* ``conf/model/crnn.yaml`` (the sizes live there only) is reduced to fit 2 CPU cores at about the training
   compute of the default SM+DM (~45 M multiply-adds per clip forward, x2 for the EMA teacher):
   filters [8, 16, 16, 32, 32, 32, 32] and a BiGRU of 32 cells, **74,044 parameters** (SM+DM:
   84,780) against **1,112,548** at the original widths -- the DCASE 2020 baseline's ~1.1 M
@@ -28,10 +28,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from sed.core.constants import N_CLASSES
+from sed.core.constants import DEFAULT_FEATURES, N_CLASSES
 from sed.models.common import ConvBlock, InputNorm, ModelConfigError, as_pairs
-
-DCASE2020_POOLS = ((2, 2), (2, 2), (1, 2), (1, 2), (1, 2), (1, 2), (1, 1))
 
 
 class CRNN(nn.Module):
@@ -39,16 +37,17 @@ class CRNN(nn.Module):
 
     def __init__(
         self,
-        n_mels: int = 64,
-        n_classes: int = N_CLASSES,
-        channels: Sequence[int] = (8, 16, 16, 32, 32, 32, 32),
-        pools: Sequence = DCASE2020_POOLS,
-        kernel: int = 3,
-        dropout: float = 0.5,
-        rnn_cells: int = 32,
-        rnn_layers: int = 2,
-        attention: bool = True,
+        *,
+        channels: Sequence[int],
+        pools: Sequence,
+        kernel: int,
+        dropout: float,
+        rnn_cells: int,
+        rnn_layers: int,
+        attention: bool,
         activation: str = "cg",
+        n_mels: int = DEFAULT_FEATURES.n_mels,
+        n_classes: int = N_CLASSES,
     ) -> None:
         super().__init__()
         pairs = as_pairs(pools, len(channels), "CRNN")

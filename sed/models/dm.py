@@ -3,13 +3,13 @@
 Our layer choice, since the paper's figure is missing:
 
 * input (B, 640, 64) log-mel -> per-mel-bin BatchNorm;
-* ``len(channels)`` conv blocks (3x3 conv, BatchNorm, ReLU, average pooling along time AND
+* ``len(channels)`` conv blocks (3x3 conv, BatchNorm, ReLU, pooling -- max by default, ``pool_type`` -- along time AND
   frequency, dropout) -- more blocks than SM, ReLU instead of gating, slightly lower dropout (paper);
 * mean over the remaining frequency bins, then global pooling over the remaining time steps
   (``clip_pool``: ``maxmean`` = max + mean, the default; ``max``; ``mean``);
 * a hidden ReLU layer and a linear layer to 10 logits; sigmoid -> DM_c (B, 10).
 
-Defaults (= conf/model/sm_dm.yaml): channels [8, 16, 32, 64, 64], pools [2,4] then [2,2] x 4
+The sizes live in conf/model/sm_dm.yaml only: channels [8, 16, 32, 64, 64], pools [2,4] then [2,2] x 4
 (640 frames -> 20, 64 bins -> 1), hidden 64, dropout 0.2: **66,618 parameters** (checked in tests/test_models.py).
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from sed.core.constants import N_CLASSES
+from sed.core.constants import DEFAULT_FEATURES, N_CLASSES
 from sed.models.common import ConvBlock, InputNorm, ModelConfigError, as_pairs
 
 
@@ -29,15 +29,16 @@ class DM(nn.Module):
 
     def __init__(
         self,
-        n_mels: int = 64,
+        *,
+        channels: Sequence[int],
+        pools: Sequence,
+        pool_type: str,
+        kernel: int,
+        dropout: float,
+        hidden: int,
+        clip_pool: str,
+        n_mels: int = DEFAULT_FEATURES.n_mels,
         n_classes: int = N_CLASSES,
-        channels: Sequence[int] = (8, 16, 32, 64, 64),
-        pools: Sequence = ((2, 4), (2, 2), (2, 2), (2, 2), (2, 2)),
-        kernel: int = 3,
-        dropout: float = 0.2,
-        hidden: int = 64,
-        clip_pool: str = "maxmean",
-        pool_type: str = "max",
     ) -> None:
         super().__init__()
         pairs = as_pairs(pools, len(channels), "DM")

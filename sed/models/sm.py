@@ -4,8 +4,8 @@ Our layer choice, since the paper's figure is missing:
 
 * input (B, 640, 64) log-mel -> per-mel-bin BatchNorm (:class:`~sed.models.common.InputNorm`);
 * ``len(channels)`` conv blocks (3x3 conv, BatchNorm, context gating ``x * sigmoid(W x + b)`` with
-  W a 1x1 conv (the paper's [7]), average pooling along FREQUENCY ONLY, dropout): the 640 frames
-  are never pooled;
+  W a 1x1 conv (the paper's [7]), pooling along FREQUENCY ONLY -- max by default (``pool_type``;
+  ``avg`` is the alternative), dropout): the 640 frames are never pooled;
 * the remaining (channels x freq) features of each frame go through a gated temporal 1-D conv
   (``head_kernel`` frames of context, also context-gated) and a per-frame linear layer to 10 logits;
 * sigmoid -> SM_f (B, 640, 10).  SM_c = max over time of SM_f (:func:`clip_from_frames`).
@@ -13,8 +13,8 @@ Our layer choice, since the paper's figure is missing:
 Why: few layers and no temporal compression keep frame resolution (the paper's point about the
 pooling trade-off); the gated head widens the temporal receptive field from 7 frames
 (three 3x3 convs) to 7 + head_kernel - 1 frames without pooling.  Dropout is slightly higher than
-DM's (paper).  Defaults (= conf/model/sm_dm.yaml): channels [8, 16, 32], freq pools [4, 4, 4],
-head 9 frames x 32 units, dropout 0.3: **18,162 parameters** (checked in tests/test_models.py).
+DM's (paper).  The sizes live in conf/model/sm_dm.yaml only: channels [8, 16, 32], freq pools [4, 4, 4],
+head 9 frames x 32 units, dropout 0.3, max pooling: **18,162 parameters** (checked in tests/test_models.py).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from sed.core.constants import N_CLASSES
+from sed.core.constants import DEFAULT_FEATURES, N_CLASSES
 from sed.models.common import ConvBlock, InputNorm, ModelConfigError
 
 
@@ -38,16 +38,17 @@ class SM(nn.Module):
 
     def __init__(
         self,
-        n_mels: int = 64,
-        n_classes: int = N_CLASSES,
-        channels: Sequence[int] = (8, 16, 32),
-        freq_pools: Sequence[int] = (4, 4, 4),
-        kernel: int = 3,
-        dropout: float = 0.3,
-        head_kernel: int = 9,
-        head_units: int = 32,
+        *,
+        channels: Sequence[int],
+        freq_pools: Sequence[int],
+        kernel: int,
+        dropout: float,
+        head_kernel: int,
+        head_units: int,
+        pool_type: str,
         activation: str = "cg",
-        pool_type: str = "max",
+        n_mels: int = DEFAULT_FEATURES.n_mels,
+        n_classes: int = N_CLASSES,
     ) -> None:
         super().__init__()
         if len(freq_pools) != len(channels):

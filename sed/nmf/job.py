@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from sed.audio.features import logmel_to_mel
 from sed.core.constants import CLASSES, DEFAULT_FEATURES, FRAME_SECONDS
+from sed.core.devices import resolve_device
 from sed.core.errors import ConfigError
 from sed.datamodules.cache import labels_for, load_split
 from sed.datamodules.tsv import Event, read_strong_tsv, write_strong_tsv
@@ -59,12 +60,6 @@ class JobResult:
     whole_clip: list[tuple[int, str]]
     tsv: Path | None
     info: dict[str, Any] = field(default_factory=dict)
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _key(obj: Any) -> str:

@@ -51,19 +51,17 @@ def _f(x: Any) -> str:
 
 def markdown_tables(scores: Mapping[str, Mapping[str, Any]]) -> str:
     """One table per metric (event, segment): rows = classes + macro + micro, columns = systems (F1 in %)."""
+    from sed.reporting.tables import markdown_table
+
     systems = list(scores)
     out = []
     for metric, title in (("event", "Event-based F1 (%) (t_collar 0.2 s, 20 % of length)"),
                           ("segment", "Segment-based F1 (%) (1 s segments)")):
-        out.append(f"### {title}\n")
-        out.append("| class | " + " | ".join(systems) + " |")
-        out.append("| --- | " + " | ".join("---" for _ in systems) + " |")
-        for c in CLASSES:
-            cells = [_f(scores[s][metric]["per_class"].get(c, {}).get("f1")) for s in systems]
-            out.append(f"| {c} | " + " | ".join(cells) + " |")
-        out.append("| **macro** | " + " | ".join(f"**{_f(scores[s][metric]['f1_macro'])}**" for s in systems) + " |")
-        out.append("| micro | " + " | ".join(_f(scores[s][metric]["f1_micro"]) for s in systems) + " |")
-        out.append("")
+        rows = [{"class": c, **{s: _f(scores[s][metric]["per_class"].get(c, {}).get("f1")) for s in systems}}
+                for c in CLASSES]
+        rows.append({"class": "**macro**", **{s: f"**{_f(scores[s][metric]['f1_macro'])}**" for s in systems}})
+        rows.append({"class": "micro", **{s: _f(scores[s][metric]["f1_micro"]) for s in systems}})
+        out += [f"### {title}\n", markdown_table(rows, ["class", *systems]), ""]
     return "\n".join(out)
 
 
@@ -130,7 +128,9 @@ def plot_clips(
 def summary_rows(sweep_dir: str | Path) -> list[dict[str, Any]]:
     """One row per sweep point that wrote ``quality.json`` under ``sweep_dir`` (Hydra multirun folder)."""
     rows = []
-    for q in sorted(Path(sweep_dir).glob("*/quality.json"), key=lambda p: (len(p.parent.name), p.parent.name)):
+    from sed.reporting.sweeps import sweep_points
+
+    for q in sweep_points(sweep_dir, "quality.json"):
         d = json.loads(q.read_text())
         s = d["scores"]
         ov = q.parent / ".hydra" / "overrides.yaml"
@@ -147,28 +147,15 @@ def summary_rows(sweep_dir: str | Path) -> list[dict[str, Any]]:
 def summary_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     if not rows:
         return "(no sweep point wrote quality.json)"
-    keys = list(rows[0])
-    for r in rows[1:]:
-        keys += [k for k in r if k not in keys]
+    from sed.reporting.tables import markdown_table
+
     best = max(range(len(rows)), key=lambda i: rows[i].get("event_f1") or -1)
-    lines = ["| " + " | ".join(keys) + " |", "| " + " | ".join("---" for _ in keys) + " |"]
-    for i, r in enumerate(rows):
-        cells = [(_f(r.get(k)) if k.endswith("_f1") else str(r.get(k, ""))) for k in keys]
-        lines.append("| " + " | ".join(cells) + " |" + (" <- best event F1" if i == best else ""))
-    return "\n".join(lines)
+    return markdown_table(rows, fmt=lambda k, v: _f(v) if k.endswith("_f1") else ("" if v is None else str(v)),
+                          notes={best: " <- best event F1"})
 
 
-try:
-    from hydra.experimental.callback import Callback as _HydraCallback
-except Exception:  # noqa: BLE001 - hydra missing: the callback is unused
-    _HydraCallback = object  # type: ignore[assignment,misc]
-
-
-class SweepSummary(_HydraCallback):  # type: ignore[misc]
-    """Hydra callback: after a multirun, print and write (``summary.md``) one row per sweep point."""
-
-    def on_multirun_end(self, config, **kwargs) -> None:  # noqa: ANN001
-        sweep_dir = Path(config.hydra.sweep.dir)
-        md = summary_markdown(summary_rows(sweep_dir))
-        (sweep_dir / "summary.md").write_text(md + "\n")
-        print(f"\nNMF label sweep ({sweep_dir}): macro F1 (%) of the labels vs the truth\n{md}\n")
+def sweep_summary(sweep_dir: Path, config=None) -> str:  # noqa: ANN001
+    """``hydra.callbacks.summary`` of conf/nmf_labels.yaml: ``summary.md``, one row per sweep point."""
+    md = summary_markdown(summary_rows(sweep_dir))
+    (Path(sweep_dir) / "summary.md").write_text(md + "\n")
+    return f"NMF label sweep ({sweep_dir}): macro F1 (%) of the labels vs the truth\n{md}"

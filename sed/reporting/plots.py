@@ -1,9 +1,13 @@
-"""Plots shared by several entry points: a log-mel with events drawn over it."""
+"""The project's plots, one home for all: class colours, a log-mel with events, the clip/recording
+timeline (training validation reports, ``sed.eval`` reports, ``sed detect``), the PSD-ROC curves
+(training validation reports and ``sed.eval``), and the dataset examples (``sed.generate``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -12,9 +16,24 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sed.core.constants import CLASSES, FRAME_SECONDS  # noqa: E402
+from sed.core.constants import TIMELINE_COLS as MAX_COLS  # noqa: E402
 
 #: One colour per class, fixed so that every plot of the project agrees.
 CLASS_COLORS = {c: plt.get_cmap("tab10")(i) for i, c in enumerate(CLASSES)}
+
+
+def pool_max(x: np.ndarray, max_cols: int = MAX_COLS) -> tuple[np.ndarray, int]:
+    """Max over blocks of frames so that at most ``max_cols`` remain: ``(T, C) -> (cols, C)``, and the block."""
+    pool = max(1, math.ceil(len(x) / max_cols))
+    n = math.ceil(len(x) / pool) * pool
+    pad = np.concatenate([x, np.repeat(x[-1:], n - len(x), axis=0)]) if n > len(x) else x
+    return pad.reshape(-1, pool, x.shape[1]).max(axis=1), pool
+
+
+def _fmt(v: Any, pct: bool = False) -> str:
+    if v is None:
+        return "n/a"
+    return f"{100 * v:.1f}" if pct else f"{v:.3f}"
 
 
 def draw_logmel(ax, logmel: np.ndarray, frame_seconds: float = FRAME_SECONDS, time_scale: float = 1.0) -> None:
@@ -80,3 +99,156 @@ def plot_examples(root: str | Path, out: str | Path, split: str = "synthetic") -
     fig.savefig(out, dpi=90)
     plt.close(fig)
     return out
+
+
+def plot_timeline(
+    path: str | Path,
+    title: str,
+    frame_probs: np.ndarray,
+    classes: Sequence[str],
+    frame_seconds: float,
+    detections: Sequence,
+    truth: Sequence | None = None,
+    logmel: np.ndarray | None = None,
+    mel_pool: int = 1,
+    clip_probs: Sequence[float] | None = None,
+    smoothed: np.ndarray | None = None,
+    thresholds: Mapping[str, float] | None = None,
+    duration: float | None = None,
+    all_classes: bool = False,
+    min_bar_fraction: float = 0.002,
+) -> Path:
+    """One clip or recording: log-mel (if given), events, and the frame probabilities; returns ``path``.
+
+    ``frame_probs`` ``(T, C)``; ``detections``/``truth``: events ``(onset, offset, label)``; with
+    ``truth`` each class lane shows the truth (upper half, solid) over the detections (lower half,
+    hatched).  ``logmel`` ``(cols, mels)`` with ``mel_pool`` frames per column (a summary of a long
+    recording); ``smoothed`` ``(T, C)``: post-processed probabilities drawn thick over the raw ones,
+    with each class's ``thresholds`` dotted.  Classes shown: those with an event (or all, with
+    ``all_classes``).  Beyond two minutes the time axis is in minutes, the curves are max-pooled to
+    :data:`MAX_COLS` columns and every event bar is at least ``min_bar_fraction`` of the axis wide.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dt = frame_seconds
+    duration = float(duration if duration is not None else frame_probs.shape[0] * dt)
+    minutes = duration > 120.0
+    scale, unit = (1 / 60.0, "min") if minutes else (1.0, "s")
+    t_end = duration * scale
+    det = [(float(e[0]), float(e[1]), str(e[2])) for e in detections]
+    true = None if truth is None else [(float(e[0]), float(e[1]), str(e[2])) for e in truth]
+    present = {e[2] for e in det} | {e[2] for e in (true or [])}
+    shown = list(classes) if all_classes else [c for c in classes if c in present]
+    rows = 3 if logmel is not None else 2
+    fig, axes = plt.subplots(rows, 1, figsize=(16 if minutes else 11, 2.2 * rows + 1), sharex=True,
+                             gridspec_kw={"height_ratios": [1.4] * (rows - 2) + [1, 1.4]}, constrained_layout=True)
+    k = 0
+    if logmel is not None:
+        ax = axes[0]
+        lo, hi = np.percentile(logmel, [1.0, 99.7]) if logmel.size > 1 else (None, None)
+        mel_t = len(logmel) * mel_pool * dt * scale
+        ax.imshow(logmel.T, origin="lower", aspect="auto", cmap="magma", extent=(0, mel_t, 0, logmel.shape[1]),
+                  interpolation="nearest", vmin=lo, vmax=hi)
+        ax.set_ylabel("mel bin")
+        k = 1
+    ax = axes[k]
+    min_w = min_bar_fraction * t_end
+    for j, c in enumerate(shown):
+        color = CLASS_COLORS.get(c, "grey")
+        mine = [(on * scale, max((off - on) * scale, min_w)) for on, off, lab in det if lab == c]
+        if true is not None:
+            ours = [(on * scale, max((off - on) * scale, min_w)) for on, off, lab in true if lab == c]
+            ax.broken_barh(ours, (j + 0.5, 0.4), facecolors=color, alpha=0.9)
+            ax.broken_barh(mine, (j + 0.05, 0.4), facecolors=color, alpha=0.45, hatch="//", edgecolor=color)
+        else:
+            ax.broken_barh(mine, (j + 0.1, 0.8), facecolors=color, edgecolor=color)
+            if not minutes and 0 < len(mine) <= 20:
+                for x, w in mine:
+                    ax.text(x + w / 2, j + 0.5, c.split("_")[0], ha="center", va="center", fontsize=6)
+    n_det = {c: sum(lab == c for _, _, lab in det) for c in shown}
+    ax.set_ylim(0, max(len(shown), 1))
+    ax.set_yticks(np.arange(len(shown)) + 0.5, [f"{c.replace('_', ' ')} ({n_det[c]})" for c in shown], fontsize=7)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title("events (detected count): solid truth (upper half) / hatched detections (lower half)"
+                 if true is not None else "detected events (count)", fontsize=8)
+    ax = axes[k + 1]
+    p, pool = pool_max(frame_probs)
+    t = np.arange(len(p)) * pool * dt * scale
+    sm = pool_max(smoothed)[0] if smoothed is not None else None
+    for c in shown:
+        j = list(classes).index(c)
+        color = CLASS_COLORS.get(c, "grey")
+        label = c if clip_probs is None else f"{c} (clip p {clip_probs[j]:.2f})"
+        ax.plot(t, p[:, j], color=color, lw=0.8, alpha=0.6 if sm is not None else 1.0, label=label)
+        if sm is not None:
+            ax.plot(t, sm[:, j], color=color, lw=1.6)
+        if thresholds and c in thresholds:
+            ax.axhline(thresholds[c], color=color, ls=":", lw=0.8)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlim(0, t_end)
+    ax.set_ylabel("frame probability")
+    ax.set_xlabel(f"time ({unit})")
+    if shown:
+        ax.legend(fontsize=6, loc="upper right", ncol=2)
+    ax.grid(alpha=0.3)
+    sub = "thin: frame probabilities, thick: post-processed, dotted: frame threshold" if sm is not None else ""
+    length = f"{duration / 60:.1f} min" if minutes else f"{duration:.1f} s"
+    fig.suptitle(f"{title} ({length}){': ' + sub if sub else ''}", fontsize=9)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_per_class_f1(metrics: Mapping[str, Any], path: Path) -> Path:
+    """Per-class event-based and segment-based F1 (sed_eval) as bars, macro values in the legend."""
+    per = metrics["per_class"]
+    classes = list(per)
+    ev = [per[c]["event_f1"] or 0.0 for c in classes]
+    seg = [per[c]["segment_f1"] or 0.0 for c in classes]
+    x = np.arange(len(classes))
+    fig, ax = plt.subplots(figsize=(10, 4))
+    ax.bar(x - 0.2, ev, 0.4, label=f"event-based (macro {_fmt(metrics.get('event_f1_macro'), True)} %)")
+    ax.bar(
+        x + 0.2, seg, 0.4, label=f"segment-based 1 s (macro {_fmt(metrics.get('segment_f1_macro'), True)} %)"
+    )
+    ax.set_xticks(x, [c.replace("_", " ") for c in classes], rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("F1 (sed_eval)")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_psd_roc(curves: Mapping[str, Any], metrics: Mapping[str, Any], path: str | Path,
+                 title: str = "PSD-ROC") -> Path | None:
+    """PSD-ROC curves (eTPR against eFPR up to 100 per hour) of an evaluation: one panel for psds_eval
+    (its thresholds) and one for sed_scores_eval (all thresholds), whichever ``curves`` holds; None if neither."""
+    panels = []
+    if "psds_eval" in curves:
+        n = len(curves.get("psds_eval_thresholds", []))
+        panels.append((f"psds_eval, {n} thresholds" if n else "psds_eval", curves["psds_eval"]))
+    if "sed_scores_eval" in curves:
+        panels.append(("sed_scores_eval, all thresholds", curves["sed_scores_eval"]))
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    for ax, (sub, cv) in zip(axes[0], panels):
+        for key, c in cv.items():
+            x, y = np.asarray(c["efpr"], float), np.asarray(c["etpr"], float)
+            keep = x <= 100.0
+            ax.step(x[keep], y[keep], where="post", label=f"{key} = {_fmt(metrics.get(key))}")
+        ax.set_xlim(0, 100)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("eFPR (per hour)")
+        ax.set_ylabel("eTPR")
+        ax.set_title(f"{title} ({sub})", fontsize=10)
+        ax.legend(fontsize=8, loc="lower right")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,15 +1,19 @@
-"""Training callbacks: validation reports (tables, PSD-ROC and timeline plots), the run summary, and the
-Hydra multirun summary table.
+"""Training callbacks (configured in ``conf/callbacks/``, built by Hydra): the schedules, validation
+scoring, validation reports and the run summary.
 
-The LR (eq 9) and ramp-up (eqs 6, 10) are set every iteration inside the LightningModule
-(:meth:`sed.training.systems.SEDSystem.on_train_batch_start`), from the iteration count alone, so a resumed run
-continues its schedule exactly; best-by-event-F1 checkpointing is Lightning's ``ModelCheckpoint``
-(built in :mod:`sed.train`).
+- :class:`SGDRSchedule` owns the LR of eq 9 (per iteration), T of eq 10 and the ramp-up w of eq 6
+  (handed to the system as ``rampup_weight``); :class:`MeanTeacherRampup` does the same for the
+  baseline (LR and ``consistency_weight``).  Both (:class:`IterationSchedule`) are pure functions of
+  the iteration count, with the period in iterations fixed once and kept in the checkpoint, so a
+  resumed run continues its schedule exactly.
+- :class:`ValidationScorer` post-processes and scores the validation predictions the system returns
+  (``sed.postproc``, ``sed.evaluation.metrics.evaluate``), logs ``val/*`` (``val/event_f1_macro``
+  drives Lightning's ``ModelCheckpoint``) and keeps the result for :class:`ValidationReport` and
+  :class:`RunSummary`.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -19,93 +23,183 @@ from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.utilities import rank_zero_only
 
-from sed.evaluation.names import SUMMARY_KEYS
+from sed.core.constants import CLASSES, FRAME_SECONDS
+from sed.evaluation.names import SUMMARY_KEYS, VAL_LOG_KEYS
+from sed.reporting.tables import per_class_rows, write_csv
+from sed.training.schedules import SGDRTracker, epochs_to_iterations, rampup
 
 log = logging.getLogger(__name__)
 
 
-def per_class_rows(metrics: Mapping) -> list[dict[str, Any]]:
-    """The per-class table of an evaluation: class, event F1/P/R, segment F1, counts."""
-    rows = []
-    for c, v in (metrics.get("per_class") or {}).items():
-        rows.append({"class": c, **{k: v.get(k) for k in ("event_f1", "event_precision", "event_recall",
-                                                            "segment_f1", "psds_f", "n_ref", "n_sys")}})
-    return rows
+class IterationSchedule(pl.Callback):
+    """Base of the schedule callbacks: before each iteration, the LR of every param group and one
+    declared attribute of the system (``weight_attr``) are set from the iteration count alone, and logged.
+
+    ``period_epochs`` (a length in epochs) is turned into iterations once, at the first start of
+    training, from the trainer's epoch length; the result (``period``) is kept in the checkpoint,
+    so a resumed run continues the schedule it started with.  ``max_epochs``: the epoch budget the
+    config derived or chose for this schedule; a trainer whose budget differs is reported, not changed.
+    """
+
+    weight_attr = ""
+
+    def __init__(self, period_epochs: float, max_epochs: int | None = None) -> None:
+        self.period_epochs, self.max_epochs = float(period_epochs), max_epochs
+        self.period: float | None = None
+
+    def period_from(self, iters_per_epoch: int) -> float:
+        raise NotImplementedError
+
+    def at(self, step: int) -> tuple[float, float, dict[str, float]]:
+        """``(lr, weight, logged values)`` at iteration ``step``."""
+        raise NotImplementedError
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.period is None:
+            self.period = self.period_from(int(trainer.num_training_batches))
+        if self.max_epochs is not None and trainer.max_epochs != self.max_epochs:
+            log.info("trainer.max_epochs %s: not the %s epochs of the schedule (%s)", trainer.max_epochs,
+                     self.max_epochs, type(self).__name__)
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        lr, weight, logs = self.at(int(trainer.global_step))
+        for opt in trainer.optimizers:
+            for g in opt.param_groups:
+                g["lr"] = lr
+        setattr(pl_module, self.weight_attr, weight)
+        pl_module.log_dict(logs, on_step=True, on_epoch=False, batch_size=1)
+
+    def state_dict(self) -> dict:
+        return {"period": self.period}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.period = state.get("period")
 
 
-def plot_psd_roc(curves: Mapping, path: Path) -> Path | None:
-    """The PSD-ROC curves (eTPR against eFPR) of the three PSDS settings, if the evaluation computed them."""
-    cv = (curves or {}).get("psds_eval")
-    if not cv:
-        return None
-    import matplotlib
+class SGDRSchedule(IterationSchedule):
+    """Eq 9 (SGDR LR per iteration) and eqs 10, 6 (T and the ramp-up w, reset at every restart).
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    ``period``: T_i of the first cycle in iterations (``t_i_epochs`` x iterations per epoch, once);
+    each later cycle ``t_mult`` times longer.  Sets ``pl_module.rampup_weight`` = w and logs
+    ``train/lr``, ``train/w``, ``train/T``, ``train/cycle``.  ``n_cycles``: the cycles the epoch
+    budget ``max_epochs`` holds (conf/callbacks/sgdr.yaml derives one from the other).
+    """
 
-    fig, ax = plt.subplots(figsize=(5, 4))
-    for key in ("psds", "psds_cross_trigger", "psds_macro"):
-        if key in cv:
-            ax.step(cv[key]["efpr"], cv[key]["etpr"], where="post", label=key)
-    ax.set_xlabel("eFPR (per hour)")
-    ax.set_ylabel("eTPR")
-    ax.set_ylim(0, 1)
-    ax.legend(loc="lower right", fontsize=8)
-    ax.set_title("PSD-ROC (validation)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    weight_attr = "rampup_weight"
+
+    def __init__(self, lr_max: float, lr_min: float, t_i_epochs: float, t_mult: float,
+                 n_cycles: int | None = None, max_epochs: int | None = None) -> None:
+        super().__init__(t_i_epochs, max_epochs)
+        self.lr_max, self.lr_min, self.t_mult, self.n_cycles = float(lr_max), float(lr_min), float(t_mult), n_cycles
+
+    def period_from(self, iters_per_epoch: int) -> int:
+        return epochs_to_iterations(self.period_epochs, iters_per_epoch)
+
+    def at(self, step: int) -> tuple[float, float, dict[str, float]]:
+        st = SGDRTracker(int(self.period), self.t_mult, self.lr_max, self.lr_min, step=step).state()
+        return st.lr, st.w, {"train/lr": st.lr, "train/w": st.w, "train/T": st.T, "train/cycle": float(st.cycle)}
 
 
-def plot_timeline(preds, detections, truth: Mapping, logmel: np.ndarray | None, path: Path, clip: int | None = None) -> Path:
-    """One validation clip: log-mel, the frame probabilities of its true and detected classes, and
-    the true (top lane) and detected (bottom lane) events."""
-    import matplotlib
+class MeanTeacherRampup(IterationSchedule):
+    """The DCASE 2020 baseline's ramp-up: r = exp(-5 (1 - p)^2), p = iteration / ``period`` clipped to 1
+    (``period`` = ``rampup_epochs`` x iterations per epoch, at least 1); LR = ``lr`` x r and
+    ``pl_module.consistency_weight`` = ``max_consistency`` x r (logged as ``train/lr``, ``train/w_cons``)."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    weight_attr = "consistency_weight"
 
-    from sed.reporting.plots import CLASS_COLORS, draw_events, draw_logmel
+    def __init__(self, lr: float, rampup_epochs: float, max_consistency: float, max_epochs: int | None = None) -> None:
+        super().__init__(rampup_epochs, max_epochs)
+        self.lr, self.max_consistency = float(lr), float(max_consistency)
 
-    if clip is None:  # the first clip with the most distinct true classes
-        n_cls = [len({e[2] for e in truth.get(f, [])}) for f in preds.filenames]
-        clip = int(np.argmax(n_cls)) if n_cls else 0
-    f = preds.filenames[clip]
-    true = [(float(e[0]), float(e[1]), str(e[2])) for e in truth.get(f, [])]
-    det = detections[detections["filename"] == f]
-    det = [(float(r.onset), float(r.offset), str(r.event_label)) for r in det.itertuples()]
-    shown = sorted({e[2] for e in true} | {e[2] for e in det})
-    t = np.arange(preds.frame_probs.shape[1]) * preds.frame_seconds
-    rows = 3 if logmel is not None else 2
-    fig, axes = plt.subplots(rows, 1, figsize=(9, 1.9 * rows), sharex=True)
-    i = 0
-    if logmel is not None:
-        draw_logmel(axes[0], logmel, preds.frame_seconds)
-        i = 1
-    ax = axes[i]
-    for c in shown:
-        j = preds.classes.index(c)
-        ax.plot(t, preds.frame_probs[clip, :, j], color=CLASS_COLORS.get(c), lw=1,
-                label=f"{c} (clip {preds.clip_probs[clip, j]:.2f})")
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("SM_f")
-    if shown:
-        ax.legend(fontsize=6, loc="upper right")
-    ax = axes[i + 1]
-    draw_events(ax, true, 0.52, 0.46)
-    draw_events(ax, det, 0.02, 0.46)
-    ax.set_ylim(0, 1)
-    ax.set_yticks([0.25, 0.75], ["detected", "truth"])
-    ax.set_xlim(0, t[-1] if len(t) else 10)
-    ax.set_xlabel("time (s)")
-    fig.suptitle(f, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    def period_from(self, iters_per_epoch: int) -> float:
+        return max(1.0, self.period_epochs * max(1, iters_per_epoch))
+
+    def at(self, step: int) -> tuple[float, float, dict[str, float]]:
+        r = rampup(step / self.period)
+        lr, w = self.lr * r, self.max_consistency * r
+        return lr, w, {"train/lr": lr, "train/w_cons": w}
+
+
+class ValidationScorer(pl.Callback):
+    """Collects the system's validation probabilities, post-processes and scores them at the epoch end.
+
+    ``postproc``: the ``postproc`` config node (Table 1); ``psds``: PSDS every epoch with
+    ``psds_thresholds`` thresholds (``make eval`` uses 50); if PSDS fails it is turned off for the
+    rest of the run (event F1 still drives checkpoints).  Logs ``val/<k>`` for every k of
+    ``VAL_LOG_KEYS`` (``val/event_f1_macro`` is the checkpoint monitor) and keeps
+    ``last = (Predictions, EvalResult)`` for the report callbacks (:meth:`of` finds it).
+    """
+
+    def __init__(self, postproc: Mapping, psds: bool, psds_thresholds: int) -> None:
+        from sed.postproc import PostprocParams
+
+        self.params = PostprocParams.from_cfg(postproc)
+        self.psds, self.psds_thresholds = bool(psds), int(psds_thresholds)
+        self._frame: list[torch.Tensor] = []
+        self._clip: list[torch.Tensor] = []
+        self._index: list[torch.Tensor] = []
+        self.last = None
+
+    @staticmethod
+    def of(trainer: pl.Trainer) -> ValidationScorer | None:
+        """The trainer's scorer (``None`` if it has none)."""
+        return next((c for c in trainer.callbacks if isinstance(c, ValidationScorer)), None)
+
+    @staticmethod
+    def last_of(trainer: pl.Trainer):
+        """The last ``(Predictions, EvalResult)`` of the trainer's scorer, or ``None``."""
+        sc = ValidationScorer.of(trainer)
+        return None if sc is None or trainer.sanity_checking else sc.last
+
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._frame, self._clip, self._index = [], [], []
+
+    def on_validation_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                                batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._frame.append(outputs["frame"].float().cpu())
+        self._clip.append(outputs["clip"].float().cpu())
+        self._index.append(outputs["index"].cpu())
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        from sed.evaluation.predictions import Predictions
+
+        if not self._index or trainer.sanity_checking:
+            return
+        dm = trainer.datamodule
+        idx = torch.cat(self._index).numpy()
+        order = np.argsort(idx)
+        frame = torch.cat(self._frame).numpy()[order]
+        clip = torch.cat(self._clip).numpy()[order]
+        files = [dm.val_features.filenames[i] for i in idx[order]]
+        preds = Predictions(files, frame, clip, CLASSES, FRAME_SECONDS)
+        result = self.score(preds, dm.val_truth)
+        self.last = (preds, result)
+        logged = {}
+        for k in VAL_LOG_KEYS:
+            v = result.metrics.get(k)
+            if isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v)):
+                logged[f"val/{k}"] = float(v)
+        # identical on every rank (validation is not sharded): no sync needed
+        pl_module.log_dict(logged, on_epoch=True, prog_bar=False, sync_dist=False, rank_zero_only=False)
+        if "val/event_f1_macro" in logged:
+            pl_module.log("val_event_f1", logged["val/event_f1_macro"], prog_bar=True)
+
+    def score(self, preds, truth: Mapping):
+        from sed.evaluation.metrics import evaluate
+
+        gt = {f: list(truth.get(f, [])) for f in preds.filenames}
+        if self.psds:
+            try:
+                return evaluate(preds, gt, self.params, psds=True, n_thresholds=self.psds_thresholds,
+                                threshold_independent=False)
+            except Exception as e:  # noqa: BLE001 - PSDS must not stop training; F1 still drives checkpoints
+                log.warning("validation PSDS failed (%s); scoring event/segment F1 only from now on", e)
+                self.psds = False
+        return evaluate(preds, gt, self.params, psds=False, threshold_independent=False)
 
 
 class ValidationReport(pl.Callback):
@@ -134,17 +228,15 @@ class ValidationReport(pl.Callback):
 
     @rank_zero_only
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or getattr(pl_module, "last_eval", None) is None:
+        last = ValidationScorer.last_of(trainer)
+        if last is None:
             return
-        preds, result = pl_module.last_eval
+        preds, result = last
         m = result.metrics
         self.dir.mkdir(parents=True, exist_ok=True)
         rows = per_class_rows(m)
         if rows:
-            with open(self.dir / "per_class.csv", "w", newline="") as fh:
-                w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-                w.writeheader()
-                w.writerows(rows)
+            write_csv(rows, self.dir / "per_class.csv")
         line = {"epoch": trainer.current_epoch, "step": trainer.global_step, "train_seconds": self._train_s,
                 **{k: m.get(k) for k in SUMMARY_KEYS}}
         with open(self.dir / "val_history.jsonl", "a") as fh:
@@ -152,19 +244,25 @@ class ValidationReport(pl.Callback):
         images = {}
         if self.plots:
             try:
-                p = plot_psd_roc(result.curves, self.dir / "psd_roc.png")
+                from sed.reporting.plots import plot_psd_roc, plot_timeline
+
+                p = plot_psd_roc(result.curves, m, self.dir / "psd_roc.png", title="PSD-ROC (validation)")
                 if p:
                     images["val/psd_roc"] = p
                 dm = trainer.datamodule
                 truth = getattr(dm, "val_truth", {}) or {}
                 n_cls = [len({e[2] for e in truth.get(f, [])}) for f in preds.filenames]
-                k = int(np.argmax(n_cls)) if n_cls else 0
+                k = int(np.argmax(n_cls)) if n_cls else 0  # the first clip with the most distinct true classes
+                f = preds.filenames[k]
                 logmel = None
                 feats = getattr(dm, "val_features", None)
                 if feats is not None:
-                    logmel = np.asarray(feats.logmel[feats.index_of(preds.filenames[k])])
-                images["val/timeline"] = plot_timeline(preds, result.detections, truth, logmel,
-                                                       self.dir / "timeline.png", clip=k)
+                    logmel = np.asarray(feats.logmel[feats.index_of(f)])
+                det = result.detections[result.detections["filename"] == f]
+                images["val/timeline"] = plot_timeline(
+                    self.dir / "timeline.png", f, preds.frame_probs[k], preds.classes, preds.frame_seconds,
+                    list(zip(det["onset"], det["offset"], det["event_label"])), truth=list(truth.get(f, [])),
+                    logmel=logmel, clip_probs=preds.clip_probs[k])
             except Exception as e:  # noqa: BLE001 - a plot must never stop training
                 log.warning("validation plots failed: %s", e)
         self._to_wandb(trainer, rows, images)
@@ -191,13 +289,12 @@ class RunSummary(pl.Callback):
     """Keeps the best validation figures (by event-F1) and writes ``metrics.json`` in the run folder.
 
     ``metrics.json`` holds ``best`` (figures at the best epoch), ``best_epoch``, ``last``, the
-    checkpoint paths and ``overrides`` -- what the multirun summary table reads.
+    checkpoint paths (of the trainer's ``ModelCheckpoint`` monitoring ``val/<monitor>`` and of the
+    one without a monitor) and ``overrides`` -- what the multirun summary table reads.
     """
 
-    def __init__(self, path: str | Path = "metrics.json", monitor: str = "event_f1_macro",
-                 overrides: list[str] | None = None, best_cb=None, last_cb=None) -> None:
+    def __init__(self, path: str | Path, monitor: str, overrides: list[str] | None = None) -> None:
         self.path, self.monitor, self.overrides = Path(path), monitor, list(overrides or [])
-        self.best_cb, self.last_cb = best_cb, last_cb
         self.best: dict[str, Any] = {}
         self.best_epoch: int | None = None
         self.last: dict[str, Any] = {}
@@ -209,9 +306,10 @@ class RunSummary(pl.Callback):
         self.best, self.best_epoch = state.get("best", {}), state.get("best_epoch")
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or getattr(pl_module, "last_eval", None) is None:
+        last = ValidationScorer.last_of(trainer)
+        if last is None:
             return
-        m = pl_module.last_eval[1].metrics
+        m = last[1].metrics
         self.last = {k: m.get(k) for k in SUMMARY_KEYS}
         v = m.get(self.monitor)
         b = self.best.get(self.monitor)
@@ -221,8 +319,11 @@ class RunSummary(pl.Callback):
 
     @rank_zero_only
     def write(self, trainer: pl.Trainer) -> None:
-        best_path = getattr(self.best_cb, "best_model_path", None) or None
-        last_path = getattr(self.last_cb, "best_model_path", None) or None
+        from pytorch_lightning.callbacks import ModelCheckpoint
+
+        cks = [c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)]
+        best_path = next((c.best_model_path for c in cks if c.monitor == f"val/{self.monitor}"), None) or None
+        last_path = next((c.best_model_path for c in cks if c.monitor is None), None) or None
         out = {"best": self.best, "best_epoch": self.best_epoch, "last": self.last,
                "epochs_done": min(trainer.current_epoch + 1, trainer.max_epochs or 10**9),
                "global_step": trainer.global_step,
@@ -251,59 +352,3 @@ class BatchRecorder(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / f"batches_rank{trainer.global_rank}.json").write_text(json.dumps(self.seen))
-
-
-# ---------------------------------------------------------------------------- Hydra multirun
-
-
-def collect_runs(sweep_dir: str | Path) -> list[dict[str, Any]]:
-    """One row per job folder of a sweep that has a ``metrics.json``: overrides + best figures."""
-    rows = []
-    for p in sorted(Path(sweep_dir).glob("*/metrics.json"), key=lambda p: (len(p.parent.name), p.parent.name)):
-        try:
-            m = json.loads(p.read_text())
-        except (OSError, ValueError):
-            continue
-        row = {"job": p.parent.name, "overrides": " ".join(m.get("overrides") or [])}
-        row.update({k: (m.get("best") or {}).get(k) for k in SUMMARY_KEYS})
-        row["best_epoch"] = m.get("best_epoch")
-        rows.append(row)
-    return rows
-
-
-def format_table(rows: list[dict[str, Any]]) -> str:
-    """A Markdown table of the runs, best event-F1 first."""
-    if not rows:
-        return "(no finished run)"
-    rows = sorted(rows, key=lambda r: -(r.get("event_f1_macro") or -math.inf))
-    cols = ["job", "overrides", *SUMMARY_KEYS, "best_epoch"]
-
-    def fmt(v):
-        return "" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
-
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(fmt(r.get(c)) for c in cols) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-try:
-    from hydra.experimental.callback import Callback as _HydraCallback
-except ImportError:  # pragma: no cover
-    _HydraCallback = object
-
-
-class MultirunSummary(_HydraCallback):
-    """Hydra callback: at the end of a multirun, write ``summary.md`` and ``summary.csv`` in the sweep
-    folder (one row per run: its overrides and best validation figures) and print the table."""
-
-    def on_multirun_end(self, config, **kwargs) -> None:
-        sweep = Path(str(config.hydra.sweep.dir))
-        rows = collect_runs(sweep)
-        table = format_table(rows)
-        (sweep / "summary.md").write_text(table + "\n")
-        if rows:
-            with open(sweep / "summary.csv", "w", newline="") as fh:
-                w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-                w.writeheader()
-                w.writerows(rows)
-        print(f"\nmultirun summary ({len(rows)} runs, {sweep}):\n{table}")

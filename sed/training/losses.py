@@ -44,7 +44,7 @@ def consistency_mse(sm_c: torch.Tensor, dm_c: torch.Tensor, mask: torch.Tensor |
     return _masked_mean(mse_per_clip(sm_c, dm_c), mask)
 
 
-def confidence_gate(dm_uc: torch.Tensor, tau: float = 0.9) -> torch.Tensor:
+def confidence_gate(dm_uc: torch.Tensor, tau: float) -> torch.Tensor:
     """Eq 7's condition per clip: ``max over classes of DM_uc > tau`` (strict) -> (B,) bool."""
     return dm_uc.amax(dim=1) > tau
 
@@ -53,15 +53,15 @@ def unlabel_mse(
     sm_uc: torch.Tensor,
     dm_uc: torch.Tensor,
     w: float,
-    tau: float = 0.9,
-    mask: torch.Tensor | None = None,
-    denominator: str = "all",
+    tau: float,
+    mask: torch.Tensor | None,
+    denominator: str,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Eqs 5 and 7: the confidence-gated, ramped-up consistency on unlabelled clips.
 
     Per unlabelled clip u: ``w * MSE(SM_uc, DM_uc)`` (mean over classes) if
     ``max_c DM_uc > tau`` else 0.  The batch value is the mean over clips of that per-clip value:
-    ``denominator='all'`` (default) divides by every unlabelled clip in the batch -- the literal
+    ``denominator='all'`` (conf/model/sm_dm.yaml's default) divides by every unlabelled clip in the batch -- the literal
     reading of eq 7, a failed clip contributes its 0 -- ; ``'passed'`` divides by the clips that
     passed the gate (paper silent; a config option).
 
@@ -105,9 +105,9 @@ def total_loss(
     has_clip: torch.Tensor,
     is_unlabel: torch.Tensor,
     w: float,
-    tau: float = 0.9,
+    tau: float,
+    denominator: str,
     use_unlabel: bool = True,
-    denominator: str = "all",
 ) -> LossTerms:
     """Eqs 2-8 on one mixed batch.
 

@@ -46,14 +46,28 @@ def sgdr_position(step: int, t0: int, t_mult: float = 1.0) -> tuple[int, int, in
     return cycle, step - start, t_i
 
 
-def sgdr_lr(t_curr: int, t_i: int, lr_max: float = 0.0012, lr_min: float = 1e-6) -> float:
+def sgdr_lr(t_curr: int, t_i: int, lr_max: float, lr_min: float) -> float:
     """Eq 9: LR = LR_min + 1/2 (LR_max - LR_min) (1 + cos(pi T_curr / T_i))."""
     return lr_min + 0.5 * (lr_max - lr_min) * (1.0 + math.cos(math.pi * t_curr / t_i))
 
 
-def progress(t_curr: int, t_i: int) -> float:
+def cycle_progress(t_curr: int, t_i: int) -> float:
     """Eq 10: T = T_curr / T_i (0 at every restart, so the ramp-up w of eq 6 resets too)."""
     return t_curr / t_i
+
+
+def sgdr_epochs(t_i_epochs: float, t_mult: float, n_cycles: int) -> int:
+    """The epoch budget that ends with the ``n_cycles``-th LR cycle: T_i (1 + T_mult + ... + T_mult^(n-1)).
+
+    Rounded like :func:`sgdr_position` rounds each cycle (1, 2, 4, 8 -> 15 epochs for T_i 1, T_mult 2, 4 cycles).
+    """
+    if n_cycles < 1 or t_i_epochs <= 0 or t_mult < 1:
+        raise ScheduleError(f"n_cycles {n_cycles}, T_i {t_i_epochs} epochs, T_mult {t_mult}: need n >= 1, T_i > 0, T_mult >= 1")
+    total, t_i = 0.0, float(t_i_epochs)
+    for _ in range(int(n_cycles)):
+        total += t_i
+        t_i *= t_mult
+    return max(1, int(round(total)))
 
 
 def rampup(t: float) -> float:
@@ -77,21 +91,22 @@ class ScheduleState:
 
 @dataclass
 class SGDRTracker:
-    """Stateful SGDR + ramp-up tracker: ``state()`` for the current iteration, ``advance()`` after it.
+    """Stateful SGDR + ramp-up tracker: ``state()`` for the current iteration, ``advance()`` after it
+    (the values come from the config, conf/callbacks/sgdr.yaml, through :class:`sed.training.callbacks.SGDRSchedule`).
 
     The state is just the iteration count (everything else is a pure function of it), so
     ``state_dict``/``load_state_dict`` restore the schedule exactly on resume.
     """
 
     t0: int
-    t_mult: float = 2.0
-    lr_max: float = 0.0012
-    lr_min: float = 1e-6
+    t_mult: float
+    lr_max: float
+    lr_min: float
     step: int = 0
 
     def at(self, step: int) -> ScheduleState:
         cycle, t_curr, t_i = sgdr_position(step, self.t0, self.t_mult)
-        t = progress(t_curr, t_i)
+        t = cycle_progress(t_curr, t_i)
         return ScheduleState(step, cycle, t_curr, t_i, sgdr_lr(t_curr, t_i, self.lr_max, self.lr_min), t, rampup(t))
 
     def state(self) -> ScheduleState:
