@@ -14,8 +14,8 @@ Work shared between grid points (per class, all clips at once):
 
 - the median filter (:func:`~sed.postproc.median.median_filter_frames`) runs once per first window
   and once per (first, second) pair, never per threshold or tagging value; only the clips whose clip
-  probability passes the lowest tagging threshold of the grid are filtered (the others never produce an
-  event);
+  probability passes the lowest tagging threshold of the grid and whose largest frame probability passes
+  its lowest frame threshold are filtered (the others never produce an event);
 - the hysteresis scores (:func:`~sed.postproc.decoder.hysteresis_scores`) once per window pair and bound;
   every frame threshold is applied on top in one array operation, and events are cut, converted,
   removed and joined by the decoder's own steps;
@@ -298,7 +298,9 @@ def search_class(
     tp_all = np.zeros(shape, dtype=np.int64)
     sys_all = np.zeros(shape, dtype=np.int64)
     clip_probs = np.asarray(clip_probs, dtype=np.float32)
-    keep = np.flatnonzero(clip_probs > taus.min())  # clips some tagging value of the grid keeps
+    # the clips that can hold an event at some grid point: tagged by some tagging value, and with a frame
+    # above the lowest threshold (a median filter never exceeds the row's maximum)
+    keep = np.flatnonzero((clip_probs > taus.min()) & (frame_probs.max(axis=1) > min(grid.thresholds)))
     tagged = (clip_probs[keep][None, :] > taus[:, None]).astype(np.int64)  # (TAG, n)
     r_clip, r_on, r_off = (np.asarray(a) for a in reference)
     r_on, r_off = _round(r_on.astype(np.float64)), _round(r_off.astype(np.float64))
