@@ -395,7 +395,7 @@ def split_line(split: str, variant: str, tuned_on: str | None, m: Mapping[str, A
     """One report line: the split, the post-processing and its tuning split, the role of the split, figures."""
     pp = f"post-processing {variant}" + (f" (tuned on {tuned_on})" if tuned_on else "")
     if missing:
-        return f"{split}: missing ({missing}); {pp} not reported on it"
+        return f"{split}: missing ({missing}); not reported"
     role = (
         "tuning split: optimistic (the post-processing was fitted on it)"
         if tuned_on == split
@@ -439,7 +439,7 @@ def split_rows(
                     sg, _ = get_ground_truth(cfg, split, None)
                 except (SedError, PredictionsError, OSError) as e:
                     missing = f"cannot score it: {e}"
-        for variant, p, source in variants:
+        for variant, p, source in variants[:1] if missing else variants:  # a missing split: one line
             row: dict[str, Any] = {"split": split, "postproc": variant, "postproc_source": source,
                                    "tuned_on": p.tuned_on, "missing": missing}
             if missing is None:
