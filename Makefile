@@ -1,8 +1,9 @@
 # sed: every target creates and uses the virtual environment at $(VENV) on first use.
 #
-#   make train            # PS1 on the bundled mini-DESED (generates data and NMF labels first)
+#   make train            # PS1 on the bundled mini-DESED (generates data and NMF labels first), then fits its
+#                         # post-processing on the validation split (sed.tune: <run>/postproc.yaml)
 #   make train EXP=ps2    # PS2; EXP=baseline for the DCASE 2020 CRNN mean-teacher baseline
-#   make eval             # score the newest training run's best checkpoint (named on the console)
+#   make eval             # score the newest run's best checkpoint (named) on validation and public eval (fitted + Table 1)
 #   make detect AUDIO=recs/   # events in your recordings (python -m sed detect / sedx detect)
 #   make test             # the test suite
 #
@@ -15,6 +16,7 @@ TORCH ?= torch
 EXP ?= ps1
 DATA ?= data/mini-desed
 ARGS ?=
+TUNE_ARGS ?=   # overrides of `sed.tune` after training, e.g. the same data=desed data.root=... as in ARGS
 BENCH_ARGS ?=
 
 PY := $(VENV)/bin/python
@@ -54,6 +56,7 @@ nmf-labels: $(DATA_STAMP)
 
 train: $(NMF_TSV)
 	$(PY) -m sed.train experiment=$(EXP) $(ARGS)
+	$(PY) -m sed.tune ckpt=latest split=validation $(TUNE_ARGS)
 
 eval: $(STAMP)
 	$(PY) -m sed.eval $(ARGS)

@@ -2,7 +2,7 @@
 
 Named ``sedx``, not ``sed``, so that an activated virtual environment never shadows GNU sed.
 Subcommands: ``detect`` (events in recordings of any length), ``score`` (score a system's outputs:
-:mod:`sed.evaluation.score`). Exit codes: 0 success, 1 some
+:mod:`sed.evaluation.score`), ``tune`` (fit the post-processing per class: :mod:`sed.tune`). Exit codes: 0 success, 1 some
 inputs failed, 2 usage or configuration error.
 """
 
@@ -56,6 +56,12 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     add_score_parser(sub)
 
 
+def _add_tune(sub: argparse._SubParsersAction) -> None:
+    from sed.tune import add_parser
+
+    add_parser(sub)
+
+
 PROG = "sedx"
 
 
@@ -64,6 +70,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_detect(sub)
     _add_score(sub)
+    _add_tune(sub)
     return parser
 
 

@@ -21,7 +21,7 @@ import functools
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -141,11 +141,16 @@ def _read_strong(path: str) -> dict:
     return {f: list(v) for f, v in _GT_CACHE[key].items()}
 
 
-def postproc_name() -> str | None:
+def postproc_name(cfg: DictConfig | None = None) -> str | None:
+    """The ``postproc`` config choice (``default``, ``paper``, ...): from Hydra, or from ``cfg.hydra`` when
+    composed with ``return_hydra_config=True`` (tests); None when unknown."""
     try:
         return HydraConfig.get().runtime.choices.get("postproc")
     except Exception:  # noqa: BLE001 - not under Hydra (tests call run() directly)
-        return None
+        try:
+            return str(cfg.hydra.runtime.choices.postproc) if cfg is not None and "hydra" in cfg else None
+        except Exception:  # noqa: BLE001
+            return None
 
 
 def params_yaml(params: PostprocParams) -> str:
@@ -155,7 +160,12 @@ def params_yaml(params: PostprocParams) -> str:
     def scalar(v: Any) -> str:
         return "null" if v is None else str(v)
 
-    lines = [f"tagging_threshold: {scalar(d['tagging_threshold'])}", "frame_thresholds:"]
+    tag = d["tagging_threshold"]
+    if isinstance(tag, dict):  # per class (sed.tune)
+        lines = ["tagging_threshold:"] + [f"  {c}: {scalar(v)}" for c, v in tag.items()]
+    else:
+        lines = [f"tagging_threshold: {scalar(tag)}"]
+    lines.append("frame_thresholds:")
     lines += [f"  {c}: {v}" for c, v in d["frame_thresholds"].items()]
     lines += ["median_windows:"] + [
         f"  {c}: [{', '.join(str(x) for x in w)}]" for c, w in d["median_windows"].items()
@@ -193,6 +203,39 @@ def _decoder_for(preds: Predictions, params: PostprocParams):
     return dec
 
 
+def _postproc_overridden() -> bool:
+    """True when the command line sets post-processing values (``postproc.x=`` or ``global_threshold=``)."""
+    return any(o.lstrip("+~").startswith(("postproc.", "global_threshold=")) for o in _overrides())
+
+
+def resolve_postproc(cfg: DictConfig, multirun: bool = False) -> tuple[PostprocParams, str]:
+    """The post-processing to use and where it comes from (issue 10 part 4).
+
+    ``postproc_file=<yaml>`` wins; ``postproc=<name>`` other than ``default`` (``paper``: Table 1) is used as
+    given; with ``default`` in a single run without ``postproc.*`` overrides, the evaluated run's tuned
+    ``postproc.yaml`` (``sed.tune``: next to the predictions file, or in the checkpoint's run folder) is
+    used when it exists, else Table 1.
+    """
+    from sed.tune import tuned_postproc_file
+
+    if cfg.get("postproc_file"):
+        path = Path(str(cfg.postproc_file))
+        if not path.is_file():
+            raise ConfigError(f"postproc_file: {path} not found")
+        return PostprocParams.from_cfg(OmegaConf.load(path)), str(path)
+    name = postproc_name(cfg)
+    params = PostprocParams.from_cfg(cfg.postproc)
+    if name not in (None, "default") or multirun or _postproc_overridden() or not cfg.get("use_tuned", True):
+        return params, f"conf/postproc/{name or 'default'}.yaml"
+    ckpts = [c for c in _as_list(cfg.ckpt) if c != "latest"] or (
+        [latest_run(cfg.train_runs, required=False)] if not _as_list(cfg.predictions) else []
+    )
+    tuned = tuned_postproc_file([c for c in ckpts if c], _as_list(cfg.predictions))
+    if tuned is None:
+        return params, f"conf/postproc/{name or 'default'}.yaml (Table 1: no tuned postproc.yaml for this run)"
+    return PostprocParams.from_cfg(OmegaConf.load(tuned)), str(tuned)
+
+
 # ---------------------------------------------------------------------------- one run
 def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict[str, Any]:
     """Evaluate as configured and write the outputs into ``out_dir``; returns the metrics dict written."""
@@ -200,7 +243,10 @@ def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    params = PostprocParams.from_cfg(cfg.postproc)
+    params, pp_source = resolve_postproc(cfg, multirun)
+    if not multirun:
+        log.info("post-processing: %s%s", pp_source,
+                 f" (tuned on {params.tuned_on}; postproc=paper: Table 1)" if params.tuned_on else "")
     if cfg.get("global_threshold") is not None:
         params = params.with_threshold(_unit_float("global_threshold", cfg.global_threshold))
     dev = str(cfg.get("device", "auto"))
@@ -244,6 +290,11 @@ def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict
 
     tuned_on = params.tuned_on
     metrics: dict[str, Any] = dict(res.metrics)
+    if not multirun:  # issue 10 part 5: the zeros explained
+        from sed.evaluation.report import add_alpha_st0, zero_explanations
+
+        add_alpha_st0(metrics, res, gt)
+        metrics["explanations"] = zero_explanations(res.decoder.preds if res.decoder else preds, params, metrics)
     metrics["select_metric"] = str(cfg.select_metric)
     if tune_split and str(tune_split) != str(cfg.split):
         need_psds = sel in PSDS_EVAL_KEYS
@@ -281,6 +332,7 @@ def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict
         "predictions": source,
         "ground_truth": gt_source,
         "postproc_name": postproc_name(),
+        "postproc_source": pp_source,
         "postproc": params.to_dict(),
         "overrides": _overrides(),
         "libraries": dict(_library_versions()),
@@ -306,6 +358,17 @@ def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict
             header=f"written by sed.eval from {out_dir}; tuned on split {tune_split or cfg.split}",
         )
         log.info("wrote %s", p)
+    if not multirun and (cfg.get("also_splits") or _compare_table1(cfg, params)):
+        eval_kw = dict(psds=psds, n_thresholds=n_th, threshold_independent=ti, on_missing=str(cfg.on_missing),
+                       f1_engine=engine, segment=segment)
+        metrics["splits"] = split_rows(cfg, out_dir, params, pp_source, res, preds, gt, eval_kw,
+                                       main_explanations=metrics.get("explanations"))
+        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        for row in metrics["splits"]:
+            log.info(row["line"])
+            if row.get("explanations") is not metrics.get("explanations"):
+                for x in row.get("explanations") or []:
+                    log.info("  why zero: %s", x)
     if _auto(cfg.report.enabled, multirun):
         from sed.evaluation.report import write_report
 
@@ -323,6 +386,8 @@ def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict
     for line in metrics["lines"].values():
         if "n/a" not in line:
             log.info(line)
+    for line in metrics.get("explanations") or []:
+        log.info("why zero: %s", line)
     log.info("outputs in %s", out_dir)
     return metrics
 
@@ -354,6 +419,102 @@ def _coverage(cfg: DictConfig, split: str, preds: Predictions, gt: dict, source:
                                                        source=source, out_dir=out_dir)
     preds, info["durations"] = apply_real_durations(preds, cfg.data, split)
     return preds, gt, info
+
+
+# ---------------------------------------------------------------------------- both splits (issue 10 part 1)
+SPLIT_FIGURES = ("event_f1_macro", "segment_f1_macro", "psds", "psds_macro", "psds1", "psds2")
+
+
+def _compare_table1(cfg: DictConfig, params: PostprocParams) -> bool:
+    return bool(cfg.get("compare_table1", True)) and params.tuned_on is not None
+
+
+def split_status(data_cfg: Any, split: str) -> str | None:
+    """None when ``split`` is a strong-label split of the dataset with its TSV on disk, else why not."""
+    from sed.datamodules.layout import DesedLayout
+
+    try:
+        s = DesedLayout.from_cfg(data_cfg).split(split)
+    except ConfigError:
+        return f"the data config has no split {split!r}"
+    if s.kind != "strong":
+        return f"split {split!r} has {s.kind} labels (scoring needs strong labels)"
+    if not Path(s.tsv).is_file():
+        return f"{s.tsv} not found"
+    return None
+
+
+def split_line(split: str, variant: str, tuned_on: str | None, m: Mapping[str, Any] | None, missing: str | None) -> str:
+    """One report line: the split, the post-processing and its tuning split, the role of the split, figures."""
+    pp = f"post-processing {variant}" + (f" (tuned on {tuned_on})" if tuned_on else "")
+    if missing:
+        return f"{split}: missing ({missing}); not reported"
+    role = (
+        "tuning split: optimistic (the post-processing was fitted on it)"
+        if tuned_on == split
+        else "reported split (never used for tuning)"
+    )
+    figs = ", ".join(
+        f"{k} {100 * m[k]:.1f} %" if k.endswith("f1_macro") else f"{k} {m[k]:.3f}"
+        for k in SPLIT_FIGURES
+        if m.get(k) is not None
+    )
+    return f"{split}, {pp}: {figs} [{role}]"
+
+
+def split_rows(
+    cfg: DictConfig, out_dir: Path, params: PostprocParams, pp_source: str, res, preds, gt, eval_kw: dict,
+    main_explanations: list[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Figures of every split (``split`` + ``also_splits``) with the configured post-processing and, when it was
+    tuned, with Table 1 beside: one row (and one report line) each; extra evaluations under ``splits/``."""
+    from sed.evaluation import metrics as M
+    from sed.evaluation.report import add_alpha_st0, zero_explanations
+
+    variants = [("as configured" if params.tuned_on is None else "fitted", params, pp_source)]
+    if _compare_table1(cfg, params):
+        paper = PostprocParams.from_cfg(OmegaConf.load(CONF_DIR / "postproc" / "paper.yaml"))
+        variants.append(("Table 1", paper, "conf/postproc/paper.yaml"))
+    splits = list(dict.fromkeys([str(cfg.split), *_as_list(cfg.get("also_splits"))]))
+    extra_preds = dict(cfg.get("also_predictions") or {})
+    metrics_expl = main_explanations or []
+    rows = []
+    for split in splits:
+        missing = None if split == str(cfg.split) else split_status(cfg.data, split)
+        sp, sg = (preds, gt) if split == str(cfg.split) else (None, None)
+        if missing is None and sp is None:
+            files = extra_preds.get(split)
+            if _as_list(cfg.predictions) and not files and not _as_list(cfg.ckpt):
+                missing = f"predictions= holds split {cfg.split} only; give also_predictions.{split}=<its .npz> or ckpt="
+            else:
+                try:
+                    sp, psrc = get_predictions(cfg, split, files)
+                    sg, gsrc = get_ground_truth(cfg, split, None)
+                    sp, sg, _ = _coverage(cfg, split, sp, sg, psrc, gsrc, None, out_dir)  # missing audio left out
+                except (SedError, PredictionsError, OSError) as e:
+                    missing = f"cannot score it: {e}"
+        for variant, p, source in variants[:1] if missing else variants:  # a missing split: one line
+            row: dict[str, Any] = {"split": split, "postproc": variant, "postproc_source": source,
+                                   "tuned_on": p.tuned_on, "missing": missing}
+            if missing is None:
+                if split == str(cfg.split) and p is params:
+                    r = res
+                else:
+                    r = M.evaluate(sp, sg, p, **eval_kw)
+                    add_alpha_st0(r.metrics, r, sg)
+                    sub = out_dir / "splits" / f"{split}_{variant.replace(' ', '_').lower()}"
+                    sub.mkdir(parents=True, exist_ok=True)
+                    r.detections.to_csv(sub / "detections.tsv", sep="\t", index=False)
+                    (sub / "metrics.json").write_text(json.dumps(r.metrics, indent=2) + "\n")
+                row.update({k: r.metrics.get(k) for k in SPLIT_FIGURES})
+                row["n_clips"] = r.metrics.get("n_clips")
+                row["role"] = "tuning" if p.tuned_on == split else "reported"
+                row["explanations"] = (
+                    metrics_expl if r is res else zero_explanations(r.decoder.preds if r.decoder else sp, p, r.metrics)
+                )
+            row["line"] = split_line(split, variant, p.tuned_on, row, missing)
+            rows.append(row)
+    return rows
 
 
 def _overrides() -> list[str]:

@@ -70,9 +70,19 @@ def _repo_conf_dirs() -> list[Path]:
     return [Path.cwd() / "conf" / "postproc", here / "conf" / "postproc"]
 
 
-def load_postproc_cfg(spec: str | None, default: dict | None) -> dict:
-    """The post-processing config: ``spec`` is a name in conf/postproc/ or a YAML path; None gives
-    ``default`` (the one shipped with the model)."""
+def load_postproc_cfg(spec: str | None, default: dict | None, ckpt: str | Path | None = None,
+                      note: TextIO | None = None) -> dict:
+    """The post-processing config: ``spec`` is a name in conf/postproc/ or a YAML path; None gives the
+    model's tuned ``postproc.yaml`` (``sedx tune``, in the checkpoint's run folder; said on ``note``) when it
+    exists, else ``default`` (the one shipped with the model)."""
+    if spec is None and ckpt is not None:
+        from sed.tune import TUNED_FILE, run_folder
+
+        tuned = run_folder(ckpt) / TUNED_FILE
+        if tuned.is_file():
+            if note is not None:
+                print(f"sed detect: post-processing tuned for this model: {tuned} (--postproc paper: Table 1)", file=note)
+            spec = str(tuned)
     if spec is None:
         if default is None:
             raise DetectError("the model ships no post-processing settings: pass --postproc NAME or a YAML path")
@@ -250,7 +260,8 @@ def run_detect(
     sr = DEFAULT_FEATURES.sample_rate
     classes = tuple(predictor.classes)
 
-    pp_cfg = load_postproc_cfg(opts.postproc, getattr(predictor, "postproc_cfg", None))
+    pp_cfg = load_postproc_cfg(opts.postproc, getattr(predictor, "postproc_cfg", None),
+                               ckpt=getattr(predictor, "path", None), note=None if opts.quiet else err)
     from sed.postproc import PostprocParams
 
     if decode_fn is None:
@@ -260,7 +271,8 @@ def run_detect(
         params.check_classes(classes, source="the model")
     except Exception as e:  # noqa: BLE001
         raise DetectError(f"bad post-processing config: {e}") from e
-    tag_thr = pp_cfg.get("tagging_threshold") if opts.tagging == "local" else None
+    local = opts.tagging == "local" and params.tagging_threshold is not None
+    tag_thr = params.tagging_for(classes) if local else None  # (C,): per-class thresholds, -inf: off
 
     device = torch.device(str(predictor.device))
     frontend = (frontend if frontend is not None else default_frontend()).to(device).eval()

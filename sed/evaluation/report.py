@@ -26,6 +26,91 @@ def _fmt(v: Any, pct: bool = False) -> str:
     return f"{100 * v:.1f}" if pct else f"{v:.3f}"
 
 
+# ---------------------------------------------------------------------------- zeros explained (issue 10 part 5)
+def add_alpha_st0(metrics: dict, result, ground_truth: Mapping[str, Sequence]) -> None:
+    """When PSDS macro, PSDS1 or PSDS2 is 0, store the same figure with alpha_st = 0 in
+    ``metrics["alpha_st0"]`` (PSDS macro's is psds_eval's plain PSDS; PSDS1/PSDS2 are recomputed with
+    sed_scores_eval on the same scores), so the report can tell a cross-class penalty from no detection."""
+    from sed.evaluation import metrics as M
+
+    out = {}
+    if metrics.get("psds_macro") == 0 and metrics.get("psds") is not None:
+        out["psds_macro"] = metrics["psds"]
+    from dataclasses import replace
+
+    from sed.evaluation.scenarios import SCENARIOS
+
+    todo = [replace(SCENARIOS[k], alpha_st=0.0) for k in ("psds1", "psds2") if metrics.get(k) == 0]
+    if todo and result is not None and result.decoder is not None:
+        gt, _ = M.merge_connected({f: ground_truth.get(f, []) for f in result.decoder.preds.filenames})
+        p = result.decoder.preds
+        figs, _ = M.sed_scores_psds(
+            M.score_tables(result.decoder),
+            {M.audio_id(f): v for f, v in gt.items()},
+            {M.audio_id(f): float(d) for f, d in zip(p.filenames, p.durations)},
+            todo,
+        )
+        out.update(figs)
+    if out:
+        metrics["alpha_st0"] = out
+
+
+def zero_explanations(preds, params, metrics: Mapping[str, Any]) -> list[str]:
+    """One line per zero the figures hold and why: classes that cannot produce an event (largest frame
+    probability of the tagged clips not above the class's threshold, or no clip passes tagging), PSDS
+    figures at 0 because of the cross-class penalty (with the alpha_st = 0 figure), and psds_eval's F-score
+    averaging only the classes with detections (with the all-classes figure)."""
+    lines = []
+    per = metrics.get("per_class", {})
+    if preds is not None and params is not None:
+        th = params.thresholds_for(preds.classes)
+        tag = params.tagging_for(preds.classes)
+        for k, c in enumerate(preds.classes):
+            if per.get(c, {}).get("n_sys"):
+                continue
+            tagged = preds.clip_probs[:, k] > tag[k]
+            cmax = float(preds.clip_probs[:, k].max())
+            if not tagged.any():
+                lines.append(
+                    f"{c}: no event possible: no clip passes tagging (largest clip probability {cmax:.3f} "
+                    f"<= tagging threshold {tag[k]:g} over {len(preds)} clips)"
+                )
+                continue
+            fmax = float(preds.frame_probs[tagged, :, k].max())
+            if fmax <= th[k]:
+                lines.append(
+                    f"{c}: no event possible: largest frame probability {fmax:.3f} in the {int(tagged.sum())} "
+                    f"tagged clips (of {len(preds)}) <= its frame threshold {th[k]:g}"
+                )
+            else:
+                lines.append(
+                    f"{c}: no detection: frames pass threshold {th[k]:g} (largest {fmax:.3f} in "
+                    f"{int(tagged.sum())} tagged clips) but the median filter or event removal takes them all away"
+                )
+    a0 = metrics.get("alpha_st0", {})
+    names = {"psds_macro": "PSDS macro (psds_eval)", "psds1": "PSDS1", "psds2": "PSDS2"}
+    for k, name in names.items():
+        if metrics.get(k) == 0 and k in a0:
+            if a0[k] and a0[k] > 0:
+                lines.append(
+                    f"{name} = 0 because of the cross-class penalty (alpha_st 1 subtracts the spread of the "
+                    f"per-class TPRs): with alpha_st = 0 it is {a0[k]:.3f}"
+                )
+            else:
+                lines.append(f"{name} = 0 with alpha_st = 0 too: no detection meets its criteria")
+    f = metrics.get("psds_f_score")
+    if f is not None:
+        with_gt = [c for c, r in per.items() if r.get("n_ref")]
+        scored = [c for c in with_gt if per[c].get("psds_f") is not None]
+        if len(scored) < len(with_gt):
+            allc = sum(per[c]["psds_f"] or 0.0 for c in with_gt) / len(with_gt)
+            lines.append(
+                f"PSDS F-score {100 * f:.1f} % averages only the {len(scored)} of {len(with_gt)} classes with "
+                f"detections (psds_eval leaves the others out); over all {len(with_gt)} classes: {100 * allc:.1f} %"
+            )
+    return lines
+
+
 # ---------------------------------------------------------------------------- plots
 def pick_clips(filenames: Sequence[str], ground_truth: Mapping[str, Sequence], n: int) -> list[int]:
     """``n`` clips spread over the set (sorted by name), preferring clips with events; deterministic."""
@@ -96,7 +181,7 @@ def write_report(
         f"- reported split: **{run.get('split', split)}** ({metrics.get('n_clips')} clips, {metrics.get('n_detections')} detections)",
         f"- predictions: {run.get('predictions', '?')}",
         f"- ground truth: {run.get('ground_truth', '?')}",
-        f"- post-processing: `conf/postproc/{run.get('postproc_name') or '?'}.yaml`; "
+        f"- post-processing: `{run.get('postproc_source') or 'conf/postproc/' + (run.get('postproc_name') or '?') + '.yaml'}`; "
         + (f"tuned on split **{tuned_on}**" if tuned_on else "Table 1 of the paper (not tuned here)"),
     ]
     if tune_split:
@@ -109,6 +194,14 @@ def write_report(
         )
     lines += ["", "## Figures", ""]
     lines += [f"- {line}" for line in metrics.get("lines", {}).values()]
+    if metrics.get("explanations"):
+        lines += ["", "Why some figures are zero:", ""] + [f"- {x}" for x in metrics["explanations"]]
+    if metrics.get("splits"):
+        lines += ["", "## Splits", "", "Each line: the split, the post-processing and the split it was tuned on, "
+                  "the figures, and whether the split tuned it (optimistic) or is reported.", ""]
+        for row in metrics["splits"]:
+            lines.append(f"- {row['line']}")
+            lines += [f"  - {x}" for x in row.get("explanations") or []]
     if metrics.get("notes"):
         lines += ["", *[f"- note: {n}" for n in metrics["notes"]]]
     if metrics.get("tune"):

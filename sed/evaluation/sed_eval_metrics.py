@@ -76,7 +76,7 @@ def _sed_eval_prf(
     return float(2 * p * r / (p + r)), p, r
 
 
-def _max_matching(edges: Sequence[tuple[int, int]]) -> int:
+def max_matching(edges: Sequence[tuple[int, int]]) -> int:
     """Size of a maximum bipartite matching (Kuhn's augmenting paths); ``edges`` are (ref, est) pairs."""
     adj: dict[int, list[int]] = {}
     for r, e in edges:
@@ -140,7 +140,7 @@ def event_based_fast(
         for lab, n in pairs.loc[simple, "event_label"].value_counts().items():
             tp[lab] += int(n)
         for (_, lab), g in pairs.loc[~simple].groupby(["filename", "event_label"]):
-            tp[lab] += _max_matching(list(zip(g["rid"].tolist(), g["eid"].tolist())))
+            tp[lab] += max_matching(list(zip(g["rid"].tolist(), g["eid"].tolist())))
     nref = ref["event_label"].value_counts().to_dict()
     nsys = est["event_label"].value_counts().to_dict()
     per_class = {}

@@ -66,19 +66,22 @@ def check_predictions(preds: Predictions, source: str = "predictions") -> None:
 
 
 # ---------------------------------------------------------------------------- array steps
-def tag_mask(clip_probs: np.ndarray, tagging_threshold: float | None) -> np.ndarray:
-    """``(N, C)`` bool: the classes kept in each clip (step 1); all True when tagging is off."""
+def tag_mask(clip_probs: np.ndarray, tagging_threshold: float | np.ndarray | None) -> np.ndarray:
+    """``(N, C)`` bool: the classes kept in each clip (step 1); all True when tagging is off.
+
+    ``tagging_threshold``: one value, ``None`` (off), or a ``(C,)`` array (per class; ``-inf``: off).
+    """
     clip_probs = np.asarray(clip_probs)
     if tagging_threshold is None:
         return np.ones(clip_probs.shape, dtype=bool)
-    return clip_probs > tagging_threshold
+    return clip_probs > np.asarray(tagging_threshold)
 
 
 def smooth_scores(
     frame_probs: np.ndarray, clip_probs: np.ndarray, params: PostprocParams, classes: Sequence[str] = CLASSES
 ) -> np.ndarray:
     """Steps 1-2: tagged, median-filtered frame scores ``(N, T, C)`` float32 (untagged classes are 0)."""
-    tags = tag_mask(clip_probs, params.tagging_threshold)
+    tags = tag_mask(clip_probs, params.tagging_for(classes))
     out = iterative_median(
         frame_probs,
         [params.median_windows[c] for c in classes],
@@ -121,16 +124,17 @@ def hysteresis_scores(rows: np.ndarray, low: float | None) -> np.ndarray:
 def active_runs(active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Runs of True in each row of ``active`` ``(R, T)``: ``(row, start, end)`` with ``end`` exclusive.
 
-    Sorted by row, then start.
+    Sorted by row, then start. Each row is framed by False, so the changes of value alternate
+    start, end, start, end ... (one pass over the array).
     """
     r, t = active.shape
-    flat = np.zeros((r, t + 1), dtype=np.int8)
-    flat[:, :t] = active
-    d = np.diff(flat.ravel(), prepend=np.int8(0))
-    st = np.flatnonzero(d == 1)
-    en = np.flatnonzero(d == -1)
-    row = st // (t + 1)
-    return row, st - row * (t + 1), en - row * (t + 1)
+    flat = np.zeros((r, t + 2), dtype=bool)
+    flat[:, 1 : t + 1] = active
+    flat = flat.ravel()
+    d = np.flatnonzero(flat[1:] != flat[:-1])  # index i: value changes between i and i + 1 of flat
+    st, en = d[0::2], d[1::2]  # a run's first frame sits at flat index st + 1 (frame st - row * (t + 2))
+    row = st // (t + 2)
+    return row, st - row * (t + 2), en - row * (t + 2)
 
 
 def remove_short(row: np.ndarray, onset: np.ndarray, offset: np.ndarray, min_duration: float):
@@ -194,7 +198,7 @@ def events_table(row, onset, offset, filenames: Sequence[str], classes: Sequence
 def smoothing_key(params: PostprocParams, classes: Sequence[str]) -> tuple:
     """The settings steps 1-4 depend on (a decoder can be reused while they stay the same)."""
     return (
-        params.tagging_threshold,
+        params.tagging_key(),
         tuple(params.windows_for(classes)),
         params.median_edge,
         params.hysteresis_low,

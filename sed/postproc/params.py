@@ -18,7 +18,8 @@ reads one. Choices where the paper is silent are config options whose defaults a
   after the frame-to-second conversion.
 - ``order``: ``remove_then_join`` (paper's finding, default) or ``join_then_remove``.
 - ``tagging_threshold`` (0.5, paper): a class is kept in a clip when its clip probability is
-  strictly greater; ``null`` switches audio tagging off.
+  strictly greater; ``null`` switches audio tagging off. A mapping ``class -> value`` (value or
+  ``null``) gives each class its own (``sed.tune`` fits them); every class must be listed.
 - ``tuned_on``: optional provenance, the split a tuned setting was selected on (written by
   ``sed.eval`` when it writes a tuned ``conf/postproc/<name>.yaml``); ``null`` for Table 1.
 """
@@ -82,7 +83,7 @@ class PostprocParams:
     median_windows: Mapping[str, tuple[int, ...]] = field(
         default_factory=lambda: {c: (w1, w2) for c, (_, w1, w2) in TABLE1.items()}
     )
-    tagging_threshold: float | None = 0.5
+    tagging_threshold: float | None | Mapping[str, float | None] = 0.5
     even_window: str = "round_up"
     median_edge: str = "reflect"
     hysteresis_low: float | None = 0.08
@@ -98,8 +99,15 @@ class PostprocParams:
         object.__setattr__(self, "median_windows", mw)
         for name in ("min_duration", "join_gap"):
             object.__setattr__(self, name, float(getattr(self, name)))
+        tag = self.tagging_threshold
+        if isinstance(tag, Mapping):
+            tag = {str(k): (None if v is None else float(v)) for k, v in dict(tag).items()}
+            object.__setattr__(self, "tagging_threshold", tag)
+            for c, v in tag.items():
+                if v is not None and not 0.0 <= v <= 1.0:
+                    raise PostprocError(f"postproc.tagging_threshold.{c}: {v} is not in [0, 1]")
         for name in ("tagging_threshold", "hysteresis_low"):
-            if getattr(self, name) is not None:
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), Mapping):
                 object.__setattr__(self, name, float(getattr(self, name)))
         if self.even_window not in EVEN_WINDOW_RULES:
             raise PostprocError(
@@ -152,7 +160,11 @@ class PostprocParams:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict in the config's format (what ``conf/postproc/<name>.yaml`` holds)."""
         return {
-            "tagging_threshold": self.tagging_threshold,
+            "tagging_threshold": (
+                dict(self.tagging_threshold)
+                if isinstance(self.tagging_threshold, Mapping)
+                else self.tagging_threshold
+            ),
             "frame_thresholds": dict(self.frame_thresholds),
             "median_windows": {c: list(w) for c, w in self.median_windows.items()},
             "even_window": self.even_window,
@@ -176,6 +188,22 @@ class PostprocParams:
             raise PostprocError(f"postproc.frame_thresholds has no value for {missing}")
         return np.array([self.frame_thresholds[c] for c in classes], dtype=np.float64)
 
+    def tagging_for(self, classes: Sequence[str] = CLASSES) -> np.ndarray:
+        """Tagging thresholds as a ``(C,)`` array in ``classes`` order; ``-inf`` where tagging is off
+        (``clip_probs > tagging_for(...)`` is then the tagging mask of step 1)."""
+        t = self.tagging_threshold
+        if not isinstance(t, Mapping):
+            return np.full(len(classes), -np.inf if t is None else float(t), dtype=np.float64)
+        missing = [c for c in classes if c not in t]
+        if missing:
+            raise PostprocError(f"postproc.tagging_threshold has no value for {missing}")
+        return np.array([-np.inf if t[c] is None else t[c] for c in classes], dtype=np.float64)
+
+    def tagging_key(self) -> float | None | tuple:
+        """The tagging setting in a hashable form (a sorted tuple of pairs for the per-class form)."""
+        t = self.tagging_threshold
+        return tuple(sorted(t.items())) if isinstance(t, Mapping) else t
+
     def windows_for(self, classes: Sequence[str] = CLASSES) -> list[tuple[int, ...]]:
         """Effective (odd, after the ``even_window`` rule) median windows per class, in ``classes`` order."""
         missing = [c for c in classes if c not in self.median_windows]
@@ -185,7 +213,10 @@ class PostprocParams:
 
     def check_classes(self, classes: Sequence[str], source: str = "predictions") -> None:
         """Raise when the config's class set differs from ``classes`` (names are compared as sets)."""
-        for key in ("frame_thresholds", "median_windows"):
+        keys = ["frame_thresholds", "median_windows"]
+        if isinstance(self.tagging_threshold, Mapping):
+            keys.append("tagging_threshold")
+        for key in keys:
             have = set(getattr(self, key))
             if have != set(classes):
                 extra, missing = sorted(have - set(classes)), sorted(set(classes) - have)

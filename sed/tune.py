@@ -1,0 +1,222 @@
+"""``python -m sed.tune`` / ``sedx tune``: fit the post-processing of one model (or ensemble) per class (issue 10).
+
+From saved predictions (``predictions=<file.npz>``, a list: ensemble average) or a checkpoint
+(``ckpt=<file or run folder>`` or ``latest``: the model runs on the split) and the split's strong ground
+truth, :func:`sed.postproc.tune.tune` searches every class's frame threshold, median windows and tagging
+threshold (and the shared hysteresis bound when ``grid.hysteresis_lows`` is a list) exactly, maximising the
+macro event F1 (``objective=segment_f1``: segment F1). It writes ``postproc.yaml`` (grid, fitted values and
+tune-split figures in its header) and ``tune.json`` into its own folder (``outputs/tune/<timestamp>``) and
+into the run folder (the checkpoint's training run, else the folder of the predictions file, or
+``run_dir=``), where ``sed.eval`` and ``sed detect`` then find it; ``name=<name>`` also writes
+``conf/postproc/<name>.yaml``. Only ``split`` (default ``validation``) is read: never the reported split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from sed.core.constants import CLASSES, FRAME_SECONDS
+from sed.core.errors import SedError
+
+log = logging.getLogger(__name__)
+
+TUNED_FILE = "postproc.yaml"
+
+
+# ---------------------------------------------------------------------------- run folders
+def run_folder(ckpt: str | Path) -> Path:
+    """The training run folder of a checkpoint file (``<run>/checkpoints/x.ckpt``) or run folder."""
+    p = Path(ckpt)
+    if p.is_dir():
+        return p
+    return p.parent.parent if p.parent.name == "checkpoints" else p.parent
+
+
+def tuned_postproc_file(ckpts: list[str], predictions: list[str]) -> Path | None:
+    """The tuned ``postproc.yaml`` of what is evaluated: next to the predictions file (one file: the folder
+    it lies in, where an ensemble's averaged predictions are tuned too), else in the single checkpoint's
+    run folder. None when there is none (or for an ensemble of checkpoints, which has no folder of its own)."""
+    if predictions:
+        p = Path(predictions[0]).parent / TUNED_FILE if len(predictions) == 1 else None
+    elif len(ckpts) == 1:
+        p = run_folder(ckpts[0]) / TUNED_FILE
+    else:
+        p = None
+    return p if p is not None and p.is_file() else None
+
+
+# ---------------------------------------------------------------------------- the app
+def header_lines(res, before: float | None, split: str, pred_source: str, gt_source: str) -> list[str]:
+    """The header of a tuned postproc.yaml: provenance, grid, figures and the per-class choice."""
+    g = res.grid
+    obj = res.objective
+    lines = [
+        f"post-processing fitted by sed.tune on split {split} (predictions: {pred_source}; ground truth: {gt_source})",
+        f"objective: macro {obj.replace('_', ' ')}; exact per-class search over "
+        f"{g.settings_per_class()} settings per class x {len(g.lows(res.params))} hysteresis bound(s)",
+        f"grid: thresholds {list(g.thresholds)}; first windows {list(g.first_windows)}; "
+        f"second windows {list(g.second_windows)}; tagging thresholds "
+        f"{['off' if v is None else v for v in g.tagging_thresholds]}; "
+        f"hysteresis_low {list(g.lows(res.params)) if g.hysteresis_lows is not None else 'not searched'}",
+        f"tune-split macro {obj.replace('_', ' ')}: {100 * res.macro:.2f} % fitted"
+        + (f", {100 * before:.2f} % with the base post-processing" if before is not None else "")
+        + " (tuned and measured on the same split: optimistic)",
+    ]
+    for c, r in res.per_class.items():
+        if r.get("tuned"):
+            lines.append(
+                f"  {c}: threshold {r['frame_threshold']}, windows {r['median_windows']}, tagging "
+                f"{'off' if r['tagging_threshold'] is None else r['tagging_threshold']}: {obj} {100 * r[obj]:.1f} % ({r['n_tp']} tp / {r['n_sys']} sys / {r['n_ref']} ref)"
+            )
+        else:
+            lines.append(f"  {c}: not tuned ({r['reason']}): base values kept")
+    return lines
+
+
+def run(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
+    """Tune as configured; write postproc.yaml and tune.json into ``out_dir`` and the run folder."""
+    from sed.eval import _as_list, get_ground_truth, get_predictions, latest_run, write_postproc_file
+    from sed.evaluation import metrics as M
+    from sed.postproc import PostprocParams
+    from sed.postproc.tune import TuneGrid, tune
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    split = str(cfg.split)
+    base = PostprocParams.from_cfg(cfg.postproc)
+    base.check_classes(CLASSES, source="the class list (sed.core.constants.CLASSES)")
+    grid = TuneGrid.from_cfg(cfg.grid)
+    ckpts = [latest_run(cfg.train_runs) if c == "latest" else c for c in _as_list(cfg.ckpt)]
+    files = _as_list(cfg.predictions)
+    if not files and not ckpts:  # as sed.eval: the last training run
+        ckpts = [latest_run(cfg.train_runs)]
+    preds, source = get_predictions(cfg, split, files)
+    gt, gt_source = get_ground_truth(cfg, split, cfg.ground_truth)
+    preds.check_compatible(CLASSES, FRAME_SECONDS, source=source)
+    if not files:
+        preds.save(out_dir / "predictions.npz")
+
+    workers = None if cfg.get("workers") in (None, "auto") else int(cfg.workers)
+    res = tune(preds, gt, grid, base, objective=str(cfg.objective), tuned_on=split,
+               on_missing=str(cfg.on_missing), workers=workers)
+    key = "event_f1_macro" if res.objective == "event_f1" else "segment_f1_macro"
+    b = M.evaluate(preds, gt, base, psds=False, f1_engine="fast", segment=res.objective == "segment_f1",
+                   on_missing=str(cfg.on_missing)).metrics
+    fitted = M.evaluate(preds, gt, res.params, psds=False, f1_engine="fast", segment=res.objective == "segment_f1",
+                        on_missing=str(cfg.on_missing)).metrics
+    before = b.get(key)
+    header = header_lines(res, before, split, source, gt_source)
+    written = [write_postproc_file(res.params, str(out_dir / TUNED_FILE), header="\n# ".join(header))]
+    if cfg.get("run_dir"):
+        target = Path(str(cfg.run_dir))
+    elif len(files) == 1:
+        target = Path(files[0]).parent
+    elif len(ckpts) == 1 and not files:
+        target = run_folder(ckpts[0])
+    else:
+        target = None
+    if target is not None and target.resolve() != out_dir.resolve():
+        written.append(write_postproc_file(res.params, str(target / TUNED_FILE), header="\n# ".join(header)))
+    if cfg.get("name"):
+        written.append(write_postproc_file(res.params, str(cfg.name), header="\n# ".join(header)))
+    summary = {
+        "split": split,
+        "predictions": source,
+        "ground_truth": gt_source,
+        "objective": res.objective,
+        "grid": grid.to_dict(),
+        "fitted": {key: res.macro, "check_by_decoder": fitted.get(key)},
+        "base": {key: before, "per_class": {c: v.get("event_f1" if key.startswith("event") else "segment_f1")
+                                            for c, v in b["per_class"].items()}},
+        "hysteresis_low": res.low,
+        "macro_by_hysteresis_low": res.macro_by_low,
+        "per_class": res.per_class,
+        "seconds": res.seconds,
+        "postproc": res.params.to_dict(),
+        "written": [str(p) for p in written],
+    }
+    (out_dir / "tune.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    if target is not None and target.resolve() != out_dir.resolve():
+        (target / "tune.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    for line in header:
+        log.info(line)
+    for p in written:
+        log.info("wrote %s", p)
+    return summary
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="tune")
+def main(cfg: DictConfig) -> float | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    from sed.evaluation.predictions import PredictionsError
+
+    try:
+        s = run(cfg, HydraConfig.get().runtime.output_dir)
+    except (SedError, PredictionsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    return float(next(iter(s["fitted"].values())))
+
+
+# ---------------------------------------------------------------------------- `sed tune`
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``tune`` subcommand of the ``sed`` console script (sed/cli.py registers it)."""
+    p = sub.add_parser(
+        "tune",
+        help="fit the post-processing per class on a tuning split",
+        description="Fit each class's frame threshold, median windows and tagging threshold on saved "
+        "predictions (or a checkpoint) of a strongly-labelled split; writes postproc.yaml into the run folder.",
+    )
+    p.add_argument("predictions", nargs="*", help="predictions .npz of the tuning split (several: ensemble average)")
+    p.add_argument("--ckpt", default=None, help="checkpoint, run folder or `latest` (when no predictions are given)")
+    p.add_argument("--split", default="validation", help="the tuning split (default validation)")
+    p.add_argument("--ground-truth", default=None, help="strong-label TSV of the split (default: the data config's)")
+    p.add_argument("--objective", default="event_f1", choices=("event_f1", "segment_f1"))
+    p.add_argument("--name", default=None, help="also write conf/postproc/<name>.yaml")
+    p.add_argument("--run-dir", default=None, help="where postproc.yaml goes (default: the run folder)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="a Hydra override of conf/tune.yaml, e.g. --set data=desed --set grid.hysteresis_lows=[null,0.1]")
+
+    def run_cli(a: argparse.Namespace) -> int:
+        from hydra import compose, initialize_config_dir
+
+        from sed.eval import CONF_DIR
+        from sed.evaluation.predictions import PredictionsError
+
+        ov = list(a.overrides)
+        if a.predictions:
+            ov.append("predictions=[" + ",".join(a.predictions) + "]")
+        for k, v in (("ckpt", a.ckpt), ("split", a.split), ("ground_truth", a.ground_truth),
+                     ("objective", a.objective), ("name", a.name), ("run_dir", a.run_dir)):
+            if v is not None:
+                ov.append(f"{k}={v}")
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        try:
+            with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+                cfg = compose("tune", overrides=ov)
+            run(cfg, Path("outputs/tune") / time.strftime("%Y-%m-%d_%H-%M-%S"))
+        except (SedError, PredictionsError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        except Exception as e:  # noqa: BLE001 - a bad override: one line, usage error
+            if type(e).__module__.startswith(("hydra", "omegaconf")):
+                print(f"error: {e}", file=sys.stderr)
+                return 2
+            raise
+        return 0
+
+    p.set_defaults(func=run_cli)
+
+
+if __name__ == "__main__":
+    main()
