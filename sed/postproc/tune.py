@@ -198,7 +198,9 @@ def match_counts(
     """True positives per row ``(n_rows,)`` (a row: one clip of one class at one setting), with the hit
     rule and maximum matching of :func:`sed.evaluation.metrics.event_based_fast` (sed_eval's optimal
     event matching, onset and offset). ``est_row`` must be sorted."""
-    from sed.evaluation.sed_eval_metrics import max_matching  # sed_eval's matching, shared with event_based_fast
+    from sed.evaluation.sed_eval_metrics import (
+        max_matching,  # sed_eval's matching, shared with event_based_fast
+    )
 
     tp = np.zeros(n_rows, dtype=np.int64)
     if ref_row.size == 0 or est_row.size == 0:
