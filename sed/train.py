@@ -92,8 +92,9 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None, extr
             import json
 
             best = json.loads(summary.path.read_text()).get("best") or {}
-        log.info("best checkpoint: %s (event F1 %s)", trainer.checkpoint_callback.best_model_path,
-                 best.get("event_f1_macro"))
+        log.info("best checkpoint: %s (epoch %s by val/%s = %s; validation event F1 %s)",
+                 trainer.checkpoint_callback.best_model_path, summary.best_epoch, summary.monitor,
+                 best.get(summary.monitor), best.get("event_f1_macro"))
     return best
 
 
