@@ -3,7 +3,7 @@
 A straight line: seed, datamodule, model, callbacks, loggers, trainer, fit, summary -- each object
 built by ``hydra.utils.instantiate`` from its ``_target_`` in the config.  A run folder
 ``outputs/train/<experiment>/<timestamp>/`` holds ``checkpoints/{best,last}.ckpt``,
-``metrics.json`` (best validation figures), ``reports/`` (per-class table, plots) and the logger's files.
+``metrics.json`` (the selected epoch's figures, :mod:`sed.training.selection`), ``reports/`` (per-class table, plots) and the logger's files.
 """
 
 from __future__ import annotations

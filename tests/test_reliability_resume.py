@@ -75,7 +75,6 @@ def test_resumed_run_keeps_the_pre_resume_best_and_best_ckpt_reproduces_its_scor
     pred = load_system(best, device="cpu")
     preds = predict_split(best, data_cfg, "validation", device="cpu", progress=False)
     from sed.datamodules.cache import labels_for
-
     from sed.training.callbacks import ValidationScorer
 
     scorer = ValidationScorer(pred.system.hparams["postproc"], psds=True, psds_thresholds=3)

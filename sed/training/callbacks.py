@@ -7,9 +7,9 @@ scoring, validation reports and the run summary.
   the iteration count, with the period in iterations fixed once and kept in the checkpoint, so a
   resumed run continues its schedule exactly.
 - :class:`ValidationScorer` post-processes and scores the validation predictions the system returns
-  (``sed.postproc``, ``sed.evaluation.metrics.evaluate``), logs ``val/*`` (``val/event_f1_macro``
-  drives Lightning's ``ModelCheckpoint``) and keeps the result for :class:`ValidationReport` and
-  :class:`RunSummary`.
+  (``sed.postproc``, ``sed.evaluation.metrics.evaluate``), logs ``val/*`` (learning curves; the best
+  checkpoint is chosen on held-out synthetic clips, :mod:`sed.training.selection`) and keeps the result
+  for :class:`ValidationReport` and :class:`RunSummary`.
 """
 
 from __future__ import annotations
@@ -129,8 +129,7 @@ class ValidationScorer(pl.Callback):
 
     ``postproc``: the ``postproc`` config node (Table 1); ``psds``: PSDS every epoch with
     ``psds_thresholds`` thresholds (``make eval`` uses 50); if PSDS fails it is turned off for the
-    rest of the run (event F1 still drives checkpoints).  Logs ``val/<k>`` for every k of
-    ``VAL_LOG_KEYS`` (``val/event_f1_macro`` is the checkpoint monitor) and keeps
+    rest of the run.  Logs ``val/<k>`` for every k of ``VAL_LOG_KEYS`` and keeps
     ``last = (Predictions, EvalResult)`` for the report callbacks (:meth:`of` finds it).
     """
 
@@ -196,7 +195,7 @@ class ValidationScorer(pl.Callback):
             try:
                 return evaluate(preds, gt, self.params, psds=True, n_thresholds=self.psds_thresholds,
                                 threshold_independent=False)
-            except Exception as e:  # noqa: BLE001 - PSDS must not stop training; F1 still drives checkpoints
+            except Exception as e:  # noqa: BLE001 - PSDS must not stop training
                 log.warning("validation PSDS failed (%s); scoring event/segment F1 only from now on", e)
                 self.psds = False
         return evaluate(preds, gt, self.params, psds=False, threshold_independent=False)
