@@ -115,8 +115,9 @@ def summarize_sweep(sweep_dir: Path, config=None) -> str:
             continue
         best = m.get("best") or {}
         rows.append({"job": p.parent.name, "overrides": " ".join(m.get("overrides") or []),
-                     **{k: best.get(k) for k in SUMMARY_KEYS}, "best_epoch": m.get("best_epoch")})
-    cols = ["job", "overrides", *SUMMARY_KEYS, "best_epoch"]
+                     **{k: best.get(k) for k in SUMMARY_KEYS}, "holdout_frame_map": best.get("holdout_frame_map"),
+                     "best_epoch": m.get("best_epoch")})
+    cols = ["job", "overrides", *SUMMARY_KEYS, "holdout_frame_map", "best_epoch"]
     rows.sort(key=lambda r: -(r.get("event_f1_macro") or -math.inf))
     table = markdown_table(rows, cols) if rows else "(no finished run)"
     (sweep_dir / "summary.md").write_text(table + "\n")
