@@ -83,8 +83,6 @@ def test_holdout_split_is_fixed_by_names_and_seed():
 
 
 def test_datamodule_never_serves_held_out_clips(data_cfg):
-    from sed.training.callbacks import BatchRecorder  # noqa: F401 - the records hold the same (source, row)
-
     seen = set()
     for seed in (0, 5):  # the held-out clips do not depend on the training seed
         dm = make_dm(data_cfg, batch_size=8, switch_epoch=1, post_switch={"synthetic": 0.5, "weak": 0.25, "unlabel": 0.25},
