@@ -3,7 +3,7 @@
 A straight line: seed, datamodule, model, callbacks, loggers, trainer, fit, summary -- each object
 built by ``hydra.utils.instantiate`` from its ``_target_`` in the config.  A run folder
 ``outputs/train/<experiment>/<timestamp>/`` holds ``checkpoints/{best,last}.ckpt``,
-``metrics.json`` (best validation figures), ``reports/`` (per-class table, plots) and the logger's files.
+``metrics.json`` (the selected epoch's figures, :mod:`sed.training.selection`), ``reports/`` (per-class table, plots) and the logger's files.
 """
 
 from __future__ import annotations
@@ -92,8 +92,9 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None, extr
             import json
 
             best = json.loads(summary.path.read_text()).get("best") or {}
-        log.info("best checkpoint: %s (event F1 %s)", trainer.checkpoint_callback.best_model_path,
-                 best.get("event_f1_macro"))
+        log.info("best checkpoint: %s (epoch %s by val/%s = %s; validation event F1 %s)",
+                 trainer.checkpoint_callback.best_model_path, summary.best_epoch, summary.monitor,
+                 best.get(summary.monitor), best.get("event_f1_macro"))
     return best
 
 
@@ -114,8 +115,9 @@ def summarize_sweep(sweep_dir: Path, config=None) -> str:
             continue
         best = m.get("best") or {}
         rows.append({"job": p.parent.name, "overrides": " ".join(m.get("overrides") or []),
-                     **{k: best.get(k) for k in SUMMARY_KEYS}, "best_epoch": m.get("best_epoch")})
-    cols = ["job", "overrides", *SUMMARY_KEYS, "best_epoch"]
+                     **{k: best.get(k) for k in SUMMARY_KEYS}, "holdout_frame_map": best.get("holdout_frame_map"),
+                     "best_epoch": m.get("best_epoch")})
+    cols = ["job", "overrides", *SUMMARY_KEYS, "holdout_frame_map", "best_epoch"]
     rows.sort(key=lambda r: -(r.get("event_f1_macro") or -math.inf))
     table = markdown_table(rows, cols) if rows else "(no finished run)"
     (sweep_dir / "summary.md").write_text(table + "\n")

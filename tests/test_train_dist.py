@@ -44,5 +44,5 @@ def test_multirun_writes_summary(tmp_path, tiny_desed, data_cfg):
                          env={**os.environ, "PYTHONPATH": str(REPO)})
     assert out.returncode == 0, out.stderr[-3000:]
     table = (sweep / "summary.md").read_text()
-    assert "model.tau=0.5" in table and "model.tau=0.9" in table
+    assert "model.tau=0.5" in table and "model.tau=0.9" in table and "holdout_frame_map" in table
     assert len(pd.read_csv(sweep / "summary.csv")) == 2

@@ -31,6 +31,11 @@ position is served twice, so ranks share no clip within an epoch unless that str
 permutation into the next (then a clip may come once from each).  Lightning's distributed
 sampler must be off (``use_distributed_sampler: false``, set by sed.train).  Validation is NOT
 sharded: every rank scores the whole (small) validation split, so every rank logs the same metrics.
+
+Held-out synthetic clips (``holdout: {share, seed}``, :mod:`sed.datamodules.holdout`): that share of
+the synthetic clips is removed from the synthetic training source (the sampler never sees it) and
+served as ``holdout_features``/``holdout_rows``/``holdout_targets`` for the checkpoint criterion
+(:class:`sed.training.selection.HoldoutScorer`); ``iters_per_epoch: null`` counts the clips left.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from sed.core.constants import N_CLASSES, N_FRAMES
 from sed.core.errors import ConfigError, DataError
 from sed.datamodules.cache import SplitFeatures, labels_for, load_split
+from sed.datamodules.holdout import holdout_settings, split_rows
 from sed.datamodules.targets import events_to_frame_targets, tags_to_clip_targets
 from sed.datamodules.tsv import read_strong_tsv
 
@@ -90,11 +96,13 @@ class SourceData:
         self.name, self.feats = name, feats
         self.frame = frame  # row -> (T, C) uint8 frame targets (only rows with strong targets)
         self.clip = clip  # (N, C) float32 or None (unlabel)
+        self.rows = np.arange(len(feats))  # the feature rows training may use (sampler position -> row)
 
     def __len__(self) -> int:
-        return len(self.feats)
+        return len(self.rows)
 
-    def batch(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
+    def batch(self, positions: np.ndarray) -> dict[str, torch.Tensor]:
+        rows = self.rows[np.asarray(positions, dtype=np.int64)]  # "index" below: the feature row
         order = np.argsort(rows, kind="stable")  # memmap reads in file order, then put back
         x = np.empty((len(rows), N_FRAMES, self.feats.logmel.shape[2]), np.float32)
         x[order] = np.asarray(self.feats.logmel[rows[order]])
@@ -259,6 +267,7 @@ class DesedDataModule(pl.LightningDataModule):
         num_workers: int,
         seed: int,
         progress: bool,
+        holdout: Mapping | None = None,
     ) -> None:
         super().__init__()
         self.data_cfg = data
@@ -268,6 +277,10 @@ class DesedDataModule(pl.LightningDataModule):
         self._iters_cfg = iters_per_epoch
         self.val_batch_size, self.num_workers = int(val_batch_size), int(num_workers)
         self.seed, self.progress = int(seed), progress
+        self.holdout_share, self.holdout_seed = holdout_settings(holdout)
+        self.holdout_features: SplitFeatures | None = None
+        self.holdout_rows = np.zeros(0, np.int64)  # feature rows of the held-out synthetic clips
+        self.holdout_targets = np.zeros((0, N_FRAMES, N_CLASSES), np.uint8)
         self.phases: list[tuple[int, dict[str, int]]] = []
         if self.switch_epoch > 0:
             self.phases.append((0, batch_counts(self.pre_switch, self.batch_size)))
@@ -279,7 +292,7 @@ class DesedDataModule(pl.LightningDataModule):
     # -- setup -----------------------------------------------------------------------------
     def prepare_data(self) -> None:
         """Build the feature caches once (rank 0) before setup reads them on every rank."""
-        for s in self._used_sources() + ["validation"]:
+        for s in self._used_sources() + ["validation"] + (["synthetic"] if self.holdout_share > 0 else []):
             load_split(self.data_cfg, s, progress=self.progress)
 
     def _used_sources(self) -> list[str]:
@@ -305,10 +318,26 @@ class DesedDataModule(pl.LightningDataModule):
     def _setup(self, stage: str | None) -> None:
         if stage in (None, "fit") and not self.sources:
             self.sources = _load_sources(self.data_cfg, self._used_sources(), self.weak_frame_labels, self.progress)
+            self._setup_holdout()
             self.iters_per_epoch = self._epoch_length(self._world()[1])
         if stage in (None, "fit", "validate") and self.val_features is None:
             self.val_features = load_split(self.data_cfg, "validation", progress=self.progress)
             self.val_truth = labels_for(self.data_cfg, "validation")
+
+    def _setup_holdout(self) -> None:
+        """Split the synthetic clips; the held-out ones leave the synthetic training source."""
+        if self.holdout_share <= 0:
+            return
+        feats = load_split(self.data_cfg, "synthetic", progress=self.progress)
+        train, held = split_rows(feats.filenames, self.holdout_share, self.holdout_seed)
+        if "synthetic" in self.sources:
+            self.sources["synthetic"].rows = train
+        labels = labels_for(self.data_cfg, "synthetic")
+        self.holdout_features, self.holdout_rows = feats, held
+        self.holdout_targets = np.stack([events_to_frame_targets(labels.get(feats.filenames[r], [])).astype(np.uint8)
+                                         for r in held]) if len(held) else self.holdout_targets
+        log.info("holdout: %d of %d synthetic clips held out of training for checkpoint selection (seed %d)",
+                 len(held), len(feats), self.holdout_seed)
 
     def _epoch_length(self, world: int) -> int:
         if self._iters_cfg:

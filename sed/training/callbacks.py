@@ -7,9 +7,9 @@ scoring, validation reports and the run summary.
   the iteration count, with the period in iterations fixed once and kept in the checkpoint, so a
   resumed run continues its schedule exactly.
 - :class:`ValidationScorer` post-processes and scores the validation predictions the system returns
-  (``sed.postproc``, ``sed.evaluation.metrics.evaluate``), logs ``val/*`` (``val/event_f1_macro``
-  drives Lightning's ``ModelCheckpoint``) and keeps the result for :class:`ValidationReport` and
-  :class:`RunSummary`.
+  (``sed.postproc``, ``sed.evaluation.metrics.evaluate``), logs ``val/*`` (learning curves; the best
+  checkpoint is chosen on held-out synthetic clips, :mod:`sed.training.selection`) and keeps the result
+  for :class:`ValidationReport` and :class:`RunSummary`.
 """
 
 from __future__ import annotations
@@ -129,8 +129,7 @@ class ValidationScorer(pl.Callback):
 
     ``postproc``: the ``postproc`` config node (Table 1); ``psds``: PSDS every epoch with
     ``psds_thresholds`` thresholds (``make eval`` uses 50); if PSDS fails it is turned off for the
-    rest of the run (event F1 still drives checkpoints).  Logs ``val/<k>`` for every k of
-    ``VAL_LOG_KEYS`` (``val/event_f1_macro`` is the checkpoint monitor) and keeps
+    rest of the run.  Logs ``val/<k>`` for every k of ``VAL_LOG_KEYS`` and keeps
     ``last = (Predictions, EvalResult)`` for the report callbacks (:meth:`of` finds it).
     """
 
@@ -196,7 +195,7 @@ class ValidationScorer(pl.Callback):
             try:
                 return evaluate(preds, gt, self.params, psds=True, n_thresholds=self.psds_thresholds,
                                 threshold_independent=False)
-            except Exception as e:  # noqa: BLE001 - PSDS must not stop training; F1 still drives checkpoints
+            except Exception as e:  # noqa: BLE001 - PSDS must not stop training
                 log.warning("validation PSDS failed (%s); scoring event/segment F1 only from now on", e)
                 self.psds = False
         return evaluate(preds, gt, self.params, psds=False, threshold_independent=False)
@@ -286,15 +285,22 @@ class ValidationReport(pl.Callback):
 
 
 class RunSummary(pl.Callback):
-    """Keeps the best validation figures (by event-F1) and writes ``metrics.json`` in the run folder.
+    """Keeps the figures of the best epoch by ``val/<monitor>`` and writes ``metrics.json`` in the run folder.
 
-    ``metrics.json`` holds ``best`` (figures at the best epoch), ``best_epoch``, ``last``, the
-    checkpoint paths (of the trainer's ``ModelCheckpoint`` monitoring ``val/<monitor>`` and of the
-    one without a monitor) and ``overrides`` -- what the multirun summary table reads.
+    ``monitor``: a key of the validation scores (``event_f1_macro``) or any logged ``val/<monitor>``
+    (default ``holdout_frame_map``, :mod:`sed.training.selection`); ties keep the later epoch, as
+    :class:`sed.training.selection.BestCheckpoint`.  ``metrics.json`` holds ``criterion``, ``best``
+    (the Table-1 validation figures and the criterion at the best epoch), ``best_epoch``, ``last``,
+    ``notes`` (the selection warnings, :func:`sed.training.selection.selection_notes`), the checkpoint
+    paths (of the ``ModelCheckpoint`` monitoring ``val/<monitor>`` and of the one without a monitor) and
+    ``overrides`` -- what the multirun summary table reads.  At the end of fit each note goes to the run
+    log and, with ``report``, to that file (one line each).
     """
 
-    def __init__(self, path: str | Path, monitor: str, overrides: list[str] | None = None) -> None:
+    def __init__(self, path: str | Path, monitor: str, overrides: list[str] | None = None,
+                 report: str | Path | None = None) -> None:
         self.path, self.monitor, self.overrides = Path(path), monitor, list(overrides or [])
+        self.report = Path(report) if report else None
         self.best: dict[str, Any] = {}
         self.best_epoch: int | None = None
         self.last: dict[str, Any] = {}
@@ -312,10 +318,32 @@ class RunSummary(pl.Callback):
         m = last[1].metrics
         self.last = {k: m.get(k) for k in SUMMARY_KEYS}
         v = m.get(self.monitor)
+        if v is None and f"val/{self.monitor}" in trainer.callback_metrics:
+            v = float(trainer.callback_metrics[f"val/{self.monitor}"])
+            self.last[self.monitor] = v
         b = self.best.get(self.monitor)
-        if v is not None and (b is None or v > b):
+        if v is not None and not math.isnan(v) and (b is None or v >= b):  # ties: the later epoch
             self.best, self.best_epoch = dict(self.last), trainer.current_epoch
         self.write(trainer)
+
+    def notes(self, trainer: pl.Trainer) -> list[str]:
+        from sed.training.selection import HoldoutScorer, selection_notes
+
+        hs = HoldoutScorer.of(trainer)
+        crit = f"val/{self.monitor}"
+        return hs.notes(self.best_epoch, crit) if hs is not None else selection_notes(self.best_epoch, crit)
+
+    @rank_zero_only
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.best_epoch is None:
+            return
+        notes = self.notes(trainer)
+        for line in notes:
+            log.warning(line)
+        if self.report is not None:
+            self.report.parent.mkdir(parents=True, exist_ok=True)
+            head = f"checkpoint selection: best epoch {self.best_epoch} by val/{self.monitor} = {self.best.get(self.monitor)}"
+            self.report.write_text("\n".join([head, *notes]) + "\n")
 
     @rank_zero_only
     def write(self, trainer: pl.Trainer) -> None:
@@ -324,7 +352,8 @@ class RunSummary(pl.Callback):
         cks = [c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)]
         best_path = next((c.best_model_path for c in cks if c.monitor == f"val/{self.monitor}"), None) or None
         last_path = next((c.best_model_path for c in cks if c.monitor is None), None) or None
-        out = {"best": self.best, "best_epoch": self.best_epoch, "last": self.last,
+        out = {"criterion": f"val/{self.monitor}", "best": self.best, "best_epoch": self.best_epoch, "last": self.last,
+               "notes": self.notes(trainer),
                "epochs_done": min(trainer.current_epoch + 1, trainer.max_epochs or 10**9),
                "global_step": trainer.global_step,
                "best_ckpt": best_path, "last_ckpt": last_path, "overrides": self.overrides}
