@@ -222,8 +222,23 @@ def split_filenames(data_cfg: Mapping, split: str) -> list[str]:
 def labels_for(data_cfg: Mapping, split: str) -> dict[str, list[Event]] | dict[str, list[str]] | list[str]:
     """The split's TSV parsed by its kind: strong -> events, weak -> tags, unlabel -> filenames."""
     s = DesedLayout.from_cfg(data_cfg).split(split)
+    if s.optional and not s.tsv.is_file():
+        _warn_absent(s)
+        return [] if s.kind == "unlabel" else {}
     reader = {"strong": read_strong_tsv, "weak": read_weak_tsv, "unlabel": read_unlabel_tsv}[s.kind]
     return reader(s.tsv)
+
+
+_warned: set[tuple[str, str]] = set()
+
+
+def _warn_absent(s) -> None:
+    """One warning per optional split (and path) that the dataset lacks."""
+    key = (s.name, str(s.tsv))
+    if key not in _warned:
+        _warned.add(key)
+        log.warning("%s: optional split %r not in this dataset (its TSV or audio folder %s is missing): "
+                    "treated as empty", s.tsv, s.name, s.audio_dir)
 
 
 def load_split(
@@ -236,6 +251,9 @@ def load_split(
 ) -> SplitFeatures:
     """Features of ``split`` of the dataset that ``data_cfg`` (the ``data`` config node) describes."""
     s = DesedLayout.from_cfg(data_cfg).split(split)
+    if s.absent():
+        _warn_absent(s)
+        return SplitFeatures(split, [], np.zeros((0, DEFAULT_FEATURES.n_frames, DEFAULT_FEATURES.n_mels), np.float32))
     return build_cache(
         split,
         s.audio_dir,
