@@ -69,6 +69,7 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None, extr
     from pytorch_lightning.callbacks import ModelCheckpoint
 
     from sed.training.callbacks import RunSummary, ValidationReport
+    from sed.training.speed import speed_callbacks  # issue 15 hook: channels_last / torch.compile switches
 
     if "wandb" in (cfg.get("logger") or {}) and cfg.logger.wandb.get("offline", True):
         os.environ.setdefault("WANDB_MODE", "offline")
@@ -89,6 +90,7 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None, extr
                            enable_version_counter=False)
     summary = RunSummary(run_dir / "metrics.json", overrides=overrides, best_cb=ckpt, last_cb=last)
     callbacks = [ckpt, last, summary, ValidationReport(run_dir / "reports", plots=bool(cfg.val.plots)), *(extra_callbacks or [])]
+    callbacks += speed_callbacks(cfg.get("speed"))
     loggers = [hydra.utils.instantiate(lg) for lg in (cfg.get("logger") or {}).values() if lg]
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for lg in loggers:
