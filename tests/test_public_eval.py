@@ -38,3 +38,28 @@ def test_public_eval_missing_only_warns(tiny_desed, tmp_path, caplog):
     cfg2.splits.public_eval.optional = False
     with pytest.raises(DataError, match="public.tsv"):
         labels_for(cfg2, "public_eval")
+
+
+def test_cache_build_writes_rows_without_mapping_them(tiny_desed, tmp_path):
+    """The cache is written with pwrite (RSS does not grow with the split); the values are LogMel's."""
+    import numpy as np
+    import torch
+
+    from sed.audio.features import LogMel
+    from sed.audio.io import load_audio
+    from sed.datamodules import cache as cache_mod
+
+    cfg = make_data_cfg(tiny_desed, tmp_path / "cache")
+    feats = load_split(cfg, "weak", progress=False)
+    spec = DesedLayout.from_cfg(cfg).split("weak")
+    want = LogMel()(torch.from_numpy(load_audio(spec.audio_dir / feats.filenames[3])[None]))[0].numpy()
+    np.testing.assert_allclose(np.asarray(feats.logmel[3]), want, rtol=1e-5, atol=1e-5)
+    path = tmp_path / "a.npy"
+    np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(5, 3, 2)).flush()
+    w = cache_mod._RowWriter(path)
+    w.write(np.array([4, 1]), np.arange(12, dtype=np.float64).reshape(2, 3, 2))
+    w.flush()
+    w.close()
+    got = np.load(path)
+    assert got[4].tolist() == [[0, 1], [2, 3], [4, 5]] and got[1].sum() == 6 + 7 + 8 + 9 + 10 + 11
+    assert got[[0, 2, 3]].sum() == 0
