@@ -198,3 +198,22 @@ def test_gpu_features_on_device(data_cfg):
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
     assert batch["x"].is_cuda and batch["y_f"].is_cuda
+
+
+def test_predictor_speed_up_same_outputs(tmp_path):
+    """sed detect's inference rewrites (BatchNorm folded, channels_last): same probabilities up to rounding."""
+    from sed.evaluation.inference import fuse_batchnorm, load_system
+    from sed.models.common import ConvBlock
+    from tests.detect_helpers import make_untrained_checkpoint
+
+    ck = make_untrained_checkpoint(tmp_path / "u.ckpt")
+    ref, fast = load_system(ck, "cpu"), load_system(ck, "cpu").speed_up()
+    blocks = [m for m in fast.system.modules() if isinstance(m, ConvBlock)]
+    assert len(blocks) == 8 and all(isinstance(m.bn, torch.nn.Identity) for m in blocks)
+    assert fuse_batchnorm(fast.system) == 0  # nothing left to fold
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(3, 640, 64, generator=g) * 3 - 5
+    for a, b in zip(ref.predict_logmel(x), fast.predict_logmel(x)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    train_mode = _system().train()
+    assert fuse_batchnorm(train_mode) == 0  # a module in training mode is left alone
