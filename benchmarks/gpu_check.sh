@@ -47,7 +47,7 @@ step() {  # step NAME CMD... : run, keep log, time and exit code
   STEPS+=("$name $rc $(( (t1 - t0) / 1000000 ))")
 }
 
-step pytest_gpu "$PY" -m pytest -q -p no:randomly "${PYTEST_ARGS[@]}"
+step pytest_gpu "$PY" -m pytest -p no:randomly "${PYTEST_ARGS[@]}"  # pyproject adds -q: the last line is the summary
 step throughput "$PY" -m benchmarks.gpu_check throughput --device "$DEV" "${TP_ARGS[@]}"
 step equality "$PY" -m benchmarks.gpu_check equality --device "$DEV"
 step ddp_data "$PY" -m sed.generate --preset desed --limit "$GEN_LIMIT" --out "$WORK/data" --workers 2 --no-plot
