@@ -10,8 +10,9 @@ Stages, each in its own subprocess (so that its peak memory is its own):
    the synthetic clips) and its validation pass (F1, PSDS, plots);
 5. ``eval`` / ``eval_public``: ``python -m sed.eval`` of that checkpoint on the validation and public-eval splits.
 
-Peak RSS: ``ru_maxrss`` of the stage's process (``os.wait4``: the largest single process of its tree) and the
-peak of the whole tree's summed RSS (``/proc``, sampled every 0.2 s; generation uses worker processes).
+Peak RSS: the largest VmHWM of the stage's processes (each process's own peak) and the peak of the whole
+tree's summed RSS (``/proc``, sampled every 0.2 s; generation uses worker processes); ``ru_maxrss`` from
+``os.wait4`` is kept as an upper bound.
 Disk: the data, cache and run folders after the stage. Results: ``benchmarks/results/scale.json``
 (``scale_<S>.json`` for a fraction). Not in ``make bench``'s default set (tens of minutes at scale 1):
 
@@ -41,40 +42,49 @@ SPLITS = ("synthetic", "weak", "unlabel", "validation", "public_eval")
 PEAK_LIMIT_MB = 4096
 
 
-def _tree_rss_mb(root: int) -> float:
-    """Summed VmRSS (MB) of ``root`` and all its descendants, from /proc."""
+def _tree_mem_mb(root: int) -> tuple[float, float]:
+    """(summed VmRSS, largest VmHWM) in MB of ``root`` and all its descendants, from /proc. VmHWM is each
+    process's peak since its exec (``ru_maxrss`` of a child also counts the forking parent's pages)."""
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
         try:
             with open(f"/proc/{d}/stat") as f:
                 ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{d}/statm") as f:
-                rss[int(d)] = int(f.read().split()[1])
         except (OSError, ValueError, IndexError):
             continue
         children.setdefault(ppid, []).append(int(d))
-    total, todo = 0, [root]
+    rss_kb, hwm_kb, todo = 0, 0, [root]
     while todo:
         p = todo.pop()
-        total += rss.get(p, 0)
         todo += children.get(p, [])
-    return total * os.sysconf("SC_PAGE_SIZE") / 2**20
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        rss_kb += int(line.split()[1])
+                    elif line.startswith("VmHWM:"):
+                        hwm_kb = max(hwm_kb, int(line.split()[1]))
+        except (OSError, ValueError):
+            continue
+    return rss_kb / 1024, hwm_kb / 1024
 
 
 def run_stage(cmd: list[str], log_path: Path, env: dict[str, str]) -> dict:
-    """Run ``cmd``; returns wall seconds, peak RSS (largest process, MB), peak summed tree RSS (MB), exit code."""
+    """Run ``cmd``; returns wall seconds, peak RSS of its largest process (VmHWM, sampled every 0.2 s), peak
+    summed RSS of its process tree, ``ru_maxrss`` from ``os.wait4`` (an upper bound: it includes the
+    forking parent's resident pages) and the exit code."""
     with open(log_path, "w") as log:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
-        peak = [0.0]
+        peak = [0.0, 0.0]
         stop = threading.Event()
 
         def sample() -> None:
             while not stop.is_set():
-                peak[0] = max(peak[0], _tree_rss_mb(proc.pid))
+                tree, hwm = _tree_mem_mb(proc.pid)
+                peak[0], peak[1] = max(peak[0], tree), max(peak[1], hwm)
                 stop.wait(0.2)
 
         th = threading.Thread(target=sample, daemon=True)
@@ -84,8 +94,8 @@ def run_stage(cmd: list[str], log_path: Path, env: dict[str, str]) -> dict:
         stop.set()
         th.join()
         wall = time.perf_counter() - t0
-    return {"wall_s": round(wall, 2), "peak_rss_mb": round(ru.ru_maxrss / 1024, 1), "peak_tree_rss_mb": round(peak[0], 1),
-            "rc": proc.returncode}
+    return {"wall_s": round(wall, 2), "peak_rss_mb": round(peak[1], 1), "peak_tree_rss_mb": round(peak[0], 1),
+            "ru_maxrss_mb": round(ru.ru_maxrss / 1024, 1), "rc": proc.returncode}
 
 
 def _du_mb(path: Path) -> float:
