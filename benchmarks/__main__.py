@@ -14,14 +14,16 @@ from pathlib import Path
 from benchmarks.common import RESULTS_DIR, print_table
 
 HERE = Path(__file__).resolve().parent
+#: Run only when named (long): bench_scale (a DESED-sized run, tens of minutes).
+NOT_DEFAULT = {"scale"}
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks")
     p.add_argument("--quick", action="store_true", help="small sizes (a sanity run, not figures to report)")
-    p.add_argument("names", nargs="*", help="benchmarks to run (default: all), e.g. features nmf")
+    p.add_argument("names", nargs="*", help="benchmarks to run (default: all but scale), e.g. features nmf")
     a = p.parse_args(argv)
-    names = a.names or sorted(f.stem[len("bench_"):] for f in HERE.glob("bench_*.py"))
+    names = a.names or sorted(n for f in HERE.glob("bench_*.py") if (n := f.stem[len("bench_"):]) not in NOT_DEFAULT)
     failed = []
     for name in names:
         print(f"\n### bench_{name}", flush=True)

@@ -106,6 +106,105 @@ def child_detect(audio: str, ckpt: str, out: str, batch_size: int, overlap: floa
             "audio_s": sf.info(audio).duration, "threads": torch.get_num_threads()}
 
 
+def child_profile(audio: str, ckpt: str, out: str, batch_size: int, overlap: float = 0.5) -> dict:
+    """Stage by stage over the whole file, each stage timed on its own (the run_detect path taken apart):
+    decode, resample, windowing, log-mel, SM forward, DM forward, stitching, post-processing, writing.
+    Also the forward pass alone without overlap (the no-overlap forward-pass limit)."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from sed.audio.features import LogMel
+    from sed.core.constants import CLASSES, FRAME_SECONDS
+    from sed.detect.run import decode_by_class, load_predictor
+    from sed.detect.stream import stream_mono
+    from sed.detect.windows import Stitcher, Windower, WindowSpec
+    from sed.detect.writer import EventWriter
+    from sed.postproc import PostprocParams, decode
+
+    t = dict.fromkeys(("decode", "resample", "windowing", "logmel", "sm", "dm", "stitch", "postproc", "write"), 0.0)
+    dur = sf.info(audio).duration
+    t0 = time.perf_counter()
+    with sf.SoundFile(audio) as f:
+        while len(f.read(1 << 16, dtype="float32", always_2d=True)):
+            pass
+    t["decode"] = time.perf_counter() - t0
+    pred = load_predictor(ckpt, "cpu")
+    fe = LogMel().eval()
+    params = PostprocParams.from_cfg(OmegaConf.load(REPO / "conf" / "postproc" / "default.yaml"))
+
+    def run(spec: WindowSpec, stages: bool) -> tuple[float, int, Stitcher]:
+        st = Stitcher(spec, len(CLASSES), 0.5, spec.n_windows(int(dur * 22050)))
+        fwd, n_win, batch = 0.0, 0, []
+        chunks = stream_mono(audio, 22050)
+
+        def timed_chunks():
+            while True:
+                a = time.perf_counter()
+                c = next(chunks, None)
+                t["resample"] += (time.perf_counter() - a) if stages else 0.0
+                if c is None:
+                    return
+                yield c
+
+        def flush() -> float:
+            x = torch.from_numpy(np.stack([w for _, w in batch]))
+            with torch.inference_mode():
+                a = time.perf_counter()
+                mel = fe(x)
+                b = time.perf_counter()
+                fr = pred.system.sm(mel)
+                c = time.perf_counter()
+                cl = pred.system.dm(mel)
+                d = time.perf_counter()
+            fr, cl = fr.numpy(), cl.numpy()
+            e = time.perf_counter()
+            for j, (k, _) in enumerate(batch):
+                st.add(k, fr[j], cl[j])
+            if stages:
+                t["logmel"] += b - a
+                t["sm"] += c - b
+                t["dm"] += d - c
+                t["stitch"] += time.perf_counter() - e
+            batch.clear()
+            return d - b
+
+        wd = Windower(spec)
+        it = wd.iter(timed_chunks())
+        while True:
+            a = time.perf_counter()
+            item = next(it, None)
+            w_t = time.perf_counter() - a
+            if item is None:
+                break
+            batch.append(item)
+            n_win += 1
+            if stages:
+                t["windowing"] += w_t
+            if len(batch) >= batch_size:
+                fwd += flush()
+        if batch:
+            fwd += flush()
+        return fwd, n_win, st
+
+    fwd0, n0, _ = run(WindowSpec.from_overlap(0.0), stages=False)
+    fwd, n, st = run(WindowSpec.from_overlap(overlap), stages=True)
+    t["windowing"] -= t["resample"]  # the Windower's time includes pulling (resampling) its chunks
+    t["resample"] -= t["decode"]
+    spec = WindowSpec.from_overlap(overlap)
+    a = time.perf_counter()
+    frames = spec.n_frames(int(round(dur * 22050)))
+    fp = st.frame_probs(frames) * st.local_tags(frames)
+    ev = decode_by_class(decode, "rec", fp, st.clip_max, CLASSES, params, FRAME_SECONDS, dur)
+    t["postproc"] = time.perf_counter() - a
+    a = time.perf_counter()
+    w = EventWriter(out, "tsv")
+    w.write("rec", ev, dur, dict(zip(CLASSES, st.clip_max.tolist())))
+    w.close()
+    t["write"] = time.perf_counter() - a
+    return {"audio_s": dur, "stage_s": t, "windows": n, "windows_no_overlap": n0, "forward_no_overlap_s": fwd0,
+            "threads": torch.get_num_threads()}
+
+
 def child_whole_file(audio: str) -> dict:
     """Reference: the whole recording in memory, then resampled (no model)."""
     import soxr
@@ -171,6 +270,8 @@ def main(argv: list[str] | None = None) -> None:
         kind, *rest = args.child
         if kind == "detect":
             res = child_detect(rest[0], rest[1], rest[2], int(rest[3]), float(rest[4]))
+        elif kind == "profile":
+            res = child_profile(rest[0], rest[1], rest[2], int(rest[3]), float(rest[4]))
         else:
             res = child_whole_file(rest[0])
         print(json.dumps(res))
@@ -192,6 +293,10 @@ def main(argv: list[str] | None = None) -> None:
         no_overlap = _in_child(["detect", str(tmp / f"rec_{short_min:g}min.wav"), str(ckpt), str(tmp / "out_0.tsv"),
                                 str(args.batch_size), "0.0"])
         whole = _in_child(["whole", str(tmp / f"rec_{long_min:g}min.wav")])
+        print(f"stage by stage on {long_min:g} min ...", flush=True)
+        prof = _in_child(["profile", str(tmp / f"rec_{long_min:g}min.wav"), str(ckpt), str(tmp / "out_p.tsv"),
+                          str(args.batch_size), "0.5"])
+        print(f"  {prof}", flush=True)
 
     state_hours = 0.1 if args.quick else 1.0
     state_mb, state_s = per_file_state_mb(state_hours)
@@ -221,9 +326,22 @@ def main(argv: list[str] | None = None) -> None:
         f"stitch_and_postproc_time_{state_hours:g}h": {"value": state_s, "unit": "s"},
         "torch_threads": {"value": float(lg["threads"]), "unit": "threads"},
     }
+    # each stage's own limit (x real time if it were the only work), and the end-to-end figure against the
+    # no-overlap forward-pass limit measured in the same run (the machine is shared: ratios travel, times less)
+    fwd_limit = prof["audio_s"] / prof["forward_no_overlap_s"]
+    for k, v in prof["stage_s"].items():
+        figures[f"stage_{k}_x_real_time"] = {"value": prof["audio_s"] / max(v, 1e-9), "unit": "x real time",
+                                             "seconds": v}
+    figures["forward_no_overlap_limit"] = {"value": fwd_limit, "unit": "x real time",
+                                           "reference": "SM+DM forward alone, overlap 0, same run"}
+    figures[f"rtf_{lbl_l}_over_forward_no_overlap_limit"] = {"value": rtf / fwd_limit, "unit": "x",
+                                                             "ratio": rtf / fwd_limit,
+                                                             "reference": "the no-overlap forward-pass limit"}
     write_result("detect", figures, quick=args.quick,
                  notes=f"CPU only; SM+DM {'from ' + str(args.ckpt) if args.ckpt else 'untrained'}; input 16 kHz "
-                       f"mono PCM_16; overlap 0.5; batch {args.batch_size}; VmHWM of fresh subprocesses")
+                       f"mono PCM_16; overlap 0.5; batch {args.batch_size}; VmHWM of fresh subprocesses; load average "
+                       f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end; predictor with BatchNorm "
+                       "folded and channels_last (Predictor.speed_up)")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,15 @@
 """The bundled mini-DESED: a small dataset in exactly the DESED layout (SPEC section 1).
 
-``python -m sed.generate [--out data/mini-desed]`` (``make data``) writes all four splits with
-their audio and TSVs, the weak clips' true strong labels in ``truth/weak_strong.tsv`` (outside
+``python -m sed.generate [--out data/mini-desed]`` (``make data``) writes all five splits with
+their audio and TSVs (``public_eval``: DESED's public evaluation set, ``audio/eval/public`` and
+``metadata/eval/public.tsv``, rendered like validation and by default as large), the weak clips' true strong labels in ``truth/weak_strong.tsv`` (outside
 what training reads, for scoring the NMF labels), and ``examples.png``.
 
 Clips are 1-4 procedural events (``sed.generator.synth``) over varied backgrounds at random SNR, some
 clips with none, overlaps allowed. Each clip has its own random stream
 ``default_rng([seed, split, index])``, so the set is deterministic for a seed whatever the
-number of worker processes. The "real" splits (weak, unlabel, validation) differ a little from
+number of worker processes. ``--preset desed`` writes DESED's sizes (:data:`PRESETS`; ``--scale`` and
+``--limit`` shrink them for a quick run). The "real" splits (weak, unlabel, validation, public_eval) differ a little from
 the synthetic one, as in DESED: more reverberation, a wider SNR range and a few clips shorter
 than 10 s.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -32,9 +35,27 @@ from sed.datamodules.layout import DEFAULT_SPLITS
 from sed.datamodules.tsv import Event, write_strong_tsv
 from sed.generator.synth import SOURCES, background, room_response
 
-SPLIT_IDS = {"synthetic": 0, "weak": 1, "unlabel": 2, "validation": 3}
-#: Default sizes: big enough to learn, small enough that `make train` takes about ten minutes.
-DEFAULT_SIZES = {"synthetic": 600, "weak": 300, "unlabel": 600, "validation": 200}
+SPLIT_IDS = {"synthetic": 0, "weak": 1, "unlabel": 2, "validation": 3, "public_eval": 4}
+#: Default sizes: big enough to learn, small enough that `make train` takes about ten minutes
+#: (public_eval: None = as many as validation).
+DEFAULT_SIZES: dict[str, int | None] = {"synthetic": 600, "weak": 300, "unlabel": 600, "validation": 200,
+                                        "public_eval": None}
+#: ``--preset`` sizes: ``desed`` is DCASE 2020 Task 4's DESED (synthetic20 soundscapes, weak, unlabelled
+#: in-domain, validation, public evaluation set).
+PRESETS: dict[str, dict[str, int]] = {
+    "mini": {"synthetic": 600, "weak": 300, "unlabel": 600, "validation": 200, "public_eval": 200},
+    "desed": {"synthetic": 2584, "weak": 1578, "unlabel": 14412, "validation": 1168, "public_eval": 692},
+}
+
+
+def preset_sizes(preset: str, scale: float = 1.0, limit: int | None = None) -> dict[str, int]:
+    """Clips per split of ``preset``, times ``scale`` (rounded up, at least 1), capped at ``limit``."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
+    if not scale > 0:
+        raise ValueError(f"scale {scale}: expected > 0")
+    out = {k: max(1, math.ceil(n * scale - 1e-9)) for k, n in PRESETS[preset].items()}
+    return {k: min(n, limit) for k, n in out.items()} if limit else out
 
 
 @dataclass(frozen=True)
@@ -117,7 +138,7 @@ def _make_one(args: tuple) -> tuple[str, list[Event]]:
 def _write_tsvs(root: Path, split: str, clips: dict[str, list[Event]]) -> None:
     tsv = root / DEFAULT_SPLITS[split]["tsv"]
     tsv.parent.mkdir(parents=True, exist_ok=True)
-    if split in ("synthetic", "validation"):
+    if split in ("synthetic", "validation", "public_eval"):
         write_strong_tsv(tsv, clips)
     elif split == "weak":
         # A weak clip must hold at least one event (DESED's weak clips all have tags).
@@ -134,22 +155,27 @@ def generate_dataset(
     n_weak: int = DEFAULT_SIZES["weak"],
     n_unlabel: int = DEFAULT_SIZES["unlabel"],
     n_validation: int = DEFAULT_SIZES["validation"],
+    n_public_eval: int | None = None,
     seed: int = 0,
     sample_rate: int = 22050,
     progress: bool = False,
     workers: int | None = None,
     plot: bool = True,
 ) -> Path:
-    """Write the dataset under ``root`` and return it; an identical existing set is kept as it is."""
+    """Write the dataset under ``root`` and return it; an identical existing set is kept as it is.
+
+    ``n_public_eval`` None: as many public-eval clips as validation clips."""
     root = Path(root)
+    n_public_eval = n_validation if n_public_eval is None else n_public_eval
     params = {"n_synthetic": n_synthetic, "n_weak": n_weak, "n_unlabel": n_unlabel, "n_validation": n_validation,
-              "seed": seed, "sample_rate": sample_rate, "version": 2,
+              "n_public_eval": n_public_eval, "seed": seed, "sample_rate": sample_rate, "version": 2,
               "recipes": {"synthetic": asdict(SYNTHETIC), "real": asdict(REAL)}}
     params = json.loads(json.dumps(params))  # tuples -> lists, as read back
     stamp = root / "generated.json"
     if stamp.is_file() and json.loads(stamp.read_text()) == params:
         return root
-    sizes = {"synthetic": n_synthetic, "weak": n_weak, "unlabel": n_unlabel, "validation": n_validation}
+    sizes = {"synthetic": n_synthetic, "weak": n_weak, "unlabel": n_unlabel, "validation": n_validation,
+             "public_eval": n_public_eval}
     jobs = []
     for split, count in sizes.items():
         audio_dir = root / DEFAULT_SPLITS[split]["audio"]
@@ -201,15 +227,30 @@ def generate_dataset(
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m sed.generate", description=__doc__.splitlines()[0])
     p.add_argument("--out", default="data/mini-desed", help="dataset root to write (default: %(default)s)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="split sizes: mini (the defaults) or desed (DCASE 2020 DESED: 2584/1578/14412/1168/692)")
+    p.add_argument("--scale", type=float, default=1.0, help="multiply the preset's sizes (e.g. 0.1 for a quick run)")
+    p.add_argument("--limit", type=int, default=None, help="at most this many clips per split")
     for split, n in DEFAULT_SIZES.items():
-        p.add_argument(f"--n-{split}", type=int, default=n, help=f"{split} clips (default: %(default)s)")
+        p.add_argument(f"--n-{split.replace('_', '-')}", type=int, default=None,
+                       help=f"{split} clips (default: the preset's, else {n if n is not None else 'as validation'})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sample-rate", type=int, default=22050)
-    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--workers", type=int, default=None, help="processes (default: min(2, cores))")
     p.add_argument("--no-plot", action="store_true")
     a = p.parse_args(argv)
-    root = generate_dataset(a.out, a.n_synthetic, a.n_weak, a.n_unlabel, a.n_validation, seed=a.seed,
-                            sample_rate=a.sample_rate, progress=True, workers=a.workers, plot=not a.no_plot)
+    if a.preset is None and (a.scale != 1.0 or a.limit):
+        a.preset = "mini"
+    try:
+        sizes = preset_sizes(a.preset, a.scale, a.limit) if a.preset else dict(DEFAULT_SIZES)
+    except ValueError as e:
+        p.error(str(e))
+    for split in sizes:  # explicit --n-<split> wins over the preset
+        if getattr(a, f"n_{split}") is not None:
+            sizes[split] = getattr(a, f"n_{split}")
+    root = generate_dataset(a.out, sizes["synthetic"], sizes["weak"], sizes["unlabel"], sizes["validation"],
+                            sizes["public_eval"], seed=a.seed, sample_rate=a.sample_rate, progress=True,
+                            workers=a.workers, plot=not a.no_plot)
     print(f"mini-DESED written to {root}", file=sys.stderr)
     return 0
 

@@ -54,6 +54,7 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None, extr
     from sed.core.warnings import quiet_loggers
     from sed.training.callbacks import RunSummary
     from sed.training.resume import continue_in, find_resume, write_record
+    from sed.training.speed import speed_callbacks  # channels_last / torch.compile switches (conf: speed)
 
     cfg = copy.deepcopy(cfg)
     OmegaConf.set_struct(cfg, False)
@@ -75,7 +76,7 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None, extr
     datamodule = instantiate(cfg.datamodule)
     model = instantiate(cfg.model)
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
-    callbacks += [instantiate(cfg.schedule), *(extra_callbacks or [])]
+    callbacks += [instantiate(cfg.schedule), *speed_callbacks(cfg.get("speed")), *(extra_callbacks or [])]
     loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values() if lg]
     quiet_loggers(loggers)
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -97,3 +98,52 @@ def test_no_same_class_overlap_in_generated_labels(tiny_desed):
                 for b in events:
                     if a is not b and a.label == b.label:
                         assert a.offset < b.onset or b.offset < a.onset
+
+
+def test_public_eval_split_like_validation(tiny_desed):
+    """public_eval: DESED's layout, strong truth, as many clips as validation by default, a 'real' split."""
+    spec = DEFAULT_SPLITS["public_eval"]
+    assert (spec["audio"], spec["tsv"], spec["kind"]) == ("audio/eval/public", "metadata/eval/public.tsv", "strong")
+    pub = read_strong_tsv(tiny_desed / spec["tsv"])
+    assert len(pub) == 8 and all(n.startswith("Ypu") for n in pub)
+    names = sorted(p.name for p in (tiny_desed / spec["audio"]).iterdir())
+    assert names == sorted(pub)
+    valid = read_strong_tsv(tiny_desed / DEFAULT_SPLITS["validation"]["tsv"])
+    assert set(pub).isdisjoint(valid)
+
+
+def test_desed_preset_counts_and_layout(tmp_path):
+    from sed.generate import PRESETS, main, preset_sizes
+
+    assert PRESETS["desed"] == {"synthetic": 2584, "weak": 1578, "unlabel": 14412, "validation": 1168,
+                                "public_eval": 692}
+    assert preset_sizes("desed", 0.1) == {"synthetic": 259, "weak": 158, "unlabel": 1442, "validation": 117,
+                                          "public_eval": 70}
+    assert preset_sizes("desed", 0.1, limit=100)["unlabel"] == 100
+    assert preset_sizes("desed", 1e-6) == dict.fromkeys(PRESETS["desed"], 1)
+    root = tmp_path / "desed"
+    assert main(["--preset", "desed", "--scale", "0.001", "--limit", "2", "--out", str(root), "--workers", "1",
+                 "--no-plot"]) == 0
+    stamp = json.loads((root / "generated.json").read_text())
+    assert [stamp[f"n_{s}"] for s in PRESETS["desed"]] == [2, 2, 2, 2, 1]
+    for split, spec in DEFAULT_SPLITS.items():
+        n = len(list((root / spec["audio"]).glob("*.wav")))
+        assert n == stamp[f"n_{split}"], split
+        assert (root / spec["tsv"]).is_file()
+    # explicit sizes win over the preset
+    assert main(["--preset", "desed", "--limit", "1", "--n-public-eval", "3", "--out", str(tmp_path / "b"),
+                 "--workers", "1", "--no-plot"]) == 0
+    assert json.loads((tmp_path / "b" / "generated.json").read_text())["n_public_eval"] == 3
+
+
+#: _digest of the 12/8/8/8 seed-0 set made by the generator before public_eval existed (this platform's numpy/scipy).
+DIGEST_BEFORE_PUBLIC_EVAL = "b7208ae489be6c0ef862581509c60bfdf7e5c5f4e35462e4656e1c028fd90340"
+
+
+def test_existing_splits_unchanged_by_public_eval(tmp_path):
+    """Adding the public_eval split moves no existing clip's random stream: the same bytes as before it."""
+    a = generate_dataset(tmp_path / "a", n_synthetic=12, n_weak=8, n_unlabel=8, n_validation=8, n_public_eval=0,
+                         seed=0, workers=1, plot=False)
+    assert not list((a / DEFAULT_SPLITS["public_eval"]["audio"]).iterdir())
+    (a / DEFAULT_SPLITS["public_eval"]["tsv"]).unlink()  # the one file the old generator did not write
+    assert _digest(a) == DIGEST_BEFORE_PUBLIC_EVAL

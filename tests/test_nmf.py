@@ -458,6 +458,7 @@ def test_all_zero_spectrogram_gives_zero_activation(beta):
     assert bool(torch.isfinite(full.W).all()) and bool(torch.isfinite(full.H).all())
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")
 def test_gpu_matches_cpu():
     V = torch.from_numpy(_rand_v(b=3)).float()

@@ -69,6 +69,33 @@ class _Rows:
         return out.astype(dtype) if dtype is not None else out
 
 
+class _RowWriter:
+    """Rows of an existing ``.npy`` file written in place with ``os.pwrite``: unlike a writable memmap,
+    the written pages never enter this process's resident set, so building a large split's cache
+    takes memory in proportion to a batch, not to the split."""
+
+    def __init__(self, path: Path) -> None:
+        self.fd = os.open(path, os.O_RDWR)
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(f)
+            self.offset = f.tell()
+        self.dtype = np.dtype(dtype)
+        self.row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * self.dtype.itemsize
+
+    def write(self, rows: np.ndarray, values: np.ndarray) -> None:
+        values = np.ascontiguousarray(values, dtype=self.dtype)
+        for r, v in zip(rows, values):
+            os.pwrite(self.fd, v.tobytes(), self.offset + int(r) * self.row_bytes)
+
+    def flush(self) -> None:
+        os.fsync(self.fd)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
 @dataclass
 class SplitFeatures:
     """The cached log-mel of one split: ``logmel[i]`` is clip ``filenames[i]`` (640 x 64)."""
@@ -209,7 +236,7 @@ def build_cache(
         todo = np.flatnonzero(done == 0)
         if len(todo):
             frontend = LogMel(spec).to(resolve_device(device))
-            data = np.load(data_path, mmap_mode="r+")
+            data = _RowWriter(data_path)  # pwrite: written pages stay out of this process's RSS
             bar = tqdm(total=len(present), initial=len(present) - len(todo), desc=f"features {name}",
                        unit="clip", disable=not progress, dynamic_ncols=True)
 
@@ -225,7 +252,7 @@ def build_cache(
                     results = list(pool.map(decode, chunk))
                     errors = [(i, e) for i, _, e in results if e is not None]
                     if errors and strict:
-                        data.flush()
+                        data.close()
                         _save_done(done_path, done)
                         raise DataError(errors[0][1])
                     good = [(i, w) for i, w, e in results if e is None]
@@ -234,7 +261,7 @@ def build_cache(
                         with torch.no_grad():
                             feats = frontend(wave).cpu().numpy()
                         rows = np.array([i for i, _ in good])
-                        data[rows] = feats
+                        data.write(rows, feats)
                         done[rows] = 1
                     for i, e in errors:
                         done[i] = -1
@@ -243,7 +270,7 @@ def build_cache(
                     _save_done(done_path, done)  # after the data: a crash never marks an unwritten row done
                     bar.update(len(chunk))
             bar.close()
-            del data
+            data.close()
 
     good_rows = np.flatnonzero(done == 1)
     bad_files = [present[i] for i in np.flatnonzero(done == -1)]
@@ -266,8 +293,23 @@ def split_filenames(data_cfg: Mapping, split: str) -> list[str]:
 def labels_for(data_cfg: Mapping, split: str) -> dict[str, list[Event]] | dict[str, list[str]] | list[str]:
     """The split's TSV parsed by its kind: strong -> events, weak -> tags, unlabel -> filenames."""
     s = DesedLayout.from_cfg(data_cfg).split(split)
+    if s.optional and not s.tsv.is_file():
+        _warn_absent(s)
+        return [] if s.kind == "unlabel" else {}
     reader = {"strong": read_strong_tsv, "weak": read_weak_tsv, "unlabel": read_unlabel_tsv}[s.kind]
     return reader(s.tsv)
+
+
+_warned: set[tuple[str, str]] = set()
+
+
+def _warn_absent(s) -> None:
+    """One warning per optional split (and path) that the dataset lacks."""
+    key = (s.name, str(s.tsv))
+    if key not in _warned:
+        _warned.add(key)
+        log.warning("%s: optional split %r not in this dataset (its TSV or audio folder %s is missing): "
+                    "treated as empty", s.tsv, s.name, s.audio_dir)
 
 
 def load_split(
@@ -280,6 +322,9 @@ def load_split(
 ) -> SplitFeatures:
     """Features of ``split`` of the dataset that ``data_cfg`` (the ``data`` config node) describes."""
     s = DesedLayout.from_cfg(data_cfg).split(split)
+    if s.absent():
+        _warn_absent(s)
+        return SplitFeatures(split, [], np.zeros((0, DEFAULT_FEATURES.n_frames, DEFAULT_FEATURES.n_mels), np.float32))
     return build_cache(
         split,
         s.audio_dir,

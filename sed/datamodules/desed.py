@@ -36,6 +36,11 @@ Held-out synthetic clips (``holdout: {share, seed}``, :mod:`sed.datamodules.hold
 the synthetic clips is removed from the synthetic training source (the sampler never sees it) and
 served as ``holdout_features``/``holdout_rows``/``holdout_targets`` for the checkpoint criterion
 (:class:`sed.training.selection.HoldoutScorer`); ``iters_per_epoch: null`` counts the clips left.
+
+GPU feeding (conf/datamodule/desed.yaml): ``pin_memory`` page-locks host batches when training on
+CUDA (Lightning then copies them with ``non_blocking=True``); ``features_on_device`` copies the used
+training splits' log-mel and targets to the device once at setup (if they take at most half its free
+memory) and gathers every batch there -- same batches, no per-batch host work or copy.
 """
 
 from __future__ import annotations
@@ -97,12 +102,53 @@ class SourceData:
         self.frame = frame  # row -> (T, C) uint8 frame targets (only rows with strong targets)
         self.clip = clip  # (N, C) float32 or None (unlabel)
         self.rows = np.arange(len(feats))  # the feature rows training may use (sampler position -> row)
+        self.on_device: dict[str, torch.Tensor] | None = None  # see to_device
 
     def __len__(self) -> int:
         return len(self.rows)
 
+    def nbytes(self) -> int:
+        n, t, f = self.feats.logmel.shape
+        return n * t * f * 4 + (n * t * N_CLASSES if self.frame else 0)
+
+    def to_device(self, device: torch.device, chunk: int = 256) -> None:
+        """Copy the log-mel and targets to ``device`` (chunk by chunk from the memmap): batches are then
+        gathered there, with no host copy per batch (``datamodule.features_on_device``)."""
+        n, t, f = self.feats.logmel.shape
+        x = torch.empty((n, t, f), dtype=torch.float32, device=device)
+        for lo in range(0, n, chunk):
+            x[lo:lo + chunk] = torch.from_numpy(np.array(self.feats.logmel[lo:lo + chunk], dtype=np.float32)).to(device)
+        d = {"x": x, "has_frame": torch.zeros(n, dtype=torch.bool)}
+        if self.frame:
+            y_f = torch.zeros((n, t, N_CLASSES), dtype=torch.uint8)
+            for r, tgt in self.frame.items():
+                y_f[r], d["has_frame"][r] = torch.from_numpy(tgt), True
+            d["y_f"] = y_f.to(device)
+        d["has_frame"] = d["has_frame"].to(device)
+        if self.clip is not None:
+            d["y_c"] = torch.from_numpy(np.ascontiguousarray(self.clip, dtype=np.float32)).to(device)
+        self.on_device = d
+
+    def _device_batch(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
+        d = self.on_device
+        dev = d["x"].device
+        r = torch.from_numpy(rows.astype(np.int64)).to(dev)
+        n = len(rows)
+        return {
+            "x": d["x"][r],
+            "y_f": d["y_f"][r].float() if "y_f" in d else torch.zeros((n, d["x"].shape[1], N_CLASSES), device=dev),
+            "y_c": d["y_c"][r] if "y_c" in d else torch.zeros((n, N_CLASSES), device=dev),
+            "has_frame": d["has_frame"][r],
+            "has_clip": torch.full((n,), self.clip is not None, device=dev),
+            "is_unlabel": torch.full((n,), self.clip is None, device=dev),
+            "source": torch.full((n,), SOURCES.index(self.name), device=dev),
+            "index": r,
+        }
+
     def batch(self, positions: np.ndarray) -> dict[str, torch.Tensor]:
         rows = self.rows[np.asarray(positions, dtype=np.int64)]  # "index" below: the feature row
+        if self.on_device is not None:
+            return self._device_batch(rows)
         order = np.argsort(rows, kind="stable")  # memmap reads in file order, then put back
         x = np.empty((len(rows), N_FRAMES, self.feats.logmel.shape[2]), np.float32)
         x[order] = np.asarray(self.feats.logmel[rows[order]])
@@ -267,6 +313,8 @@ class DesedDataModule(pl.LightningDataModule):
         num_workers: int,
         seed: int,
         progress: bool,
+        pin_memory: bool,
+        features_on_device: bool,
         holdout: Mapping | None = None,
     ) -> None:
         super().__init__()
@@ -281,6 +329,7 @@ class DesedDataModule(pl.LightningDataModule):
         self.holdout_features: SplitFeatures | None = None
         self.holdout_rows = np.zeros(0, np.int64)  # feature rows of the held-out synthetic clips
         self.holdout_targets = np.zeros((0, N_FRAMES, N_CLASSES), np.uint8)
+        self.pin_memory, self.features_on_device = bool(pin_memory), bool(features_on_device)
         self.phases: list[tuple[int, dict[str, int]]] = []
         if self.switch_epoch > 0:
             self.phases.append((0, batch_counts(self.pre_switch, self.batch_size)))
@@ -320,6 +369,8 @@ class DesedDataModule(pl.LightningDataModule):
             self.sources = _load_sources(self.data_cfg, self._used_sources(), self.weak_frame_labels, self.progress)
             self._setup_holdout()
             self.iters_per_epoch = self._epoch_length(self._world()[1])
+            if self.features_on_device:
+                self._move_to_device()
         if stage in (None, "fit", "validate") and self.val_features is None:
             self.val_features = load_split(self.data_cfg, "validation", progress=self.progress)
             self.val_truth = labels_for(self.data_cfg, "validation")
@@ -338,6 +389,29 @@ class DesedDataModule(pl.LightningDataModule):
                                          for r in held]) if len(held) else self.holdout_targets
         log.info("holdout: %d of %d synthetic clips held out of training for checkpoint selection (seed %d)",
                  len(held), len(feats), self.holdout_seed)
+
+    def _device(self) -> torch.device:
+        t = getattr(self, "trainer", None)
+        return t.strategy.root_device if t is not None else torch.device("cpu")
+
+    def _move_to_device(self) -> None:
+        """``features_on_device``: the training sources' features to the trainer's device, if they fit
+        (at most half the free device memory; else one warning and host batches as usual)."""
+        device = self._device()
+        need = sum(d.nbytes() for d in self.sources.values())
+        if device.type == "cuda":
+            free = torch.cuda.mem_get_info(device)[0]
+            if need > 0.5 * free:
+                log.warning("features_on_device: the training features need %.1f GB, more than half the %.1f GB "
+                            "free on %s: batches are built on the host", need / 1e9, free / 1e9, device)
+                return
+        if self.num_workers:
+            log.warning("features_on_device: batches are built in the main process (num_workers %d ignored)",
+                        self.num_workers)
+            self.num_workers = 0
+        for d in self.sources.values():
+            d.to_device(device)
+        log.info("features_on_device: %.2f GB of training features on %s", need / 1e9, device)
 
     def _epoch_length(self, world: int) -> int:
         if self._iters_cfg:
@@ -359,9 +433,16 @@ class DesedDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         rank, world = self._world()
         sampler = self.make_sampler(rank, world)
+        on_device = any(d.on_device is not None for d in self.sources.values())
         return DataLoader(_BatchDataset(self.sources), sampler=sampler, batch_size=None,
-                          num_workers=self.num_workers, persistent_workers=False)
+                          num_workers=self.num_workers, persistent_workers=False,
+                          pin_memory=self._pin() and not on_device)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(_ValDataset(self.val_features), batch_size=self.val_batch_size, shuffle=False,
-                          num_workers=self.num_workers)
+                          num_workers=self.num_workers, pin_memory=self._pin())
+
+    def _pin(self) -> bool:
+        """Page-locked host batches, so that Lightning's host-to-GPU copy (``non_blocking=True`` for CUDA
+        targets) overlaps compute; only when training on CUDA."""
+        return self.pin_memory and self._device().type == "cuda"

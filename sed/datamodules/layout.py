@@ -9,11 +9,14 @@ from pathlib import Path
 from sed.core.errors import ConfigError
 
 #: Default split table, paths relative to the dataset root (conf/data/*.yaml may override).
-DEFAULT_SPLITS: dict[str, dict[str, str]] = {
+#: ``optional: true``: a DESED copy may lack the split (public_eval); a missing TSV or audio folder
+#: then gives one warning and an empty split instead of an error.
+DEFAULT_SPLITS: dict[str, dict] = {
     "synthetic": {"audio": "audio/train/synthetic20/soundscapes", "tsv": "metadata/train/synthetic20/soundscapes.tsv", "kind": "strong"},
     "weak": {"audio": "audio/train/weak", "tsv": "metadata/train/weak.tsv", "kind": "weak"},
     "unlabel": {"audio": "audio/train/unlabel_in_domain", "tsv": "metadata/train/unlabel_in_domain.tsv", "kind": "unlabel"},
     "validation": {"audio": "audio/validation", "tsv": "metadata/validation/validation.tsv", "kind": "strong"},
+    "public_eval": {"audio": "audio/eval/public", "tsv": "metadata/eval/public.tsv", "kind": "strong", "optional": True},
 }
 KINDS = ("strong", "weak", "unlabel")
 
@@ -24,6 +27,11 @@ class SplitSpec:
     audio_dir: Path
     tsv: Path
     kind: str  # strong | weak | unlabel
+    optional: bool = False
+
+    def absent(self) -> bool:
+        """An optional split whose TSV or audio folder is not there."""
+        return self.optional and not (self.tsv.is_file() and self.audio_dir.is_dir())
 
 
 class DesedLayout:
@@ -44,4 +52,4 @@ class DesedLayout:
         kind = s.get("kind", "strong")
         if kind not in KINDS:
             raise ConfigError(f"split {name!r}: kind {kind!r} is not one of {KINDS}")
-        return SplitSpec(name, self.root / s["audio"], self.root / s["tsv"], kind)
+        return SplitSpec(name, self.root / s["audio"], self.root / s["tsv"], kind, bool(s.get("optional", False)))

@@ -117,7 +117,7 @@ def load_predictor(ckpt: str | Path, device: str = "auto") -> Any:
 
     if not Path(ckpt).exists():
         raise DetectError(f"checkpoint not found: {ckpt}")
-    return load_system(ckpt, device=device)
+    return load_system(ckpt, device=device).speed_up()  # issue 15: BatchNorm folded, channels_last
 
 
 def default_frontend() -> torch.nn.Module:

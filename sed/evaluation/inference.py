@@ -22,6 +22,21 @@ from sed.evaluation.predictions import Predictions, average
 __all__ = ["CheckpointError", "Predictor", "load_system", "predict_split", "resolve_checkpoint", "resolve_device"]
 
 
+def fuse_batchnorm(module: torch.nn.Module) -> int:
+    """Fold each conv block's BatchNorm into its convolution, in place (inference only: the running
+    statistics are constants there, so ``bn(conv(x))`` is one convolution with rescaled weights and
+    bias; equal up to float rounding, about 1e-7). Returns how many blocks were folded."""
+    from sed.models.common import ConvBlock
+
+    n = 0
+    for m in module.modules():
+        if isinstance(m, ConvBlock) and isinstance(m.bn, torch.nn.BatchNorm2d) and not m.bn.training:
+            m.conv = torch.nn.utils.fusion.fuse_conv_bn_eval(m.conv, m.bn)
+            m.bn = torch.nn.Identity()
+            n += 1
+    return n
+
+
 class Predictor:
     """A trained system in eval mode: ``predict_logmel(x (B, T, 64)) -> (frame_probs, clip_probs)``."""
 
@@ -31,7 +46,17 @@ class Predictor:
         self.frame_seconds: float = FRAME_SECONDS
         self.postproc_cfg: dict | None = system.postproc_cfg
 
-    @torch.no_grad()
+    def speed_up(self) -> Predictor:
+        """Inference-only rewrites for long runs (``sed detect``): BatchNorm folded into the convolutions
+        and conv weights in channels_last (NHWC: oneDNN's and cuDNN's fast layout). Same outputs up to
+        float rounding; the system can no longer be trained or saved as a training checkpoint."""
+        from sed.training.speed import to_channels_last
+
+        fuse_batchnorm(self.system)
+        to_channels_last(self.system)
+        return self
+
+    @torch.inference_mode()
     def predict_logmel(self, x: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not isinstance(x, torch.Tensor):
             x = torch.from_numpy(np.array(x, dtype=np.float32))  # a copy: memmap rows are read-only

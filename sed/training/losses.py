@@ -22,15 +22,22 @@ def _masked_mean(per_clip: torch.Tensor, mask: torch.Tensor | None) -> torch.Ten
     return (per_clip * m).sum() / m.sum().clamp(min=1.0)
 
 
+def _bce(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Elementwise BCE in float32 with autocast off: CUDA autocast (bf16/fp16 training) refuses
+    ``F.binary_cross_entropy``, and float32 keeps the log terms accurate near 0 and 1."""
+    with torch.autocast(p.device.type, enabled=False):
+        return F.binary_cross_entropy(p.float(), y.float(), reduction="none")
+
+
 def frame_bce(sm_f: torch.Tensor, y_f: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Eq 2: l_f = BCE(SM_f, y_f) on (B, T, C) frame probabilities, over the clips with strong targets."""
-    per_clip = F.binary_cross_entropy(sm_f, y_f, reduction="none").mean(dim=(1, 2))
+    per_clip = _bce(sm_f, y_f).mean(dim=(1, 2))
     return _masked_mean(per_clip, mask)
 
 
 def clip_bce(dm_c: torch.Tensor, y_c: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Eq 3: l_c = BCE(DM_c, y_c) on (B, C) clip probabilities, over the clips with clip targets."""
-    per_clip = F.binary_cross_entropy(dm_c, y_c, reduction="none").mean(dim=1)
+    per_clip = _bce(dm_c, y_c).mean(dim=1)
     return _masked_mean(per_clip, mask)
 
 
