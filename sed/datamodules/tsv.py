@@ -31,16 +31,20 @@ class Event(NamedTuple):
     label: str
 
 
+def read_lines(path: Path, what: str) -> list[str]:
+    """The lines of a UTF-8 text file, or one DataError naming the file (missing, not UTF-8)."""
+    if not path.is_file():
+        raise DataError(f"{path}: {what} not found")
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not a UTF-8 text file ({e.reason})") from None
+
+
 def _rows(path: Path, expected_header: tuple[str, ...]) -> Iterator[tuple[int, list[str]]]:
     """Yield ``(line_number, fields)`` after checking the header; blank lines are skipped."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: metadata file not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not a UTF-8 text file ({e.reason})") from e
-    lines = text.splitlines()
+    lines = read_lines(path, "metadata file")
     if not lines or not lines[0].strip():
         raise DataError(f"{path}:1: empty file, expected a header {'<TAB>'.join(expected_header)}")
     header = [h.strip() for h in lines[0].split("\t")]

@@ -42,6 +42,16 @@ def _psds_eval_op(table: pd.DataFrame):
     return _PSDS_EV._evaluate_detections(table)
 
 
+def _operating_point_table(ev, det: pd.DataFrame) -> tuple[str, pd.DataFrame]:
+    """One operating point's detections as ``PSDSEval.add_operating_point`` prepares them (psds_eval
+    0.5.3: zero-length events dropped, sorted, ``duration`` and ``id`` columns) and its id."""
+    t = det[list(ev.detection_cols)].reset_index(drop=True)
+    t = t[t.offset > t.onset].sort_values(by=ev.detection_cols[:2], axis=0)
+    t["duration"] = t.offset - t.onset
+    t["id"] = t.index
+    return ev._operating_point_id(t), t
+
+
 def _add_operating_points(
     ev, detections: Sequence[pd.DataFrame], infos: Sequence[dict], workers: int
 ) -> None:
@@ -56,11 +66,7 @@ def _add_operating_points(
     global _PSDS_EV
     tables, kept_infos, seen = [], [], set(ev.operating_points.id.values)
     for det, info in zip(detections, infos):
-        t = det[list(ev.detection_cols)].reset_index(drop=True)
-        t = t[t.offset > t.onset].sort_values(by=ev.detection_cols[:2], axis=0)
-        t["duration"] = t.offset - t.onset
-        t["id"] = t.index
-        op_id = ev._operating_point_id(t)
+        op_id, t = _operating_point_table(ev, det)
         if not op_id or op_id in seen:
             continue
         seen.add(op_id)
@@ -239,11 +245,7 @@ class PsdsEvalResampler:
                 ev = PSDSEval(dtc_threshold=dtc, gtc_threshold=gtc, cttc_threshold=cttc, ground_truth=gt, metadata=meta)
                 per_op, seen, exact = [], set(), []
                 for k, det in enumerate(detections):
-                    t = det[list(ev.detection_cols)].reset_index(drop=True)
-                    t = t[t.offset > t.onset].sort_values(by=ev.detection_cols[:2], axis=0)
-                    t["duration"] = t.offset - t.onset
-                    t["id"] = t.index
-                    op_id = ev._operating_point_id(t)
+                    op_id, t = _operating_point_table(ev, det)
                     if not op_id or op_id in seen:
                         continue
                     seen.add(op_id)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from sed.core.errors import DataError
-from sed.datamodules.tsv import _parse_time, _rows
+from sed.datamodules.tsv import _parse_time, _rows, read_lines
 from sed.evaluation.common import audio_id
 
 DETECTION_COLUMNS = ("filename", "onset", "offset", "event_label")
@@ -147,13 +147,7 @@ def read_detections(
     gives an empty table and a note.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: detections file not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not a UTF-8 text file ({e.reason})") from None
-    lines = text.splitlines()
+    lines = read_lines(path, "detections file")
     first = 1
     if lines and [x.strip() for x in lines[0].split("\t")][:4] == list(DETECTION_COLUMNS):
         first = 2
