@@ -100,3 +100,18 @@ def make_untrained_checkpoint(path: Path, seed: int = 0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": system.state_dict(), "hyper_parameters": dict(system.hparams)}, path)
     return path
+
+
+def detect_cli(args, predictor=None):
+    """``sedx detect ARGS --ckpt fake.ckpt`` through ``sed.cli.main``, with ``predictor`` (default:
+    :class:`FakePredictor`) in place of the checkpoint's model."""
+    from sed import cli
+    from sed.detect import run as detect_run
+
+    fake = predictor or FakePredictor()
+    orig = detect_run.load_predictor
+    detect_run.load_predictor = lambda ckpt, device="auto": fake
+    try:
+        return cli.main(["detect", *args, "--ckpt", "fake.ckpt"])
+    finally:
+        detect_run.load_predictor = orig

@@ -9,11 +9,10 @@ import pandas as pd
 import pytest
 
 from sed import cli
-from sed.detect import run as detect_run
 from sed.detect.run import DetectOptions, run_detect
 from sed.detect.windows import WindowSpec
 from sed.detect.writer import TSV_HEADER, read_detections
-from tests.detect_helpers import FakePredictor, assert_events, events_of, synth, write
+from tests.detect_helpers import FakePredictor, assert_events, detect_cli, events_of, synth, write
 
 SR = 22050
 
@@ -163,16 +162,6 @@ def test_all_good_exit_code_0_and_usage_errors_2(tmp_path, capsys, monkeypatch):
     assert detect_cli([str(rec), "--overlap", "1.5"]) == 2
     err = capsys.readouterr().err
     assert "--resume needs --out" in err and "no_such_postproc" in err
-
-
-def detect_cli(args, predictor=None):
-    fake = predictor or FakePredictor()
-    orig = detect_run.load_predictor
-    detect_run.load_predictor = lambda ckpt, device="auto": fake
-    try:
-        return cli.main(["detect", *args, "--ckpt", "fake.ckpt"])
-    finally:
-        detect_run.load_predictor = orig
 
 
 def test_missing_checkpoint_is_a_usage_error(tmp_path, capsys):

@@ -19,6 +19,7 @@ from sed.eval import run, summarize_sweep
 from sed.evaluation import metrics as M
 from sed.evaluation.predictions import Predictions, PredictionsError, average
 from sed.postproc import PostprocParams, decode
+from tests.score_helpers import truth_probs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -288,14 +289,7 @@ def test_data_config_ground_truth_and_logmel(tiny_desed, tmp_path):
 
     gt = read_strong_tsv(tiny_desed / "metadata/validation/validation.tsv")
     names = list(gt)
-    rng = np.random.default_rng(0)
-    frame = (rng.random((len(names), 640, 10)) * 0.1).astype(np.float32)
-    clip = np.zeros((len(names), 10), np.float32)
-    for i, f in enumerate(names):
-        for on, off, lab in gt[f]:
-            k = CLASSES.index(lab)
-            frame[i, int(on / FRAME_SECONDS) : int(np.ceil(off / FRAME_SECONDS)), k] = 0.9
-            clip[i, k] = 0.9
+    frame, clip = truth_probs(names, gt)
     Predictions(names, frame, clip).save(tmp_path / "p.npz")
     cfg = cfg_for(
         f"predictions={tmp_path / 'p.npz'}",

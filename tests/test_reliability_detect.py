@@ -15,19 +15,9 @@ from sed import cli
 from sed.detect import run as detect_run
 from sed.detect.run import DetectOptions, run_detect
 from sed.detect.writer import TSV_HEADER, progress_path, read_detections
-from tests.detect_helpers import FakePredictor, assert_events, events_of, synth, write
+from tests.detect_helpers import FakePredictor, assert_events, detect_cli, events_of, synth, write
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def detect_cli(args, predictor=None):
-    fake = predictor or FakePredictor()
-    orig = detect_run.load_predictor
-    detect_run.load_predictor = lambda ckpt, device="auto": fake
-    try:
-        return cli.main(["detect", *args, "--ckpt", "fake.ckpt"])
-    finally:
-        detect_run.load_predictor = orig
 
 
 # ----------------------------------------------------------------------------- section 2: the command

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
-from sed.core.constants import CLASSES, FRAME_SECONDS
 from sed.core.errors import ConfigError
 from sed.datamodules.tsv import read_strong_tsv
 from sed.eval import run
 from sed.evaluation.predictions import Predictions
+from tests.score_helpers import truth_probs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,14 +39,7 @@ def copy_missing_two(tiny_desed, tmp_path):
 
 
 def perfect(names, gt, path):
-    rng = np.random.default_rng(0)
-    frame = (rng.random((len(names), 640, 10)) * 0.1).astype(np.float32)
-    clip = np.zeros((len(names), 10), np.float32)
-    for i, f in enumerate(names):
-        for on, off, lab in gt[f]:
-            k = CLASSES.index(lab)
-            frame[i, int(on / FRAME_SECONDS): int(np.ceil(off / FRAME_SECONDS)), k] = 0.9
-            clip[i, k] = 0.9
+    frame, clip = truth_probs(names, gt)
     frame[:, 550:, :] = 0.9  # a burst in every class at the end of each clip (from 8.53 s)
     clip[:] = np.maximum(clip, 0.9)
     Predictions(names, frame, clip).save(path)

@@ -8,7 +8,7 @@ then points at that folder. The new Hydra folder keeps this invocation's logs an
 ``resumed.json`` naming the run it continued; the run folder's ``resumes.jsonl`` lists every resume.
 
 Each run records what it trains on in ``run_info.json`` (the resolved data root, the dataset name,
-the experiment, the seed and the model / schedule / loss / datamodule settings). ``ckpt_path=last``
+the experiment, the seed and the model / schedule / datamodule settings). ``ckpt_path=last``
 resumes the newest run next to this one (same experiment folder) whose record matches the current
 configuration, naming it; none matching is a :class:`~sed.core.errors.ConfigError` that says what
 differs. An explicit run folder or checkpoint is resumed as asked, with a warning listing what
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 INFO_FILE = "run_info.json"
 #: Config sections that define what a run learns; a resume must keep them (others may change).
-TRACKED = ("experiment_name", "seed", "model", "schedule", "loss", "datamodule")
+TRACKED = ("experiment_name", "seed", "model", "schedule", "datamodule")
 #: Keys inside them that do not change what is learnt.
 IGNORED = {"datamodule.progress", "datamodule.num_workers", "datamodule.val_batch_size",
            "schedule.n_cycles", "schedule.max_epochs"}  # the epoch budget may grow on resume
