@@ -6,10 +6,11 @@ baseline), on a batch of the default size and mix (PS1 after the switch: half we
 frame targets, half unlabelled).  Both systems are timed in the same process, interleaved round by
 round so they share the machine's load; each figure is the median over rounds.
 
-Figures: clips/s in training steps, seconds per epoch on the bundled data (iterations per epoch as
-the datamodule computes it: ceil(600 synthetic clips / 16) = 38 -> 608 clips per epoch, for PS1, PS2
-and the baseline alike, plus the validation forward pass over its 200 clips), and the ratio
-SM+DM / baseline.
+Figures: clips/s in training steps, seconds per epoch (the stated epoch of conf/datamodule/desed.yaml:
+100 iterations x 16 = 1,600 clips, for PS1, PS2 and the baseline alike, plus the validation forward
+pass over 200 clips) and per 15-epoch run, the ratio SM+DM / baseline, and the speed-up of the CPU
+convolution fast paths (sed.models.common: 1x1 convs as a channel matmul, the 1-channel input conv as
+shifted copies x a matrix) over the library's oneDNN convolution, measured in the same rounds.
 
     python -m benchmarks.bench_train [--quick] [--threads 1,2]
 """
@@ -22,12 +23,14 @@ import time
 
 import torch
 
+import sed.models.common as model_common
 from benchmarks.common import write_result
 from sed.models import CRNN, DM, SM, count_parameters
 from sed.train import build_model
 from sed.training.losses import clip_bce, frame_bce, total_loss
 
-EPOCH_CLIPS = 608  # bundled data: 38 iterations x 16 clips (sed.datamodules.desed, iters_per_epoch=null)
+EPOCH_CLIPS = 1600  # conf/datamodule/desed.yaml: iters_per_epoch 100 x batch 16
+EPOCHS = 15  # 4 SGDR cycles (1 + 2 + 4 + 8)
 VAL_CLIPS = 200
 
 
@@ -95,22 +98,26 @@ class MeanTeacherStep:
 
 
 def measure(systems: list, batch: dict, bsz: int, rounds: int, steps_per_round: int) -> dict[str, tuple[float, float]]:
-    """Median seconds per training step and per validation clip of each system, interleaved rounds."""
+    """Median seconds per training step and per validation clip of each system, and of each system with
+    the library convolutions (``<name>/library_conv``), interleaved rounds."""
     for s in systems:  # warm-up
         s(batch)
-    step_t = {s.name: [] for s in systems}
-    inf_t = {s.name: [] for s in systems}
+    step_t = {f"{s.name}{v}": [] for s in systems for v in ("", "/library_conv")}
+    inf_t = {k: [] for k in step_t}
     xv = torch.randn(32, 640, 64)
     for _ in range(rounds):
-        for s in systems:
+        for s, variant in [(s, v) for s in systems for v in ("", "/library_conv")]:
+            model_common.CPU_FAST_CONV = variant == ""
+            name = f"{s.name}{variant}"
             t0 = time.perf_counter()
             for _ in range(steps_per_round):
                 s(batch)
-            step_t[s.name].append((time.perf_counter() - t0) / steps_per_round)
+            step_t[name].append((time.perf_counter() - t0) / steps_per_round)
             t0 = time.perf_counter()
             s.infer(xv)
-            inf_t[s.name].append((time.perf_counter() - t0) / 32)
-    return {s.name: (statistics.median(step_t[s.name]), statistics.median(inf_t[s.name])) for s in systems}
+            inf_t[name].append((time.perf_counter() - t0) / 32)
+    model_common.CPU_FAST_CONV = True
+    return {k: (statistics.median(step_t[k]), statistics.median(inf_t[k])) for k in step_t}
 
 
 def main() -> None:
@@ -141,6 +148,12 @@ def main() -> None:
             figures[f"{s.name}_s_per_epoch_{n}thr"] = {
                 "value": round(epoch, 1), "unit": "s/epoch",
                 "reference": f"{EPOCH_CLIPS} training clips + {VAL_CLIPS} validation clips"}
+            figures[f"{s.name}_min_per_run_{n}thr"] = {
+                "value": round(EPOCHS * epoch / 60, 1), "unit": "min", "reference": f"{EPOCHS} epochs"}
+            lib = res[f"{s.name}/library_conv"][0]
+            figures[f"{s.name}_fast_conv_speedup_{n}thr"] = {
+                "value": round(lib / step, 2), "unit": "x", "ratio": round(lib / step, 2),
+                "reference": f"library convolutions: {lib:.3f} s/step, fast paths: {step:.3f} s/step"}
         figures[f"throughput_ratio_smdm_over_baseline_{n}thr"] = {
             "value": round(rate[a] / rate[b], 3), "unit": "x", "ratio": round(rate[a] / rate[b], 3)}
     write_result("train", figures, quick=args.quick,

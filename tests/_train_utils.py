@@ -15,7 +15,7 @@ TINY_SMDM = [
     "model.dm.channels=[4,8,8]", "model.dm.pools=[[4,4],[4,4],[2,2]]", "model.dm.hidden=8",
 ]
 COMMON = [
-    "datamodule.batch_size=8", "datamodule.progress=false", "callbacks.scorer.psds_thresholds=3", "callbacks.report.plots=true",
+    "datamodule.batch_size=8", "datamodule.iters_per_epoch=null", "datamodule.progress=false", "callbacks.scorer.psds_thresholds=3", "callbacks.report.plots=true",
     "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
 ]
 TINY_CRNN = ["model.crnn.channels=[4,4,8,8,8,8,8]", "model.crnn.rnn_cells=8", "model.crnn.rnn_layers=1"]

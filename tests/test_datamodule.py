@@ -14,11 +14,12 @@ PS2 = {"synthetic": 0.25, "weak": 0.25, "unlabel": 0.5}
 
 
 def make_dm(data_cfg, **over) -> DesedDataModule:
-    """The datamodule of conf/datamodule/desed.yaml (its defaults, the one place they live) with ``over``."""
+    """The datamodule of conf/datamodule/desed.yaml (its defaults, the one place they live) with ``over``;
+    epochs of one pass over the tiny synthetic split unless ``iters_per_epoch`` is given (fast tests)."""
     kw = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "datamodule" / "desed.yaml"))
     for k in ("_target_", "data", "seed"):
         kw.pop(k)
-    return DesedDataModule(data_cfg, **{**kw, "seed": 0, **over})
+    return DesedDataModule(data_cfg, **{**kw, "seed": 0, "iters_per_epoch": None, **over})
 
 
 def test_batch_counts_largest_remainder():

@@ -23,6 +23,18 @@ def test_frame_bce_eq2_mask_and_mean():
     assert frame_bce(sm_f, y_f).item() == pytest.approx((want + math.log(2)) / 2, rel=1e-6)
 
 
+def test_frame_bce_pos_weight_by_hand():
+    """Event frames weigh pos_weight x: clip 0 = (3 bce(.8,1) + bce(.3,0)) / 2; 1 is plain eq 2."""
+    sm_f = torch.tensor([[[0.8], [0.3]], [[0.5], [0.5]]])
+    y_f = torch.tensor([[[1.0], [0.0]], [[1.0], [1.0]]])
+    mask = torch.tensor([True, False])
+    assert frame_bce(sm_f, y_f, mask, pos_weight=3.0).item() == pytest.approx((3 * bce(0.8, 1) + bce(0.3, 0)) / 2, rel=1e-6)
+    assert frame_bce(sm_f, y_f, mask, pos_weight=1.0).item() == frame_bce(sm_f, y_f, mask).item()
+    t = total_loss(sm_f, sm_f.amax(1), y_f, y_f.amax(1), mask, mask, ~mask, w=0.0, tau=0.9, denominator="all",
+                   frame_pos_weight=3.0)
+    assert t.frame.item() == pytest.approx((3 * bce(0.8, 1) + bce(0.3, 0)) / 2, rel=1e-6)
+
+
 def test_clip_bce_eq3():
     dm_c = torch.tensor([[0.9, 0.2], [0.6, 0.4]])
     y_c = torch.tensor([[1.0, 0.0], [0.0, 0.0]])

@@ -79,3 +79,31 @@ def test_backward_reaches_all_parameters(x):
     sm, dm = SM_(), DM_()
     (sm(x).mean() + dm(x).mean()).backward()
     assert all(p.grad is not None for p in list(sm.parameters()) + list(dm.parameters()))
+
+
+@pytest.mark.parametrize("kind", ["pointwise", "single_input"])
+def test_cpu_fast_convolutions_equal_the_library_convolution(kind):
+    """The CPU fast paths of sed.models.common (a channel matmul; shifted copies x a matrix) compute the
+    same outputs and gradients as F.conv2d with the same weights."""
+    import torch.nn.functional as F
+
+    from sed.models.common import PointwiseConv2d, SingleInputConv2d, conv2d
+
+    torch.manual_seed(0)
+    conv = PointwiseConv2d(5, 3) if kind == "pointwise" else SingleInputConv2d(4, 3)
+    assert type(conv2d(5, 3, 1) if kind == "pointwise" else conv2d(1, 4, 3)) is type(conv)
+    assert type(conv2d(2, 4, 3)) is torch.nn.Conv2d
+    x = torch.randn(2, conv.in_channels, 7, 6, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_()
+    w_ref = conv.weight.detach().clone().requires_grad_()
+    b_ref = conv.bias.detach().clone().requires_grad_()
+    y = conv(x)
+    y_ref = F.conv2d(x_ref, w_ref, b_ref, padding=conv.padding)
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-6)
+    g = torch.randn_like(y)
+    y.backward(g)
+    y_ref.backward(g)
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(conv.weight.grad, w_ref.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(conv.bias.grad, b_ref.grad, rtol=1e-5, atol=1e-5)
+    assert set(conv.state_dict()) == {"weight", "bias"}  # checkpoints keep their keys

@@ -17,10 +17,12 @@ targets would teach "no event anywhere" in a clip whose tags say otherwise -- bu
 
 Epoch length (paper silent): one fixed number of iterations ``L`` for every epoch and every
 experiment, so that T_i in epochs is a fixed number of iterations and PS1, PS2 and the baseline get
-the same compute per epoch.  ``iters_per_epoch: null`` takes one pass over the synthetic set at the
-full batch size, ``ceil(n_synthetic / (batch_size * world_size))`` -- exactly an epoch of the paper's
-first, synthetic-only phase (when no phase uses synthetic clips: one pass over the smallest
-labelled source of the first phase).  An integer sets L directly.
+the same compute per epoch.  The default states L (``iters_per_epoch: 100``, conf/datamodule/desed.yaml),
+so T_i, the curriculum switch and the whole step budget mean the same on any dataset: a small
+synthetic split no longer shrinks the training (issue 11).  ``iters_per_epoch: null`` takes one pass
+over the synthetic training clips at the full batch size, ``ceil(n_synthetic / (batch_size *
+world_size))`` -- an epoch of the paper's first, synthetic-only phase (when no phase uses synthetic
+clips: one pass over the smallest labelled source of the first phase).
 
 Sampling and DDP: each source is read as an endless stream of seeded permutations
 (``seed``, source, permutation number), consumed continuously across the epochs that use it, so a

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -44,6 +45,59 @@ class InputNorm(nn.Module):
         return self.bn(x.transpose(1, 2)).transpose(1, 2)
 
 
+#: the CPU fast paths below on/off (benchmarks/bench_train_step.py times both in one run)
+CPU_FAST_CONV = True
+
+
+def _fast(x: torch.Tensor) -> bool:
+    return CPU_FAST_CONV and x.device.type == "cpu"
+
+
+class PointwiseConv2d(nn.Conv2d):
+    """A 1x1 Conv2d (same parameters and checkpoint keys) computed on CPU as a channel matmul.
+
+    oneDNN's 1x1 convolution with few channels at full (640 x 64) resolution is 5-6x slower on CPU
+    than the same product as an ``einsum`` (backward included; benchmarks/bench_train_step.py);
+    on other devices the library convolution runs.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__(in_ch, out_ch, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not _fast(x):
+            return super().forward(x)
+        y = torch.einsum("oc,bctf->botf", self.weight[:, :, 0, 0], x)
+        return y + self.bias[:, None, None] if self.bias is not None else y
+
+
+class SingleInputConv2d(nn.Conv2d):
+    """A k x k, stride 1, same-padding Conv2d from ONE input channel (the log-mel), computed on CPU as
+    ``k*k`` shifted copies times a ``(out, k*k)`` matrix: about 2x faster than oneDNN's kernel there
+    (backward included); the library convolution elsewhere.  Same parameters and checkpoint keys."""
+
+    def __init__(self, out_ch: int, kernel: int) -> None:
+        super().__init__(1, out_ch, kernel, padding=kernel // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not _fast(x):
+            return super().forward(x)
+        k, (_, _, t, f) = self.kernel_size[0], x.shape
+        p = F.pad(x[:, 0], (k // 2,) * 4)
+        shifted = torch.stack([p[:, i:i + t, j:j + f] for i in range(k) for j in range(k)], 1)  # (B, k*k, T, F)
+        y = torch.einsum("ok,bktf->botf", self.weight.reshape(self.out_channels, k * k), shifted)
+        return y + self.bias[:, None, None] if self.bias is not None else y
+
+
+def conv2d(in_ch: int, out_ch: int, kernel: int) -> nn.Conv2d:
+    """A same-padding Conv2d, with the CPU fast paths above where they apply (odd kernels)."""
+    if kernel == 1:
+        return PointwiseConv2d(in_ch, out_ch)
+    if in_ch == 1 and kernel % 2 == 1:
+        return SingleInputConv2d(out_ch, kernel)
+    return nn.Conv2d(in_ch, out_ch, kernel, padding=kernel // 2)
+
+
 class ConvBlock(nn.Module):
     """Conv2d (same padding) -> BatchNorm -> activation -> pool -> dropout, on (B, C, T, F).
 
@@ -70,9 +124,9 @@ class ConvBlock(nn.Module):
             raise ModelConfigError(f"activation {activation!r}: expected 'relu', 'glu' or 'cg'")
         self.activation = activation
         mult = 2 if activation == "glu" else 1
-        self.conv = nn.Conv2d(in_ch, out_ch * mult, kernel, padding=kernel // 2)
+        self.conv = conv2d(in_ch, out_ch * mult, kernel)
         self.bn = nn.BatchNorm2d(out_ch * mult)
-        self.gate = nn.Conv2d(out_ch, out_ch, 1) if activation == "cg" else None
+        self.gate = PointwiseConv2d(out_ch, out_ch) if activation == "cg" else None
         if tuple(pool) == (1, 1):
             self.pool: nn.Module = nn.Identity()
         elif pool_type == "avg":

@@ -252,3 +252,31 @@ def plot_psd_roc(curves: Mapping[str, Any], metrics: Mapping[str, Any], path: st
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_frame_probability_history(history: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
+    """SM's mean frame probability on event frames (one line per class) and on background frames
+    (black, dashed: the class mean) across epochs, one panel per source (:mod:`sed.training.diagnostics`)."""
+    sources = [s for s in ("synthetic", "weak_nmf", "weak_true", "validation") if s in history[0]]
+    epochs = [h["epoch"] for h in history]
+    fig, axes = plt.subplots(1, len(sources), figsize=(4.2 * len(sources), 3.6), sharey=True, squeeze=False)
+    colors = plt.get_cmap("tab10")
+    for ax, source in zip(axes[0], sources):
+        ev = np.array([h[source]["p_event"] for h in history], dtype=np.float64)
+        bg = np.array([h[source]["p_background"] for h in history], dtype=np.float64)
+        for c, name in enumerate(CLASSES):
+            if np.isfinite(ev[:, c]).any():
+                ax.plot(epochs, ev[:, c], color=colors(c), lw=1.2, label=name)
+        ax.plot(epochs, np.nanmean(bg, axis=1), "k--", lw=1.5, label="background (mean)")
+        ax.set_title(source)
+        ax.set_xlabel("epoch")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("mean SM frame probability")
+    axes[0][-1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -29,10 +29,17 @@ def _bce(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.binary_cross_entropy(p.float(), y.float(), reduction="none")
 
 
-def frame_bce(sm_f: torch.Tensor, y_f: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Eq 2: l_f = BCE(SM_f, y_f) on (B, T, C) frame probabilities, over the clips with strong targets."""
-    per_clip = _bce(sm_f, y_f).mean(dim=(1, 2))
-    return _masked_mean(per_clip, mask)
+def frame_bce(sm_f: torch.Tensor, y_f: torch.Tensor, mask: torch.Tensor | None = None,
+              pos_weight: float = 1.0) -> torch.Tensor:
+    """Eq 2: l_f = BCE(SM_f, y_f) on (B, T, C) frame probabilities, over the clips with strong targets.
+
+    ``pos_weight`` (not in the paper, whose setting is 1): event frames weigh ``pos_weight`` times a
+    background frame, ``-(pw y log p + (1 - y) log(1 - p))``, against the frame imbalance (a class is
+    active in a few % of the frames)."""
+    bce = _bce(sm_f, y_f)
+    if pos_weight != 1.0:
+        bce = bce * (1.0 + (float(pos_weight) - 1.0) * y_f.float())
+    return _masked_mean(bce.mean(dim=(1, 2)), mask)
 
 
 def clip_bce(dm_c: torch.Tensor, y_c: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -115,16 +122,17 @@ def total_loss(
     tau: float,
     denominator: str,
     use_unlabel: bool = True,
+    frame_pos_weight: float = 1.0,
 ) -> LossTerms:
     """Eqs 2-8 on one mixed batch.
 
     ``has_frame``: clips with frame targets (synthetic, weak clips with NMF labels);
     ``has_clip``: clips with clip targets (synthetic and weak) -- they are also the "labelled"
     clips of eq 4; ``is_unlabel``: unlabelled clips (eqs 5, 7).  ``use_unlabel=False`` (before the
-    curriculum switch) makes l_unlabel 0.
+    curriculum switch) makes l_unlabel 0.  ``frame_pos_weight``: see :func:`frame_bce` (paper: 1).
     """
     sm_c = sm_f.amax(dim=1)
-    lf = frame_bce(sm_f, y_f, has_frame)
+    lf = frame_bce(sm_f, y_f, has_frame, frame_pos_weight)
     lc = clip_bce(dm_c, y_c, has_clip)
     lcon = consistency_mse(sm_c, dm_c, has_clip)
     n_u = int(is_unlabel.sum())

@@ -79,10 +79,12 @@ class SEDSystem(BaseSystem):
     """
 
     def __init__(self, sm: Mapping, dm: Mapping, tau: float, unlabel_denominator: str, switch_epoch: int,
-                 postproc: Mapping | None = None) -> None:
+                 postproc: Mapping | None = None, frame_pos_weight: float = 1.0) -> None:
         super().__init__(postproc)
         self._save_hparams(sm=_model_kwargs(sm), dm=_model_kwargs(dm), tau=float(tau),
-                           unlabel_denominator=str(unlabel_denominator), switch_epoch=int(switch_epoch))
+                           unlabel_denominator=str(unlabel_denominator), switch_epoch=int(switch_epoch),
+                           frame_pos_weight=float(frame_pos_weight))
+        self.frame_pos_weight = float(frame_pos_weight)
         self.sm = SM(**_model_kwargs(sm))
         self.dm = DM(**_model_kwargs(dm))
         self.tau, self.denominator, self.switch_epoch = float(tau), str(unlabel_denominator), int(switch_epoch)
@@ -99,7 +101,7 @@ class SEDSystem(BaseSystem):
         sm_f, dm_c = self.sm(batch["x"]), self.dm(batch["x"])
         terms = total_loss(sm_f, dm_c, batch["y_f"], batch["y_c"], batch["has_frame"], batch["has_clip"],
                            batch["is_unlabel"], w=self.rampup_weight, tau=self.tau, use_unlabel=use_unlabel,
-                           denominator=self.denominator)
+                           denominator=self.denominator, frame_pos_weight=self.frame_pos_weight)
         loss = terms.total
         n = batch["x"].shape[0]
         logs = {"train/loss": loss, "train/l_f": terms.frame, "train/l_c": terms.clip, "train/l_con": terms.con,
