@@ -36,8 +36,14 @@ def _harmonics(f0: np.ndarray, sr: int, amps: np.ndarray, rng: Rng) -> np.ndarra
     keep = np.flatnonzero(np.abs(amps) > 1e-3 * np.abs(amps).max())
     amps = amps[keep]
     k = (keep + 1)[:, None]
-    ok = (k * f0[None, :]) < 0.45 * sr
-    parts = np.sin(k * phase[None, :] + rng.uniform(0, 2 * np.pi, (len(amps), 1))) * amps[:, None] * ok
+    phi = rng.uniform(0, 2 * np.pi, (len(amps), 1))
+    lim = 0.45 * sr
+    rows = np.flatnonzero(k[:, 0] * f0.min() < lim)  # harmonics above the limit throughout add exact zeros: skipped
+    k, phi, amps = k[rows], phi[rows], amps[rows]
+    parts = np.sin(k * phase[None, :] + phi) * amps[:, None]
+    partial = np.flatnonzero(k[:, 0] * f0.max() >= lim)  # below the limit only part of the time
+    if len(partial):
+        parts[partial] *= (k[partial] * f0[None, :]) < lim
     return parts.sum(axis=0)
 
 
