@@ -9,9 +9,16 @@ Clips are 1-4 procedural events (``sed.generator.synth``) over varied background
 clips with none, overlaps allowed. Each clip has its own random stream
 ``default_rng([seed, split, index])``, so the set is deterministic for a seed whatever the
 number of worker processes. ``--preset desed`` writes DESED's sizes (:data:`PRESETS`; ``--scale`` and
-``--limit`` shrink them for a quick run). The "real" splits (weak, unlabel, validation, public_eval) differ a little from
-the synthetic one, as in DESED: more reverberation, a wider SNR range and a few clips shorter
-than 10 s.
+``--limit`` shrink them for a quick run).
+
+A synthetic-to-real gap, as DESED's (clean synthetic soundscapes for training, real recordings for the
+weak, unlabelled, validation and evaluation sets): the synthetic split (:data:`SYNTHETIC`) is clean
+22.05 kHz mono; the "real" splits (:data:`REAL`) use other variants of each class family
+(``sed.generator.synth.SOURCES_REAL``: other pitches, rates, sizes, formants, densities), up to 5 events at
+0-18 dB SNR, more reverberation, unannotated babble in some clips, a recording chain
+(``sed.generator.chain``: band limits, EQ, compression, clipping, low-bit or lossy-like steps), files at
+16/44.1/48 kHz as well as 22.05 kHz, some stereo, and a few clips shorter than 10 s. The synthetic
+split's bytes are those of generated.json version 2 for the same seed.
 """
 
 from __future__ import annotations
@@ -263,6 +270,8 @@ def generate_dataset(
         from sed.reporting.plots import plot_examples
 
         plot_examples(root, root / "examples.png")
+        if any(results["validation"].values()):  # the same classes as the real splits render them
+            plot_examples(root, root / "examples_real.png", split="validation")
     stamp.write_text(json.dumps(params, indent=1))
     return root
 

@@ -80,6 +80,8 @@ def test_all_classes_and_example_plot(tmp_path):
     assert labels == set(CLASSES)
     png = root / "examples.png"
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    real_png = root / "examples_real.png"  # the validation split's view, when it has events
+    assert real_png.is_file() == any(read_strong_tsv(root / DEFAULT_SPLITS["validation"]["tsv"]).values())
     stamp = (root / "generated.json").stat().st_mtime_ns
     generate_dataset(tmp_path / "d", n_synthetic=40, n_weak=2, n_unlabel=2, n_validation=2, seed=3, workers=2)
     assert (root / "generated.json").stat().st_mtime_ns == stamp  # identical request: kept as it is
