@@ -9,9 +9,16 @@ Clips are 1-4 procedural events (``sed.generator.synth``) over varied background
 clips with none, overlaps allowed. Each clip has its own random stream
 ``default_rng([seed, split, index])``, so the set is deterministic for a seed whatever the
 number of worker processes. ``--preset desed`` writes DESED's sizes (:data:`PRESETS`; ``--scale`` and
-``--limit`` shrink them for a quick run). The "real" splits (weak, unlabel, validation, public_eval) differ a little from
-the synthetic one, as in DESED: more reverberation, a wider SNR range and a few clips shorter
-than 10 s.
+``--limit`` shrink them for a quick run).
+
+A synthetic-to-real gap, as DESED's (clean synthetic soundscapes for training, real recordings for the
+weak, unlabelled, validation and evaluation sets): the synthetic split (:data:`SYNTHETIC`) is clean
+22.05 kHz mono; the "real" splits (:data:`REAL`) use other variants of each class family
+(``sed.generator.synth.SOURCES_REAL``: other pitches, rates, sizes, formants, densities), up to 5 events at
+0-18 dB SNR, more reverberation, unannotated babble in some clips, a recording chain
+(``sed.generator.chain``: band limits, EQ, compression, clipping, low-bit or lossy-like steps), files at
+16/44.1/48 kHz as well as 22.05 kHz, some stereo, and a few clips shorter than 10 s. The synthetic
+split's bytes are those of generated.json version 2 for the same seed.
 """
 
 from __future__ import annotations
@@ -33,7 +40,8 @@ from tqdm.auto import tqdm
 from sed.core.constants import CLASSES
 from sed.datamodules.layout import DEFAULT_SPLITS
 from sed.datamodules.tsv import Event, write_strong_tsv
-from sed.generator.synth import SOURCES, background, room_response
+from sed.generator.chain import ChainRecipe, recording_chain
+from sed.generator.synth import SOURCES, SOURCES_REAL, babble, background, room_response
 
 SPLIT_IDS = {"synthetic": 0, "weak": 1, "unlabel": 2, "validation": 3, "public_eval": 4}
 #: Default sizes: big enough to learn, small enough that `make train` takes about ten minutes
@@ -67,10 +75,24 @@ class ClipRecipe:
     short_prob: float  # chance of a clip shorter than 10 s
     empty_prob: float = 0.06
     max_events: int = 4
+    variant: str = "synthetic"  # source table: "synthetic" (SOURCES) or "real" (SOURCES_REAL)
+    babble_prob: float = 0.0  # chance of unannotated background talkers
+    babble_db: tuple[float, float] = (-10.0, -3.0)  # babble RMS re the background's (events are at snr_db re it)
+    chain: ChainRecipe | None = None  # recording chain (sed.generator.chain), None: none
+    other_sr_prob: float = 0.0  # chance of a file at one of other_srs instead of the dataset's rate
+    other_srs: tuple[int, ...] = ()
+    stereo_prob: float = 0.0  # chance of a two-channel file (second channel: small gain and delay difference)
+    stereo_delay_ms: tuple[float, float] = (0.0, 0.6)
+    stereo_gain: tuple[float, float] = (0.6, 1.0)
 
 
+#: Clean 22.05 kHz mono soundscapes (DESED's synthetic20).
 SYNTHETIC = ClipRecipe(snr_db=(6.0, 24.0), reverb_prob=0.3, short_prob=0.0)
-REAL = ClipRecipe(snr_db=(3.0, 20.0), reverb_prob=0.6, short_prob=0.08)
+#: "Recorded" clips (DESED's weak, unlabelled, validation and public eval: real recordings): other variants
+#: of each class, more events, lower SNR, babble, a recording chain, other sample rates, some stereo.
+REAL = ClipRecipe(snr_db=(0.0, 18.0), reverb_prob=0.6, short_prob=0.08, max_events=5, variant="real",
+                  babble_prob=0.3, chain=ChainRecipe(), other_sr_prob=0.35, other_srs=(16000, 44100, 48000),
+                  stereo_prob=0.2)
 
 
 def _trim(x: np.ndarray, sr: int, floor_db: float = -35.0) -> np.ndarray:
@@ -92,9 +114,10 @@ def make_clip(rng: np.random.Generator, sr: int, recipe: ClipRecipe) -> tuple[np
     fg = np.zeros(n)
     events: list[Event] = []
     n_events = 0 if rng.random() < recipe.empty_prob else int(rng.integers(1, recipe.max_events + 1))
+    sources = SOURCES_REAL if recipe.variant == "real" else SOURCES
     for _ in range(n_events):
         label = CLASSES[rng.integers(len(CLASSES))]
-        x = _trim(SOURCES[label](rng, sr), sr)
+        x = _trim(sources[label](rng, sr), sr)
         x = x[: n - sr // 20]
         start = int(rng.integers(0, max(1, n - len(x))))
         snr = rng.uniform(*recipe.snr_db)
@@ -103,9 +126,36 @@ def make_clip(rng: np.random.Generator, sr: int, recipe: ClipRecipe) -> tuple[np
         events.append(Event(round(start / sr, 3), round((start + len(x)) / sr, 3), label))
     if n_events and rng.random() < recipe.reverb_prob:
         fg = signal.fftconvolve(fg, room_response(sr, rng))[:n]
+    if recipe.babble_prob > 0 and rng.random() < recipe.babble_prob:
+        bg = bg + 10 ** (rng.uniform(*recipe.babble_db) / 20) * babble(n, sr, rng)
     mix = fg + bg
     mix *= rng.uniform(0.3, 0.9) / (np.abs(mix).max() + 1e-12)
     return mix.astype(np.float32), merge_overlaps(events)
+
+
+def stereo(x: np.ndarray, delay: int, gain: float, second_left: bool) -> np.ndarray:
+    """``(n, 2)``: ``x`` and a copy ``delay`` samples later at ``gain`` (on the left when ``second_left``)."""
+    y = np.concatenate([np.zeros(delay), x[: len(x) - delay]]) * gain
+    return np.stack([y, x] if second_left else [x, y], axis=1)
+
+
+def render_clip(rng: np.random.Generator, sr: int, recipe: ClipRecipe) -> tuple[np.ndarray, int, list[Event]]:
+    """:func:`make_clip`, then the file's format: sample rate, recording chain, channels.
+
+    ``(audio (n,) or (n, 2), file sample rate, events)``; a recipe without chain, other rates or stereo
+    draws nothing more (the synthetic split's streams are those of :func:`make_clip`)."""
+    audio, events = make_clip(rng, sr, recipe)
+    out_sr = sr
+    if recipe.other_sr_prob > 0 and rng.random() < recipe.other_sr_prob:
+        out_sr = int(recipe.other_srs[rng.integers(len(recipe.other_srs))])
+        g = math.gcd(out_sr, sr)
+        audio = signal.resample_poly(audio.astype(np.float64), out_sr // g, sr // g)
+    if recipe.chain is not None:
+        audio = recording_chain(audio, out_sr, rng, recipe.chain) * rng.uniform(0.35, 1.0)
+    if recipe.stereo_prob > 0 and rng.random() < recipe.stereo_prob:
+        delay = int(round(rng.uniform(*recipe.stereo_delay_ms) * out_sr / 1000))
+        audio = stereo(audio, delay, rng.uniform(*recipe.stereo_gain), bool(rng.random() < 0.5))
+    return np.clip(audio, -1.0, 1.0).astype(np.float32), out_sr, events
 
 
 def merge_overlaps(events: list[Event]) -> list[Event]:
@@ -129,9 +179,9 @@ def clip_name(split: str, i: int) -> str:
 def _make_one(args: tuple) -> tuple[str, list[Event]]:
     split, i, seed, sr, audio_dir = args
     rng = np.random.default_rng([seed, SPLIT_IDS[split], i])
-    audio, events = make_clip(rng, sr, SYNTHETIC if split == "synthetic" else REAL)
+    audio, out_sr, events = render_clip(rng, sr, SYNTHETIC if split == "synthetic" else REAL)
     name = clip_name(split, i)
-    sf.write(Path(audio_dir) / name, audio, sr, subtype="PCM_16")
+    sf.write(Path(audio_dir) / name, audio, out_sr, subtype="PCM_16")
     return name, events
 
 
@@ -168,7 +218,7 @@ def generate_dataset(
     root = Path(root)
     n_public_eval = n_validation if n_public_eval is None else n_public_eval
     params = {"n_synthetic": n_synthetic, "n_weak": n_weak, "n_unlabel": n_unlabel, "n_validation": n_validation,
-              "n_public_eval": n_public_eval, "seed": seed, "sample_rate": sample_rate, "version": 2,
+              "n_public_eval": n_public_eval, "seed": seed, "sample_rate": sample_rate, "version": 3,
               "recipes": {"synthetic": asdict(SYNTHETIC), "real": asdict(REAL)}}
     params = json.loads(json.dumps(params))  # tuples -> lists, as read back
     stamp = root / "generated.json"
@@ -203,11 +253,11 @@ def generate_dataset(
         k = 1
         while True:
             rng = np.random.default_rng([seed, SPLIT_IDS["weak"], i, k])
-            audio, events = make_clip(rng, sample_rate, REAL)
+            audio, out_sr, events = render_clip(rng, sample_rate, REAL)
             if events:
                 break
             k += 1
-        sf.write(root / DEFAULT_SPLITS["weak"]["audio"] / name, audio, sample_rate, subtype="PCM_16")
+        sf.write(root / DEFAULT_SPLITS["weak"]["audio"] / name, audio, out_sr, subtype="PCM_16")
         weak[name] = events
     for split, clips in results.items():
         _write_tsvs(root, split, clips)
@@ -220,6 +270,8 @@ def generate_dataset(
         from sed.reporting.plots import plot_examples
 
         plot_examples(root, root / "examples.png")
+        if any(results["validation"].values()):  # the same classes as the real splits render them
+            plot_examples(root, root / "examples_real.png", split="validation")
     stamp.write_text(json.dumps(params, indent=1))
     return root
 

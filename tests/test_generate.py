@@ -12,7 +12,7 @@ import soundfile as sf
 from sed.core.constants import CLASSES
 from sed.datamodules.layout import DEFAULT_SPLITS
 from sed.datamodules.tsv import read_strong_tsv, read_unlabel_tsv, read_weak_tsv
-from sed.generate import generate_dataset
+from sed.generate import REAL, generate_dataset
 
 
 def _digest(root: Path) -> str:
@@ -40,8 +40,12 @@ def test_layout_and_labels(tiny_desed):
     for split, clips in (("synthetic", synth), ("validation", valid)):
         for name, events in clips.items():
             info = sf.info(tiny_desed / DEFAULT_SPLITS[split]["audio"] / name)
-            assert info.samplerate == 22050 and info.channels == 1
-            assert len(events) <= 4
+            if split == "synthetic":  # the real splits' rates and channels: tests/test_domain_gap.py
+                assert info.samplerate == 22050 and info.channels == 1
+                assert len(events) <= 4
+            else:
+                assert info.samplerate in (22050, *REAL.other_srs) and info.channels in (1, 2)
+                assert len(events) <= REAL.max_events
             for e in events:
                 assert 0 <= e.onset < e.offset <= info.duration + 1e-3
 
@@ -76,6 +80,8 @@ def test_all_classes_and_example_plot(tmp_path):
     assert labels == set(CLASSES)
     png = root / "examples.png"
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    real_png = root / "examples_real.png"  # the validation split's view, when it has events
+    assert real_png.is_file() == any(read_strong_tsv(root / DEFAULT_SPLITS["validation"]["tsv"]).values())
     stamp = (root / "generated.json").stat().st_mtime_ns
     generate_dataset(tmp_path / "d", n_synthetic=40, n_weak=2, n_unlabel=2, n_validation=2, seed=3, workers=2)
     assert (root / "generated.json").stat().st_mtime_ns == stamp  # identical request: kept as it is
@@ -138,12 +144,23 @@ def test_desed_preset_counts_and_layout(tmp_path):
 
 #: _digest of the 12/8/8/8 seed-0 set made by the generator before public_eval existed (this platform's numpy/scipy).
 DIGEST_BEFORE_PUBLIC_EVAL = "b7208ae489be6c0ef862581509c60bfdf7e5c5f4e35462e4656e1c028fd90340"
+#: _digest of that set's synthetic split (audio and TSV), the same bytes before and after the real splits got
+#: their own rendering (generated.json version 3): the synthetic recipe's random streams did not move.
+DIGEST_SYNTHETIC_12 = "36d7173a3fea5deef85f6305825ebdea1b1fd2e0a28695d3bfa9e7cbcda8f400"
 
 
 def test_existing_splits_unchanged_by_public_eval(tmp_path):
-    """Adding the public_eval split moves no existing clip's random stream: the same bytes as before it."""
+    """Adding the public_eval split, and then the real splits' own rendering, moved no synthetic clip's random
+    stream: the same bytes as before them. (The real splits were rendered anew in version 3, so the whole-set
+    pin DIGEST_BEFORE_PUBLIC_EVAL no longer applies to them.)"""
     a = generate_dataset(tmp_path / "a", n_synthetic=12, n_weak=8, n_unlabel=8, n_validation=8, n_public_eval=0,
                          seed=0, workers=1, plot=False)
     assert not list((a / DEFAULT_SPLITS["public_eval"]["audio"]).iterdir())
     (a / DEFAULT_SPLITS["public_eval"]["tsv"]).unlink()  # the one file the old generator did not write
-    assert _digest(a) == DIGEST_BEFORE_PUBLIC_EVAL
+    h = hashlib.sha256()
+    for p in sorted(a.rglob("*")):
+        rel = p.relative_to(a).as_posix()
+        if p.is_file() and p.suffix in (".wav", ".tsv") and "synthetic20" in rel:
+            h.update(rel.encode())
+            h.update(p.read_bytes())
+    assert h.hexdigest() == DIGEST_SYNTHETIC_12

@@ -24,12 +24,25 @@ OV = ["datamodule.switch_epoch=1", "schedule.t_i_epochs=1", "schedule.t_mult=2",
 
 @pytest.fixture(scope="module")
 def data_cfg(tiny_data_cfg, tmp_path_factory):
-    return nmf_data_cfg(tiny_data_cfg, tmp_path_factory)
+    """The tiny set, its validation truth with a Frying event over 0.14-9.84 s in one event-less clip (the
+    weights-only model of FryingEverywhere then scores an F1 above 0, whatever the generator renders there)."""
+    from omegaconf import OmegaConf
+
+    from sed.datamodules.tsv import Event, read_strong_tsv, write_strong_tsv
+
+    cfg = nmf_data_cfg(tiny_data_cfg, tmp_path_factory)
+    truth = read_strong_tsv(Path(cfg.root) / cfg.splits.validation.tsv)
+    empty = sorted(name for name, events in truth.items() if not events)
+    assert empty, "the tiny validation split has no event-less clip"
+    truth[empty[0]] = [Event(0.14, 9.84, "Frying")]
+    tsv = tmp_path_factory.mktemp("valid") / "validation.tsv"
+    write_strong_tsv(tsv, truth)
+    return OmegaConf.merge(cfg, {"splits": {"validation": {"tsv": str(tsv)}}})
 
 
 class FryingEverywhere(pl.Callback):
     """Before the validation of epoch ``at``, the weights become a model that detects Frying over every
-    whole clip (a validation clip has Frying over 0.14-9.84 s): a known best epoch with an F1 above 0,
+    whole clip (a validation clip has Frying over 0.14-9.84 s, see ``data_cfg``): a known best epoch with an F1 above 0,
     held by the weights alone (so evaluating its checkpoint must reproduce it)."""
 
     def __init__(self, at: int) -> None:
