@@ -135,7 +135,7 @@ def claims_table(agg: Mapping[str, Any], split: str, units: Sequence[str]) -> li
         note = (f"zero for {', '.join(zero)}" if zero else "") + ("; " if zero and unknown else "") + (
             f"no figure for {', '.join(unknown)}" if unknown and pc else "")
         lowest = min((s["min"] for s in pc.values() if s.get("min") is not None), default=None)
-        rows.append({"claim": f"{NAMES[unit]}: every class non-zero F1", "figure": "per-class event F1 (fitted)",
+        rows.append({"claim": f"{NAMES[unit]}: every class non-zero F1", "unit": unit, "figure": "per-class event F1 (fitted)",
                      "a": {"mean": lowest, "sd": None, "n": None}, "b": None, "difference": None, "k_sd": None,
                      "rule": "min over classes and seeds > 0", "verdict": verdict, "note": note})
     return rows
