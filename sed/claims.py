@@ -30,6 +30,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -410,10 +411,27 @@ def train_done(run_dir: Path) -> dict | None:
     return _read_json(run_dir / "step_train.json")
 
 
+EVAL_OUTPUTS = ("step_eval.json", "postproc.yaml", "tune.json", "predictions", "tune", "eval")
+
+
+def clear_evaluation(unit_dir: Path) -> None:
+    """Remove a unit's evaluation outputs (its model is being trained again: they would be stale)."""
+    for name in EVAL_OUTPUTS:
+        p = unit_dir / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+
 def start_training(s: Settings, t: Training) -> None:
-    """``sed.train`` as a subprocess logging to ``<run>/claims_train.log``; resumes from last.ckpt."""
+    """``sed.train`` as a subprocess logging to ``<run>/claims_train.log``; resumes from last.ckpt. The run's
+    evaluation (and its seed's ensemble) is cleared first: it belongs to the model before this training."""
     resume = (t.run_dir / "checkpoints" / "last.ckpt").is_file()
     t.run_dir.mkdir(parents=True, exist_ok=True)
+    clear_evaluation(t.run_dir)
+    if t.system in ("ps1", "ps2"):
+        clear_evaluation(t.run_dir.parent.parent / ENSEMBLE / t.run_dir.name)
     cmd = [sys.executable, "-m", "sed.train", *train_overrides(s, t.system, t.seed, t.run_dir, resume)]
     env = dict(os.environ)
     pkg_root = str(Path(__file__).resolve().parents[1])  # the same sed package in the subprocess
@@ -595,37 +613,61 @@ def run(s: Settings) -> dict[str, Any]:
             return all(seed in evals[m] for m in ("ps1", "ps2"))
         return done.get((unit, seed)) is not None
 
-    def eval_ready() -> None:
-        for seed in seeds:
-            for unit in units:
-                if ready(unit, seed):
-                    eval_one(unit, seed)
-
     running: list[Training] = []
-    eval_ready()
-    while queue or running:
-        while queue and len(running) < s.jobs:
-            t = queue.pop(0)
-            start_training(s, t)
-            running.append(t)
-        time.sleep(0.2)
-        for t in list(running):
-            rc = t.proc.poll()
-            if rc is None:
-                continue
-            running.remove(t)
-            rec = finish_training(t, rc)
-            done[(t.system, t.seed)] = rec
-            n_done = sum(v is not None for v in done.values())
-            if rec is None:
-                failed.append(f"training of {t.system} seed {t.seed}")
-                say(f"[{n_done}/{n_train} trainings done] {t.system} seed {t.seed} FAILED (exit {rc}): "
-                    f"see {t.run_dir / 'claims_train.log'}")
-            else:
-                say(f"[{n_done}/{n_train} trainings done] {t.system} seed {t.seed}: {rec['seconds']} s, best epoch "
-                    f"{rec['best_epoch']} (held-out frame mAP {_f3(rec['holdout_frame_map'])})")
-        eval_ready()
-    eval_ready()
+    over, wake, errors = threading.Event(), threading.Event(), []
+
+    def evaluator() -> None:
+        """Evaluates each unit as soon as it is ready, beside the running trainings (a thread)."""
+        try:
+            while True:
+                was_over = over.is_set()
+                todo = [(u, seed) for seed in seeds for u in units if ready(u, seed)]
+                for u, seed in todo:
+                    eval_one(u, seed)
+                if not todo:
+                    if was_over:
+                        return
+                    wake.wait(0.5)
+                    wake.clear()
+        except BaseException as e:  # noqa: BLE001 - raised again in the main thread
+            errors.append(e)
+
+    thread = threading.Thread(target=evaluator, name="sed.claims evaluation", daemon=True)
+    thread.start()
+    try:
+        while queue or running:
+            while queue and len(running) < s.jobs and not errors:
+                t = queue.pop(0)
+                start_training(s, t)
+                running.append(t)
+            if errors:
+                break
+            time.sleep(0.2)
+            for t in list(running):
+                rc = t.proc.poll()
+                if rc is None:
+                    continue
+                running.remove(t)
+                rec = finish_training(t, rc)
+                done[(t.system, t.seed)] = rec
+                wake.set()
+                n_done = sum(v is not None for v in done.values())
+                if rec is None:
+                    failed.append(f"training of {t.system} seed {t.seed}")
+                    say(f"[{n_done}/{n_train} trainings done] {t.system} seed {t.seed} FAILED (exit {rc}): "
+                        f"see {t.run_dir / 'claims_train.log'}")
+                else:
+                    say(f"[{n_done}/{n_train} trainings done] {t.system} seed {t.seed}: {rec['seconds']} s, best "
+                        f"epoch {rec['best_epoch']} (held-out frame mAP {_f3(rec['holdout_frame_map'])})")
+        over.set()
+        wake.set()
+        thread.join()
+    finally:
+        for t in running:  # interrupted: stop the trainings this command started (they resume on a rerun)
+            t.proc.terminate()
+            t.proc.wait()
+    if errors:
+        raise errors[0]
 
     per_seed = {u: {seed: evals[u][seed] for seed in seeds if seed in evals[u]} for u in units}
     agg = aggregate(per_seed)

@@ -121,7 +121,7 @@ FAST = [
     "--system-args", f"ps1={TINY_SMDM}", "--system-args", f"ps2={TINY_SMDM}", "--system-args", f"baseline={TINY_CRNN}",
     "--tune-args", "workers=1 grid.thresholds=[0.1,0.3,0.5] grid.first_windows=[1,5] grid.second_windows=[1,9] "
                    "grid.tagging_thresholds=[null,0.5]",
-    "--eval-args", "n_thresholds=3 report.enabled=false psds_workers=1 segment=false",
+    "--eval-args", "n_thresholds=3 report.enabled=false psds_workers=1 segment=false f1_engine=fast",
 ]
 
 
