@@ -350,8 +350,11 @@ def _write_json(path: Path, obj: Any) -> None:
     tmp.replace(path)
 
 
+_CONSOLE: list = []  # the stdout of run()'s start: evaluations silence third-party prints by redirecting sys.stdout
+
+
 def say(msg: str) -> None:
-    print(msg, flush=True)
+    print(msg, file=_CONSOLE[-1] if _CONSOLE else sys.stdout, flush=True)
 
 
 def prepare_data(s: Settings) -> dict[str, Any]:
@@ -553,6 +556,7 @@ def run(s: Settings) -> dict[str, Any]:
     from sed.evaluation.predictions import Predictions, PredictionsError, average
 
     s.check()
+    _CONSOLE[:] = [sys.stdout]
     t_start = time.time()
     out = s.out_dir
     out.mkdir(parents=True, exist_ok=True)
