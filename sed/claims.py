@@ -32,6 +32,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -361,7 +362,8 @@ def prepare_data(s: Settings) -> dict[str, Any]:
     """Generate the dataset (unless ``--data-root``) and its NMF labels; each step skipped when done."""
     out = s.out_dir
     rec = _read_json(out / "step_data.json")
-    if s.data_root is None and rec is None:
+    if s.data_root is None:  # sed.generate keeps an identical existing set as it is (cheap)
+        before = _read_json(s.root / "generated.json")
         from sed.generate import main as generate_main
 
         argv = ["--out", str(s.root), "--seed", str(s.data_seed), "--no-plot", *s.gen_args]
@@ -373,22 +375,24 @@ def prepare_data(s: Settings) -> dict[str, Any]:
         if rc not in (0, None):
             raise ConfigError(f"sed.generate {' '.join(argv)}: failed (exit {rc}); check --gen-args")
         gen = _read_json(s.root / "generated.json") or {}
-        rec = {"root": str(s.root), "name": s.name, "generated": gen, "seconds": round(time.time() - t0, 1)}
-        _write_json(out / "step_data.json", rec)
-        say(f"dataset generated with seed {s.data_seed} in {s.root} ({rec['seconds']} s)")
+        if rec is None or gen != before or rec.get("generated") != gen:
+            rec = {"root": str(s.root), "name": s.name, "generated": gen, "seconds": round(time.time() - t0, 1)}
+            _write_json(out / "step_data.json", rec)
+            say(f"dataset generated with seed {s.data_seed} in {s.root} ({rec['seconds']} s)")
     elif rec is None:
         rec = {"root": str(s.root), "name": s.name, "generated": _read_json(s.root / "generated.json")}
         _write_json(out / "step_data.json", rec)
     cfg = _compose("nmf_labels", [*data_overrides(s), "progress=false", "plot_clips=0"])
     tsv = Path(str(cfg.output_tsv))
     nmf = _read_json(out / "step_nmf.json")
-    if nmf is None or not tsv.is_file():
+    if nmf is None or not tsv.is_file() or nmf.get("generated") != rec.get("generated"):
         from sed.nmf_labels import run as nmf_run
 
         t0 = time.time()
         scores = nmf_run(cfg, out / "nmf_labels")
         macro = ((scores.get("nmf") or {}).get("event") or {}).get("f1_macro") if isinstance(scores, dict) else None
-        nmf = {"tsv": str(tsv), "seconds": round(time.time() - t0, 1), "quality_event_f1_macro": macro}
+        nmf = {"tsv": str(tsv), "seconds": round(time.time() - t0, 1), "quality_event_f1_macro": macro,
+               "generated": rec.get("generated")}
         _write_json(out / "step_nmf.json", nmf)
         say(f"NMF labels written to {tsv} ({nmf['seconds']} s)")
     gen = rec.get("generated") or {}
@@ -397,6 +401,8 @@ def prepare_data(s: Settings) -> dict[str, Any]:
         rec["description"] = f"generated mini-DESED, dataset seed {gen.get('seed')} ({sizes} clips)"
     else:
         rec["description"] = f"{s.root} (data.name {s.name})"
+    if nmf.get("quality_event_f1_macro") is not None:
+        rec["description"] += f"; its NMF labels score {100 * nmf['quality_event_f1_macro']:.1f} % event F1 against the weak clips' truth"
     return rec
 
 
@@ -596,9 +602,12 @@ def run(s: Settings) -> dict[str, Any]:
                                   device=str(ecfg.device), progress=False).save(path)
             try:
                 rec = {"unit": unit, "seed": seed, **evaluate_unit(s, unit_dir, make)}
-            except (SedError, PredictionsError, OSError) as e:
+            except Exception as e:  # noqa: BLE001 - one unit's failure must not stop the others
                 failed.append(f"evaluation of {unit} seed {seed}")
-                say(f"evaluation of {unit} seed {seed} failed: {e}")
+                unit_dir.mkdir(parents=True, exist_ok=True)
+                (unit_dir / "claims_eval_error.log").write_text(traceback.format_exc())
+                why = str(e) if isinstance(e, (SedError, PredictionsError, OSError)) else f"{type(e).__name__}: {e}"
+                say(f"evaluation of {unit} seed {seed} FAILED: {why} (traceback: {unit_dir / 'claims_eval_error.log'})")
                 return
             _write_json(unit_dir / "step_eval.json", rec)
         evals[unit][seed] = rec["figures"]

@@ -225,3 +225,31 @@ def test_claims_rerun_resumes_without_training(claims_run, capsys):
     assert sorted(p.relative_to(out) for p in out.rglob("*") if p.is_dir()) == before  # no new run folder
     assert {p: p.stat().st_mtime_ns for p in out.glob("*/seed*/step_*.json")} == mtimes
     assert second < max(20.0, claims_run["seconds"] / 3), (second, claims_run["seconds"])
+
+
+def test_a_crashed_training_loses_only_itself(claims_run, tmp_path, capsys):
+    """A copy of the finished claims with one run to redo, whose training now crashes: the other runs' figures
+    are kept, the crash is named (exit 1, one error line), and the claims needing its seed say so."""
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(claims_run["out"], out, symlinks=True)
+    (out / "baseline" / "seed1" / "step_train.json").unlink()
+    argv = [*claims_run["argv"], "--out", str(out), "--results", "none", "--system-args", "baseline=+trainer.no_such_option=1"]
+    cwd = os.getcwd()
+    os.chdir(claims_run["tmp"])
+    try:
+        rc = main(argv)
+    finally:
+        os.chdir(cwd)
+    cap = capsys.readouterr()
+    assert rc == 1
+    assert cap.err.strip().splitlines() == ["error: 1 step(s) failed: training of baseline seed 1; rerun to retry them"]
+    assert "baseline seed 1 FAILED (exit 1)" in cap.out and "ckpt_path=" in (out / "baseline" / "seed1" / "claims_train.log").read_text()
+    res = json.loads((out / "claims.json").read_text())
+    assert res["failed"] == ["training of baseline seed 1"]
+    assert sorted(res["per_seed"]["baseline"]) == ["0"] and sorted(res["per_seed"]["ps1"]) == ["0", "1"]
+    assert not (out / "baseline" / "seed1" / "step_eval.json").exists()  # its old evaluation was cleared
+    rows = {(r["claim"], r["figure"]): r for r in res["claims"]["public_eval"]}
+    assert rows[("PS1 > baseline", "psds")]["verdict"] == "n/a (one seed: no sd)"
+    assert "**Incomplete**: training of baseline seed 1 failed" in (out / "claims.md").read_text()
