@@ -171,7 +171,8 @@ def split_header(split: str) -> str:
 def render_markdown(result: Mapping[str, Any], figures: Mapping[str, str] | None = None) -> str:
     """The claims section: setup, a figure table per split, per-class F1, the claims tables, the figures."""
     agg, units, seeds = result["aggregate"], result["units"], result["seeds"]
-    lines = [f"## Claims with error bars ({len(seeds)} training seeds, `python -m sed.claims`)", "",
+    lines = [f"## Claims with error bars ({len(seeds)} training seed{'s' if len(seeds) != 1 else ''}, "
+             "`python -m sed.claims`)", "",
              f"Dataset: {result['data']['description']}. Systems trained on seeds {', '.join(map(str, seeds))} "
              f"with `{result['train_overrides_text']}`. Each run's best epoch is chosen on the held-out "
              f"synthetic clips; its post-processing is fitted per class on **{TUNE_SPLIT}** (`sed.tune`) and "
