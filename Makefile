@@ -5,6 +5,8 @@
 #   make train EXP=ps2    # PS2; EXP=baseline for the DCASE 2020 CRNN mean-teacher baseline
 #   make eval             # score the newest run's best checkpoint (named) on validation and public eval (fitted + Table 1)
 #   make detect AUDIO=recs/   # events in your recordings (python -m sed detect / sedx detect)
+#   make claims           # PS1, PS2, baseline and their ensemble on 3 seeds of a fresh dataset (seed 2026):
+#                         # mean +- sd and the claims table -> outputs/claims/2026/, docs/RESULTS.md (CLAIMS_ARGS=...)
 #   make test             # the test suite
 #
 # TORCH is the pip spec of torch: plain `torch` by default (your platform's build); CI and our
@@ -18,6 +20,7 @@ DATA ?= data/mini-desed
 ARGS ?=
 TUNE_ARGS ?=   # overrides of `sed.tune` after training, e.g. the same data=desed data.root=... as in ARGS
 BENCH_ARGS ?=
+CLAIMS_ARGS ?=  # python -m sed.claims options, e.g. --jobs 2 --train-args "trainer=gpu"
 
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -28,10 +31,10 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 export HYDRA_FULL_ERROR ?= 0
 
-.PHONY: install data nmf-labels train eval demo detect test bench lint clean help
+.PHONY: install data nmf-labels train eval demo detect claims test bench lint clean help
 
 help:
-	@sed -n '2,10p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -67,6 +70,11 @@ demo: train eval
 # (no CKPT: the newest run's best.ckpt, named on the console; the console script is `sedx`, never `sed`)
 detect: $(STAMP)
 	$(PY) -m sed detect $(AUDIO) $(if $(CKPT),--ckpt $(CKPT)) $(ARGS)
+
+# make claims CLAIMS_ARGS="--seeds 3 --jobs 2": generates data/claims-2026, its NMF labels, trains and evaluates
+# every system and seed (resumable: rerun to continue), writes outputs/claims/2026/claims.{md,json} and docs/RESULTS.md
+claims: $(STAMP)
+	$(PY) -m sed.claims $(CLAIMS_ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest $(ARGS)

@@ -280,3 +280,80 @@ def plot_frame_probability_history(history: Sequence[Mapping[str, Any]], path: s
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _band(ax, frames: Sequence[Any], col: str, label: str, color: Any, scale: float = 1.0) -> bool:
+    """Mean over runs of ``col`` per epoch (index) with a +-sd band; False when no run has it."""
+    import pandas as pd
+
+    series = [f[col].rename(i) * scale for i, f in enumerate(frames) if col in f and f[col].notna().any()]
+    if not series:
+        return False
+    df = pd.concat(series, axis=1)
+    m, sd = df.mean(axis=1), df.std(axis=1, ddof=1).fillna(0.0)
+    x = df.index.to_numpy() + 1  # epochs 1..n
+    ax.plot(x, m.to_numpy(), color=color, label=f"{label} ({df.shape[1]} runs)", lw=1.5, marker="o", ms=3)
+    ax.fill_between(x, (m - sd).to_numpy(), (m + sd).to_numpy(), color=color, alpha=0.2, lw=0)
+    return True
+
+
+def plot_claims_curves(curves: Mapping[str, Sequence[Any]], path: str | Path) -> Path:
+    """Learning curves of several systems, each the mean over its seeds with a +-sd band: total train
+    loss, the held-out selection criterion (frame mAP), validation event F1 (Table 1), then each system's
+    own loss terms. ``curves``: ``{system: [per-epoch DataFrame of one run, ...]}`` (``sed.claims.read_curves``)."""
+    colors = {name: plt.get_cmap("tab10")(i) for i, name in enumerate(curves)}
+    shared = [("train/loss", "train loss (total, per epoch)", 1.0),
+              ("val/holdout_frame_map", "held-out frame mAP (selection criterion)", 1.0),
+              ("val/event_f1_macro", "validation event F1, Table 1 post-processing (%)", 100.0)]
+    n = len(shared) + len(curves)
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.4 * rows), squeeze=False)
+    flat = list(axes.flat)
+    for ax, (col, title, scale) in zip(flat, shared):
+        drawn = [_band(ax, frames, col, name, colors[name], scale) for name, frames in curves.items()]
+        ax.set_title(title, fontsize=9)
+        if any(drawn):
+            ax.legend(fontsize=7)
+    for ax, (name, frames) in zip(flat[len(shared):], curves.items()):
+        terms = sorted({c for f in frames for c in f.columns if c.startswith("train/l_")})
+        for i, term in enumerate(terms):
+            _band(ax, frames, term, term.split("/", 1)[1], plt.get_cmap("Dark2")(i % 8))
+        ax.set_title(f"{name}: loss terms", fontsize=9)
+        if terms:
+            ax.legend(fontsize=7)
+    for ax in flat[:n]:
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.grid(alpha=0.3)
+    for ax in flat[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_per_class_bars(bars: Mapping[str, Mapping[str, tuple[float | None, float | None]]], path: str | Path,
+                        title: str = "") -> Path:
+    """Per-class F1 bars, one group per class and one bar per system: ``{system: {class: (mean, sd)}}``,
+    the sd drawn as an error bar (a missing mean draws nothing)."""
+    names = list(bars)
+    x = np.arange(len(CLASSES))
+    width = 0.8 / max(1, len(names))
+    fig, ax = plt.subplots(figsize=(11, 4))
+    for i, name in enumerate(names):
+        m = [(bars[name].get(c) or (None, None))[0] for c in CLASSES]
+        sd = [(bars[name].get(c) or (None, None))[1] for c in CLASSES]
+        ax.bar(x - 0.4 + width * (i + 0.5), [100 * v if v is not None else np.nan for v in m], width,
+               yerr=[100 * v if v is not None else 0.0 for v in sd], capsize=2, label=name)
+    ax.set_xticks(x, [c.replace("_", " ") for c in CLASSES], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("event F1 (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
