@@ -32,3 +32,19 @@ def test_diagnostics_written_every_epoch(tmp_path, tiny_data_cfg, tmp_path_facto
             assert len(r[src]["p_event"]) == 10 and all(0 <= v <= 1 for v in r[src]["p_background"])
     assert (tmp_path / "reports" / "frame_probs.png").stat().st_size > 1000
     json.dumps(rows)
+
+
+def test_frame_ap_in_stats_and_validation_frame_map():
+    """AP by hand: class 0 scores rank frame 0 (event), frame 2 (background), frame 1 (event):
+    precision at the two events 1/1 and 2/3 -> AP (1 + 2/3) / 2."""
+    from sed.training.callbacks import validation_frame_map
+
+    p = np.array([[[0.9], [0.2], [0.5], [0.1]]])
+    y = np.array([[[1], [1], [0], [0]]])
+    assert np.isclose(frame_probability_stats(p, y)["ap"][0], (1 + 2 / 3) / 2)
+    frame = np.zeros((1, 640, 10))
+    frame[0, 100:200, 3] = 0.8  # exactly the frames of a Dishes event: AP 1 for that class only
+    from sed.core.constants import FRAME_SECONDS
+
+    ev = [(100 * FRAME_SECONDS, 200 * FRAME_SECONDS, "Dishes")]
+    assert validation_frame_map(frame, [ev]) == 1.0

@@ -58,7 +58,7 @@ def test_shipped_budget():
         cfg = compose([f"experiment={exp}"])
         assert cfg.datamodule.iters_per_epoch == 100 and cfg.trainer.max_epochs == 15
         if exp != "baseline":
-            assert cfg.model.frame_pos_weight == 5.0
+            assert cfg.model.frame_pos_weight == 1.0
     base = compose(["experiment=baseline"])
     assert base.schedule.rampup_epochs == pytest.approx(15 / 4)
     assert math.isclose(compose([]).schedule.max_epochs, 1 + 2 + 4 + 8)

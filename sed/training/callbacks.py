@@ -124,6 +124,15 @@ class MeanTeacherRampup(IterationSchedule):
         return lr, w, {"train/lr": lr, "train/w_cons": w}
 
 
+def validation_frame_map(frame: np.ndarray, events: list) -> float:
+    """Macro frame-level AP of ``(clips, frames, classes)`` probabilities against each clip's strong events."""
+    from sed.datamodules.targets import events_to_frame_targets
+    from sed.evaluation.frame_ap import frame_average_precision, macro
+
+    targets = np.stack([events_to_frame_targets(ev, n_frames=frame.shape[1]) for ev in events])
+    return macro(frame_average_precision(frame, targets))
+
+
 class ValidationScorer(pl.Callback):
     """Collects the system's validation probabilities, post-processes and scores them at the epoch end.
 
@@ -182,6 +191,9 @@ class ValidationScorer(pl.Callback):
             v = result.metrics.get(k)
             if isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v)):
                 logged[f"val/{k}"] = float(v)
+        fmap = validation_frame_map(frame, [dm.val_truth.get(f, []) for f in files])
+        if math.isfinite(fmap):  # threshold-free on the real split: the learning curve beside holdout_frame_map
+            logged["val/frame_map"] = fmap
         # identical on every rank (validation is not sharded): no sync needed
         pl_module.log_dict(logged, on_epoch=True, prog_bar=False, sync_dist=False, rank_zero_only=False)
         if "val/event_f1_macro" in logged:

@@ -33,7 +33,10 @@ from sed.datamodules.targets import events_to_frame_targets
 def frame_probability_stats(probs: np.ndarray, targets: np.ndarray, threshold: float = 0.5) -> dict[str, list[float]]:
     """``probs``, ``targets``: ``(clips, frames, classes)``.  Per class: ``p_event`` mean probability on
     target frames, ``p_background`` on the others, ``hit`` share of target frames with p >= threshold,
+    ``ap`` frame-level average precision (threshold-free: how well SM ranks the frames),
     ``n_event`` target frames (NaN statistics where a class has no such frame)."""
+    from sed.evaluation.frame_ap import frame_average_precision
+
     p = np.asarray(probs, dtype=np.float64).reshape(-1, probs.shape[-1])
     y = np.asarray(targets, dtype=bool).reshape(-1, targets.shape[-1])
     n_ev, n_bg = y.sum(0), (~y).sum(0)
@@ -42,7 +45,7 @@ def frame_probability_stats(probs: np.ndarray, targets: np.ndarray, threshold: f
         p_background = np.where(~y, p, 0).sum(0) / n_bg
         hit = (y & (p >= threshold)).sum(0) / n_ev
     return {"p_event": p_event.tolist(), "p_background": p_background.tolist(), "hit": hit.tolist(),
-            "n_event": n_ev.astype(int).tolist()}
+            "ap": frame_average_precision(p, y).tolist(), "n_event": n_ev.astype(int).tolist()}
 
 
 class FrameProbabilityDiagnostics(pl.Callback):
@@ -102,7 +105,7 @@ class FrameProbabilityDiagnostics(pl.Callback):
             fh.write(json.dumps(row) + "\n")
         logged = {}
         for source in self.samples:
-            for key in ("p_event", "p_background"):
+            for key in ("p_event", "p_background", "ap"):
                 v = np.asarray(row[source][key], dtype=np.float64)
                 if np.isfinite(v).any():
                     logged[f"diag/{source}/{key}"] = float(np.nanmean(v))
