@@ -94,7 +94,7 @@ def plot_clips(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sed.reporting.plots import CLASS_COLORS, draw_events, draw_logmel
+    from sed.reporting.plots import CLASS_COLORS, draw_events, draw_logmel, save_figure
 
     n = len(names)
     fig, axes = plt.subplots(3 * n, 1, figsize=(11, 4.2 * n), sharex=True,
@@ -117,12 +117,7 @@ def plot_clips(
         ax_e.axhline(0.5, color="grey", lw=0.5)
     axes[-1].set_xlabel("time (s)")
     axes[-1].set_xlim(0, 10.0)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=90)
 
 
 def summary_rows(sweep_dir: str | Path) -> list[dict[str, Any]]:

@@ -22,6 +22,16 @@ from sed.core.constants import TIMELINE_COLS as MAX_COLS  # noqa: E402
 CLASS_COLORS = {c: plt.get_cmap("tab10")(i) for i, c in enumerate(CLASSES)}
 
 
+def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
+    """``tight_layout``, write ``path`` (its folder created), close the figure; returns the path."""
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def pool_max(x: np.ndarray, max_cols: int = MAX_COLS) -> tuple[np.ndarray, int]:
     """Max over blocks of frames so that at most ``max_cols`` remain: ``(T, C) -> (cols, C)``, and the block."""
     pool = max(1, math.ceil(len(x) / max_cols))
@@ -274,12 +284,7 @@ def plot_frame_probability_history(history: Sequence[Mapping[str, Any]], path: s
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("mean SM frame probability")
     axes[0][-1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def _band(ax, frames: Sequence[Any], col: str, label: str, color: Any, scale: float = 1.0) -> bool:
@@ -327,10 +332,7 @@ def plot_claims_curves(curves: Mapping[str, Sequence[Any]], path: str | Path) ->
         ax.grid(alpha=0.3)
     for ax in flat[n:]:
         ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=90)
 
 
 def plot_per_class_bars(bars: Mapping[str, Mapping[str, tuple[float | None, float | None]]], path: str | Path,
@@ -353,7 +355,4 @@ def plot_per_class_bars(bars: Mapping[str, Mapping[str, tuple[float | None, floa
     ax.grid(axis="y", alpha=0.3)
     if title:
         ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=100)
