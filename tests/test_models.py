@@ -107,3 +107,16 @@ def test_cpu_fast_convolutions_equal_the_library_convolution(kind):
     torch.testing.assert_close(conv.weight.grad, w_ref.grad, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(conv.bias.grad, b_ref.grad, rtol=1e-5, atol=1e-5)
     assert set(conv.state_dict()) == {"weight", "bias"}  # checkpoints keep their keys
+
+
+def test_block_max_pool_equals_max_pool_without_autograd():
+    """Inference's reshape-and-amax pooling returns exactly nn.MaxPool2d's output (odd sizes cropped alike)."""
+    from sed.models.common import BlockMaxPool2d
+
+    torch.manual_seed(0)
+    for kernel, shape in (((1, 4), (2, 3, 10, 64)), ((2, 2), (2, 3, 11, 9)), ((2, 4), (1, 2, 640, 64))):
+        x = torch.randn(shape)
+        with torch.no_grad():
+            assert torch.equal(BlockMaxPool2d(kernel)(x), torch.nn.MaxPool2d(kernel)(x))
+        y = BlockMaxPool2d(kernel)(x.requires_grad_())  # training: the library's pooling (its gradient)
+        assert y.grad_fn is not None and torch.equal(y.detach(), torch.nn.MaxPool2d(kernel)(x).detach())

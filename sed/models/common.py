@@ -50,7 +50,24 @@ CPU_FAST_CONV = True
 
 
 def _fast(x: torch.Tensor) -> bool:
-    return CPU_FAST_CONV and x.device.type == "cpu"
+    """The fast paths pay in training (their backward); forward-only (validation, inference) keeps oneDNN's."""
+    return CPU_FAST_CONV and x.device.type == "cpu" and torch.is_grad_enabled()
+
+
+class BlockMaxPool2d(nn.MaxPool2d):
+    """``nn.MaxPool2d`` (kernel = stride, no padding); without autograd (validation, inference) computed
+    as a max over a reshaped view, which skips the argmax indices: the same output, about 2x faster on CPU."""
+
+    def __init__(self, kernel: tuple[int, int]) -> None:
+        super().__init__(kernel)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() or not CPU_FAST_CONV:
+            return super().forward(x)
+        a, b = self.kernel_size
+        n, c, t, f = x.shape
+        x = x[:, :, : t // a * a, : f // b * b]
+        return x.reshape(n, c, t // a, a, f // b, b).amax(dim=(3, 5))
 
 
 class PointwiseConv2d(nn.Conv2d):
@@ -132,7 +149,7 @@ class ConvBlock(nn.Module):
         elif pool_type == "avg":
             self.pool = nn.AvgPool2d(pool)
         elif pool_type == "max":
-            self.pool = nn.MaxPool2d(pool)
+            self.pool = BlockMaxPool2d(tuple(pool))
         else:
             raise ModelConfigError(f"pool_type {pool_type!r}: expected 'avg' or 'max'")
         self.drop = nn.Dropout(dropout)
