@@ -536,7 +536,8 @@ def figures_of(metrics: Mapping[str, Any], eval_dir: Path) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- curves
 def read_curves(run_dir: Path):
     """Per-epoch learning curves of a run from its CSV logs (a resumed run's later versions win):
-    ``train/<term>`` means over the epoch's steps, ``val/holdout_frame_map`` and ``val/event_f1_macro``."""
+    ``train/<term>`` means over the epoch's steps, ``val/holdout_frame_map`` (and per class
+    ``val/holdout_ap/<class>``), ``val/frame_map`` and ``val/event_f1_macro``."""
     import pandas as pd
 
     logs = sorted(Path(run_dir).glob("csv/version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[-1]))
@@ -552,8 +553,8 @@ def read_curves(run_dir: Path):
         return None
     df = pd.concat(frames, ignore_index=True)
     df = df[df["_v"] == df.groupby("epoch")["_v"].transform("max")]  # a resumed epoch: its last log
-    cols = [c for c in df.columns if c.startswith("train/l_") or c == "train/loss"
-            or c in ("val/holdout_frame_map", "val/event_f1_macro")]
+    cols = [c for c in df.columns if c.startswith(("train/l_", "val/holdout_ap/")) or c == "train/loss"
+            or c in ("val/holdout_frame_map", "val/frame_map", "val/event_f1_macro")]
     return df.groupby("epoch")[cols].mean().sort_index()
 
 

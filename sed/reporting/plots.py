@@ -304,13 +304,15 @@ def _band(ax, frames: Sequence[Any], col: str, label: str, color: Any, scale: fl
 
 def plot_claims_curves(curves: Mapping[str, Sequence[Any]], path: str | Path) -> Path:
     """Learning curves of several systems, each the mean over its seeds with a +-sd band: total train
-    loss, the held-out selection criterion (frame mAP), validation event F1 (Table 1), then each system's
-    own loss terms. ``curves``: ``{system: [per-epoch DataFrame of one run, ...]}`` (``sed.claims.read_curves``)."""
+    loss, the held-out selection criterion (frame mAP), validation frame mAP, validation event F1
+    (Table 1), then each system's own loss terms and its per-class held-out frame AP.
+    ``curves``: ``{system: [per-epoch DataFrame of one run, ...]}`` (``sed.claims.read_curves``)."""
     colors = {name: plt.get_cmap("tab10")(i) for i, name in enumerate(curves)}
     shared = [("train/loss", "train loss (total, per epoch)", 1.0),
-              ("val/holdout_frame_map", "held-out frame mAP (selection criterion)", 1.0),
+              ("val/holdout_frame_map", "held-out synthetic frame mAP (selection criterion)", 1.0),
+              ("val/frame_map", "validation (real) frame mAP", 1.0),
               ("val/event_f1_macro", "validation event F1, Table 1 post-processing (%)", 100.0)]
-    n = len(shared) + len(curves)
+    n = len(shared) + 2 * len(curves)
     cols = min(3, n)
     rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.4 * rows), squeeze=False)
@@ -327,6 +329,11 @@ def plot_claims_curves(curves: Mapping[str, Sequence[Any]], path: str | Path) ->
         ax.set_title(f"{name}: loss terms", fontsize=9)
         if terms:
             ax.legend(fontsize=7)
+    for ax, (name, frames) in zip(flat[len(shared) + len(curves):], curves.items()):
+        for i, cls in enumerate(CLASSES):
+            _band(ax, frames, f"val/holdout_ap/{cls}", cls, plt.get_cmap("tab10")(i))
+        ax.set_title(f"{name}: held-out frame AP per class", fontsize=9)
+        ax.legend(fontsize=5, ncol=2)
     for ax in flat[:n]:
         ax.set_xlabel("epoch", fontsize=8)
         ax.grid(alpha=0.3)
