@@ -168,14 +168,21 @@ def split_header(split: str) -> str:
     return f"{split} (tuning split: the post-processing was fitted on it, so its fitted figures are optimistic)"
 
 
+def checkpoint_sentence(checkpoint: str) -> str:
+    if checkpoint == "last":
+        return "Each run is evaluated at its last epoch (`last.ckpt`: the end of the schedule)."
+    return ("Each run is evaluated at the epoch its selection chose (`best.ckpt`, conf: "
+            "`callbacks.summary.monitor`; the default `epoch` is the last one).")
+
+
 def render_markdown(result: Mapping[str, Any], figures: Mapping[str, str] | None = None) -> str:
     """The claims section: setup, a figure table per split, per-class F1, the claims tables, the figures."""
     agg, units, seeds = result["aggregate"], result["units"], result["seeds"]
     lines = [f"## Claims with error bars ({len(seeds)} training seed{'s' if len(seeds) != 1 else ''}, "
              "`python -m sed.claims`)", "",
              f"Dataset: {result['data']['description']}. Systems trained on seeds {', '.join(map(str, seeds))} "
-             f"with `{result['train_overrides_text']}`. Each run's best epoch is chosen on the held-out "
-             f"synthetic clips; its post-processing is fitted per class on **{TUNE_SPLIT}** (`sed.tune`) and "
+             f"with `{result['train_overrides_text']}`. {checkpoint_sentence(result.get('checkpoint', 'best'))} "
+             f"Each run's post-processing is fitted per class on **{TUNE_SPLIT}** (`sed.tune`) and "
              f"reported on **{REPORT_SPLIT}**, never used for tuning. Figures are mean ± sample sd (ddof 1) "
              "over the seeds; F1 in %. The ensemble averages PS1's and PS2's probabilities of the same seed "
              f"and has its own post-processing fitted on {TUNE_SPLIT}.", ""]
@@ -253,9 +260,12 @@ class Settings:
     gen_args: list[str] = field(default_factory=list)
     jobs: int = 1
     results: str | None = "docs/RESULTS.md"
+    checkpoint: str = "best"
     command: str = "python -m sed.claims"
 
     def check(self) -> None:
+        if self.checkpoint not in ("best", "last"):
+            raise ConfigError(f"--checkpoint {self.checkpoint}: expected best or last")
         if self.seeds < 1:
             raise ConfigError(f"--seeds {self.seeds}: expected at least 1")
         if self.jobs < 1:
@@ -587,6 +597,9 @@ def run(s: Settings) -> dict[str, Any]:
     def eval_one(unit: str, seed: int) -> None:
         unit_dir = out / unit / f"seed{seed}"
         rec = _read_json(unit_dir / "step_eval.json")
+        if rec is not None and rec.get("checkpoint", "best") != s.checkpoint:
+            clear_evaluation(unit_dir)  # evaluated from the other checkpoint of the run
+            rec = None
         fresh = rec is None
         if rec is None:
             if unit == ENSEMBLE:
@@ -599,11 +612,13 @@ def run(s: Settings) -> dict[str, Any]:
 
                 ecfg = _compose("eval", [*data_overrides(s), *s.eval_args])
 
+                src = unit_dir if s.checkpoint == "best" else unit_dir / "checkpoints" / "last.ckpt"
+
                 def make(split: str, path: Path) -> None:
-                    predict_split(unit_dir, ecfg.data, split, batch_size=int(ecfg.batch_size),
+                    predict_split(src, ecfg.data, split, batch_size=int(ecfg.batch_size),
                                   device=str(ecfg.device), progress=False).save(path)
             try:
-                rec = {"unit": unit, "seed": seed, **evaluate_unit(s, unit_dir, make)}
+                rec = {"unit": unit, "seed": seed, "checkpoint": s.checkpoint, **evaluate_unit(s, unit_dir, make)}
             except Exception as e:  # noqa: BLE001 - one unit's failure must not stop the others
                 failed.append(f"evaluation of {unit} seed {seed}")
                 unit_dir.mkdir(parents=True, exist_ok=True)
@@ -688,7 +703,7 @@ def run(s: Settings) -> dict[str, Any]:
     agg = aggregate(per_seed)
     result: dict[str, Any] = {
         "data": data, "seeds": seeds, "systems": list(s.systems), "units": units,
-        "tune_split": TUNE_SPLIT, "report_split": REPORT_SPLIT,
+        "tune_split": TUNE_SPLIT, "report_split": REPORT_SPLIT, "checkpoint": s.checkpoint,
         "train_overrides": [*s.train_args], "system_args": s.system_args,
         "train_overrides_text": " ".join(["experiment=<system>", "seed=<seed>", "logger=csv", "torch_threads=1",
                                           *s.train_args])
@@ -782,6 +797,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     p.add_argument("--gen-args", default="", help='extra sed.generate options, e.g. "--scale 0.5"')
     p.add_argument("--jobs", type=int, default=1, help="trainings at once (subprocesses; default 1)")
     p.add_argument("--results", default="docs/RESULTS.md", help="file whose claims section is rewritten ('none': skip)")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                   help="which checkpoint of each run to evaluate: best (the run's selection, conf: callbacks.summary."
+                        "monitor) or last (its final epoch; re-evaluates runs evaluated from the other)")
     a = p.parse_args(argv)
     try:
         split = {k: shlex.split(getattr(a, k)) for k in ("train_args", "tune_args", "eval_args", "gen_args")}
@@ -795,7 +813,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         raise ConfigError(f"cannot split the pass-through arguments: {e}") from None
     return Settings(seeds=a.seeds, systems=tuple(x.strip() for x in a.systems.split(",") if x.strip()),
                     data_seed=a.data_seed, data_root=a.data_root, data_name=a.data_name, cache_dir=a.cache_dir,
-                    out=a.out, system_args=system_args, jobs=a.jobs,
+                    out=a.out, system_args=system_args, jobs=a.jobs, checkpoint=a.checkpoint,
                     results=None if a.results.lower() == "none" else a.results,
                     command=shlex.join(["python", "-m", "sed.claims", *(argv if argv is not None else sys.argv[1:])]),
                     **split)

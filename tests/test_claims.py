@@ -254,3 +254,26 @@ def test_a_crashed_training_loses_only_itself(claims_run, tmp_path, capsys):
     rows = {(r["claim"], r["figure"]): r for r in res["claims"]["public_eval"]}
     assert rows[("PS1 > baseline", "psds")]["verdict"] == "n/a (one seed: no sd)"
     assert "**Incomplete**: training of baseline seed 1 failed" in (out / "claims.md").read_text()
+
+
+def test_last_checkpoint_reevaluates_every_unit_without_training(claims_run, tmp_path, capsys):
+    """``--checkpoint last`` on a copy of the finished claims: no training, every unit (ensembles too) evaluated
+    again from the runs' last.ckpt, and the records and the report say which checkpoint."""
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(claims_run["out"], out, symlinks=True)
+    argv = [*claims_run["argv"], "--out", str(out), "--results", "none", "--checkpoint", "last"]
+    cwd = os.getcwd()
+    os.chdir(claims_run["tmp"])
+    try:
+        assert main(argv) == 0
+    finally:
+        os.chdir(cwd)
+    printed = capsys.readouterr().out
+    assert "training ps1 seed" not in printed and "(done earlier: skipped)" not in printed
+    for unit in ("ps1", "ps2", "baseline", "ensemble"):
+        for seed in (0, 1):
+            assert json.loads((out / unit / f"seed{seed}" / "step_eval.json").read_text())["checkpoint"] == "last"
+    assert json.loads((out / "claims.json").read_text())["checkpoint"] == "last"
+    assert "evaluated at its last epoch (`last.ckpt`" in (out / "claims.md").read_text()

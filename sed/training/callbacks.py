@@ -194,6 +194,7 @@ class ValidationScorer(pl.Callback):
         fmap = validation_frame_map(frame, [dm.val_truth.get(f, []) for f in files])
         if math.isfinite(fmap):  # threshold-free on the real split: the learning curve beside holdout_frame_map
             logged["val/frame_map"] = fmap
+        logged["val/epoch"] = float(trainer.current_epoch)  # monitor `epoch`: the last epoch is the selected one
         # identical on every rank (validation is not sharded): no sync needed
         pl_module.log_dict(logged, on_epoch=True, prog_bar=False, sync_dist=False, rank_zero_only=False)
         if "val/event_f1_macro" in logged:
@@ -329,6 +330,9 @@ class RunSummary(pl.Callback):
             return
         m = last[1].metrics
         self.last = {k: m.get(k) for k in SUMMARY_KEYS}
+        for k in ("holdout_frame_map", "frame_map"):  # the threshold-free criteria, kept whichever selects
+            if f"val/{k}" in trainer.callback_metrics:
+                self.last[k] = float(trainer.callback_metrics[f"val/{k}"])
         v = m.get(self.monitor)
         if v is None and f"val/{self.monitor}" in trainer.callback_metrics:
             v = float(trainer.callback_metrics[f"val/{self.monitor}"])
