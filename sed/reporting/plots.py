@@ -309,7 +309,7 @@ def plot_claims_curves(curves: Mapping[str, Sequence[Any]], path: str | Path) ->
     ``curves``: ``{system: [per-epoch DataFrame of one run, ...]}`` (``sed.claims.read_curves``)."""
     colors = {name: plt.get_cmap("tab10")(i) for i, name in enumerate(curves)}
     shared = [("train/loss", "train loss (total, per epoch)", 1.0),
-              ("val/holdout_frame_map", "held-out synthetic frame mAP (selection criterion)", 1.0),
+              ("val/holdout_frame_map", "held-out synthetic frame mAP", 1.0),
               ("val/frame_map", "validation (real) frame mAP", 1.0),
               ("val/event_f1_macro", "validation event F1, Table 1 post-processing (%)", 100.0)]
     n = len(shared) + 2 * len(curves)
