@@ -20,7 +20,7 @@ DATA ?= data/mini-desed
 ARGS ?=
 TUNE_ARGS ?=   # overrides of `sed.tune` after training, e.g. the same data=desed data.root=... as in ARGS
 BENCH_ARGS ?=
-CLAIMS_ARGS ?=  # python -m sed.claims options, e.g. --jobs 2 --train-args "trainer=gpu"
+CLAIMS_ARGS ?= --jobs 2  # python -m sed.claims options, e.g. --train-args "trainer=gpu" (2 trainings at once: ~90 min on 2 cores)
 
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
