@@ -32,7 +32,8 @@ if [ "$MODE" = gpu ]; then
   PYTEST_ARGS=(-m gpu); DDP=(trainer=ddp trainer.devices=1)
 else
   DEV=cpu; TP_ARGS=(--tiny --batch-size 2 --steps 1 --warmup 1); GEN_LIMIT=4; DETECT_MIN=1; DETECT_BS=16
-  PYTEST_ARGS=(-m gpu tests/test_speed.py); DDP=(trainer=ddp_sim trainer.devices=1 trainer.strategy=ddp torch_threads=1)
+  PYTEST_ARGS=(-m gpu tests/test_speed.py); DDP=(trainer=ddp_sim trainer.devices=1 trainer.strategy=ddp torch_threads=1
+                                             datamodule.iters_per_epoch=2)  # dry mode: 2 steps, not the stated 100
 fi
 
 STEPS=()

@@ -116,7 +116,8 @@ TINY_SMDM = ("schedule.n_cycles=1 model.sm.channels=[4,8] model.sm.freq_pools=[8
 TINY_CRNN = "schedule.max_epochs=1 model.crnn.channels=[4,4,8,8,8,8,8] model.crnn.rnn_cells=8 model.crnn.rnn_layers=1"
 FAST = [
     "--seeds", "2", "--data-seed", "5", "--jobs", "2", "--gen-args", "--limit 8 --workers 1",
-    "--train-args", "trainer=cpu datamodule.switch_epoch=0 datamodule.batch_size=8 callbacks.scorer.psds=false "
+    "--train-args", "trainer=cpu datamodule.switch_epoch=0 datamodule.batch_size=8 datamodule.iters_per_epoch=2 "
+                    "callbacks.scorer.psds=false "
                     "callbacks.report.plots=false trainer.enable_model_summary=false",
     "--system-args", f"ps1={TINY_SMDM}", "--system-args", f"ps2={TINY_SMDM}", "--system-args", f"baseline={TINY_CRNN}",
     "--tune-args", "workers=1 grid.thresholds=[0.1,0.3,0.5] grid.first_windows=[1,5] grid.second_windows=[1,9] "
