@@ -26,7 +26,6 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from sed.core.constants import CLASSES
 from sed.datamodules.targets import events_to_frame_targets
 
 
@@ -125,4 +124,4 @@ def read_history(path: str | Path) -> list[Mapping[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
-__all__ = ["CLASSES", "FrameProbabilityDiagnostics", "frame_probability_stats", "read_history"]
+__all__ = ["FrameProbabilityDiagnostics", "frame_probability_stats", "read_history"]
