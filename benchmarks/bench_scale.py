@@ -73,7 +73,8 @@ def _tree_mem_mb(root: int) -> tuple[float, float]:
 
 def run_stage(cmd: list[str], log_path: Path, env: dict[str, str]) -> dict:
     """Run ``cmd``; returns wall seconds, peak RSS of its largest process (VmHWM, sampled every 0.2 s), peak
-    summed RSS of its process tree, ``ru_maxrss`` from ``os.wait4`` (an upper bound: it includes the
+    summed RSS of its process tree, CPU seconds (user + system, waited-for children included; wall time
+    on a shared machine depends on the load, CPU time much less), ``ru_maxrss`` from ``os.wait4`` (an upper bound: it includes the
     forking parent's resident pages) and the exit code."""
     with open(log_path, "w") as log:
         t0 = time.perf_counter()
@@ -94,7 +95,8 @@ def run_stage(cmd: list[str], log_path: Path, env: dict[str, str]) -> dict:
         stop.set()
         th.join()
         wall = time.perf_counter() - t0
-    return {"wall_s": round(wall, 2), "peak_rss_mb": round(peak[1], 1), "peak_tree_rss_mb": round(peak[0], 1),
+    return {"wall_s": round(wall, 2), "cpu_s": round(ru.ru_utime + ru.ru_stime, 2),
+            "peak_rss_mb": round(peak[1], 1), "peak_tree_rss_mb": round(peak[0], 1),
             "ru_maxrss_mb": round(ru.ru_maxrss / 1024, 1), "rc": proc.returncode}
 
 
@@ -127,6 +129,7 @@ def stages(a, data: Path, cache: Path, runs: Path) -> dict[str, list[str]]:
                                 "--scale", str(a.scale)]
     out["nmf"] = [py, "-m", "sed.nmf_labels", *d, f"hydra.run.dir={runs / 'nmf'}", "plot_clips=0", "progress=false"]
     out["train"] = [py, "-m", "sed.train", *d, "trainer=cpu", "trainer.max_epochs=1", "logger=csv",
+                    "datamodule.iters_per_epoch=null",
                     f"hydra.run.dir={runs / 'train'}", "datamodule.progress=false", "trainer.enable_progress_bar=false",
                     "trainer.enable_model_summary=false"] + (["torch_threads=" + str(a.threads)] if a.threads else [])
     for name, split in (("eval", "validation"), ("eval_public", "public_eval")):
@@ -177,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     figures = {}
     for name, r in state.items():
         figures[f"{name}_wall_s"] = {"value": r["wall_s"], "unit": "s"}
+        if "cpu_s" in r:
+            figures[f"{name}_cpu_s"] = {"value": r["cpu_s"], "unit": "s (user + system)"}
         figures[f"{name}_peak_rss_mb"] = {"value": r["peak_rss_mb"], "unit": "MB (largest process)"}
         figures[f"{name}_peak_tree_rss_mb"] = {"value": r["peak_tree_rss_mb"], "unit": "MB (process tree)"}
     figures["total_wall_s"] = {"value": round(sum(r["wall_s"] for r in state.values()), 1), "unit": "s"}

@@ -38,25 +38,28 @@ class LogMel(nn.Module):
         self.register_buffer("window", torch.hann_window(spec.n_fft), persistent=False)
         self.register_buffer("fb", torch.from_numpy(mel_filterbank(spec)).T.contiguous(), persistent=False)  # (F, n_mels)
 
-    def mel_power(self, wave: torch.Tensor) -> torch.Tensor:
-        """Mel power spectrogram before the log (for NMF, SPEC section 3): ``(B, frames, n_mels)``."""
+    def mel_power(self, wave: torch.Tensor, frames: torch.Tensor | None = None) -> torch.Tensor:
+        """Mel power spectrogram before the log (for NMF, SPEC section 3): ``(B, frames, n_mels)``;
+        ``frames`` (a 1-D index) computes only those frames (``sed detect``'s overlapping windows)."""
         if wave.ndim == 1:
             wave = wave[None]
         if wave.device.type == "cpu" and wave.shape[0] > self.cpu_chunk:
-            return torch.cat([self._mel_power(w) for w in wave.split(self.cpu_chunk)])
-        return self._mel_power(wave)
+            return torch.cat([self._mel_power(w, frames) for w in wave.split(self.cpu_chunk)])
+        return self._mel_power(wave, frames)
 
-    def _mel_power(self, wave: torch.Tensor) -> torch.Tensor:
+    def _mel_power(self, wave: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
         # A centred STFT written out (what torch.stft(center=True, pad_mode="constant") computes), so that
         # every array is produced in (B, T, F) order: no transposed copies.
         half = self.spec.n_fft // 2
         frames = F.pad(wave.to(self.window.dtype), (half, half)).unfold(-1, self.spec.n_fft, self.spec.hop_length)
+        if index is not None:
+            frames = frames[:, index]
         spec = torch.fft.rfft(frames * self.window)  # (B, T, F)
         power = spec.real.square() + spec.imag.square()
         return torch.matmul(power, self.fb)  # (B, T, n_mels)
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        return torch.log(self.mel_power(wave) + self.spec.log_floor)
+    def forward(self, wave: torch.Tensor, frames: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.log(self.mel_power(wave, frames) + self.spec.log_floor)
 
 
 def logmel_to_mel(x: np.ndarray | torch.Tensor, spec: FeatureSpec = DEFAULT_FEATURES):

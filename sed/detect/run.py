@@ -23,6 +23,7 @@ import torch
 from sed.core.constants import DEFAULT_FEATURES
 from sed.core.errors import SedError
 from sed.detect.discover import AUDIO_EXTENSIONS, Source, discover
+from sed.detect.overlap import FrameReuse, MelReuse, frame_forward, logmel_windows
 from sed.detect.plot import MelSummary, safe_name
 from sed.detect.stream import AudioInputError, probe, stream_mono
 from sed.detect.windows import DEFAULT_OVERLAP, Stitcher, Windower, WindowSpec
@@ -176,6 +177,8 @@ class _File:
     n_windows: int | None = None  # known at the end of the stream
     n_samples: int = 0
     failed: bool = False
+    prev_frames: np.ndarray | None = None  # the last window's (F, C) estimates, for FrameReuse
+    prev_mel: torch.Tensor | None = None  # the last window's log-mel, for MelReuse
 
 
 class _Bars:
@@ -276,6 +279,11 @@ def run_detect(
 
     device = torch.device(str(predictor.device))
     frontend = (frontend if frontend is not None else default_frontend()).to(device).eval()
+    from sed.audio.features import LogMel
+
+    n_fft = frontend.spec.n_fft if isinstance(frontend, LogMel) else None  # a custom frontend: no reuse
+    reuse = FrameReuse.plan(spec, n_fft, getattr(predictor, "frame_context", None)) if n_fft else None
+    mel_reuse = MelReuse.plan(spec, n_fft) if n_fft else None
 
     summary = DetectSummary()
     found = discover(paths)
@@ -319,7 +327,7 @@ def run_detect(
     def fail(f: _File | None, reason: str) -> None:
         if f is not None:
             f.failed = True
-            f.stitcher = f.mel = None
+            f.stitcher = f.mel = f.prev_frames = f.prev_mel = None
             bars.windows_done(max(0, f.expected_windows - f.n_done))  # its unread windows
         summary.failed.append(reason)
         bars.line(f"{NAME}: skipped {reason}")
@@ -367,7 +375,7 @@ def run_detect(
             except Exception as e:  # noqa: BLE001 - its events are written; the plot is reported
                 summary.failed.append(f"{f.src.name}: plot failed ({type(e).__name__}: {e})")
                 bars.line(f"{NAME}: {summary.failed[-1]} (its events are in the output)")
-        f.stitcher = f.mel = None  # free
+        f.stitcher = f.mel = f.prev_frames = f.prev_mel = None  # free
         bars.file_done()
 
     checked = False
@@ -381,9 +389,14 @@ def run_detect(
             return
         x = torch.from_numpy(np.stack([w for _, _, w in items])).to(device)
         with torch.inference_mode():
-            mel = frontend(x)
-            frame, clip = predictor.predict_logmel(mel)
-        frame, clip = np.asarray(frame, dtype=np.float32), np.asarray(clip, dtype=np.float32)
+            mel = logmel_windows(frontend, mel_reuse, x, [k for _, k, _ in items], [f for f, _, _ in items])
+            if reuse is None:
+                frame, clip = predictor.predict_logmel(mel)
+                frame, clip = np.asarray(frame, dtype=np.float32), np.asarray(clip, dtype=np.float32)
+                parts = None
+            else:  # SM once per frame (sed/detect/overlap.py); DM on every whole window
+                clip = np.asarray(predictor.predict_clips_logmel(mel), dtype=np.float32)
+                frame, parts = frame_forward(reuse, predictor.predict_frames_logmel, mel, [k for _, k, _ in items])
         if not checked:
             if frame.shape[1:] != (spec.win_frames, len(classes)) or clip.shape[1:] != (len(classes),):
                 raise DetectError(f"the model returned frame probabilities {frame.shape} and clip probabilities "
@@ -398,6 +411,10 @@ def run_detect(
                 f.stitcher = Stitcher(spec, len(classes), tag_thr, max(1, f.expected_windows))
                 if plot_dir is not None:
                     f.mel = MelSummary(spec.hop_frames, spec.total_frames(f.expected_windows))
+            if parts is not None and j in parts:  # windows of a file come in order: k - 1 is done
+                frame[j] = reuse.assemble(*parts[j], f.prev_frames)
+            if reuse is not None:
+                f.prev_frames = frame[j].copy()
             f.stitcher.add(k, frame[j], clip[j])
             if f.mel is not None:
                 f.mel.add(k, mel_np[j])

@@ -56,6 +56,22 @@ class Predictor:
         to_channels_last(self.system)
         return self
 
+    @property
+    def frame_context(self) -> int | None:
+        """Receptive-field half-width of the frame output in frames (None: not local); see
+        :attr:`sed.training.systems.BaseSystem.frame_context`."""
+        return getattr(self.system, "frame_context", None)
+
+    @torch.inference_mode()
+    def predict_frames_logmel(self, x: torch.Tensor) -> np.ndarray:
+        """Frame probabilities alone (systems with a local frame model): ``(B, T, 64)`` -> ``(B, T, C)``."""
+        return self.system.predict_frames(x.float().to(self.device)).float().cpu().numpy()
+
+    @torch.inference_mode()
+    def predict_clips_logmel(self, x: torch.Tensor) -> np.ndarray:
+        """Clip probabilities alone: ``(B, T, 64)`` -> ``(B, C)``."""
+        return self.system.predict_clips(x.float().to(self.device)).float().cpu().numpy()
+
     @torch.inference_mode()
     def predict_logmel(self, x: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not isinstance(x, torch.Tensor):

@@ -56,6 +56,7 @@ class SM(nn.Module):
         if head_kernel % 2 != 1:
             raise ModelConfigError(f"SM: head_kernel {head_kernel} must be odd (same-length output)")
         self.norm = InputNorm(n_mels)
+        self.context_frames = len(channels) * (int(kernel) // 2) + head_kernel // 2
         blocks, in_ch, f = [], 1, n_mels
         for ch, fp in zip(channels, freq_pools):
             blocks.append(ConvBlock(in_ch, ch, kernel, activation, (1, int(fp)), dropout, pool_type))
@@ -67,6 +68,11 @@ class SM(nn.Module):
         self.head_gate = nn.Conv1d(head_units, head_units, 1)
         self.head_drop = nn.Dropout(dropout)
         self.out = nn.Linear(head_units, n_classes)
+
+    #: frames of input on each side that an output frame depends on (three 3x3 convs and a 9-frame
+    #: head: 7); set in ``__init__``.  Nothing else mixes frames (no time pooling, per-frame BatchNorm and
+    #: gates), so on a sub-sequence every output frame at least this far from both ends is exact.
+    context_frames: int
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` (B, T, F) -> SM_f (B, T, C) probabilities."""

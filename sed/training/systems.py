@@ -54,6 +54,10 @@ class BaseSystem(pl.LightningModule):
         self.save_hyperparameters({"_target_": f"{cls.__module__}.{cls.__qualname__}", **hp,
                                    "postproc": self.postproc_cfg})
 
+    #: half-width in frames of the frame output's receptive field, when it is local (SM); None when a
+    #: frame depends on the whole clip (the CRNN's bidirectional GRU)
+    frame_context: int | None = None
+
     def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``x`` (B, T, F) log-mel -> (frame_probs (B, T, C), clip_probs (B, C))."""
         raise NotImplementedError
@@ -92,6 +96,20 @@ class SEDSystem(BaseSystem):
 
     def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.sm(x), self.dm(x)
+
+    @property
+    def frame_context(self) -> int:
+        """SM's receptive field half-width in frames: its frame probabilities are local (see
+        :attr:`sed.models.sm.SM.context_frames`), so ``sed detect`` may reuse them across overlapping windows."""
+        return self.sm.context_frames
+
+    def predict_frames(self, x: torch.Tensor) -> torch.Tensor:
+        """SM_f alone: ``x`` (B, T, F) -> (B, T, C); any T (SM never pools time)."""
+        return self.sm(x)
+
+    def predict_clips(self, x: torch.Tensor) -> torch.Tensor:
+        """DM_c alone: ``x`` (B, T, F) -> (B, C)."""
+        return self.dm(x)
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters())  # LR: eq 9, set per iteration by SGDRSchedule
