@@ -115,13 +115,13 @@ def child_profile(audio: str, ckpt: str, out: str, batch_size: int, overlap: flo
     """Stage by stage over the whole file, each stage timed on its own (the run_detect path taken apart):
     decode, resample, windowing, log-mel, SM forward, DM forward, stitching, post-processing, writing.
     Also the forward pass alone without overlap (the no-overlap forward-pass limit)."""
+    from types import SimpleNamespace
+
     import torch
     from omegaconf import OmegaConf
 
     from sed.audio.features import LogMel
     from sed.core.constants import CLASSES, FRAME_SECONDS
-    from types import SimpleNamespace
-
     from sed.detect.overlap import FrameReuse, MelReuse, frame_forward, logmel_windows
     from sed.detect.run import decode_by_class, load_predictor
     from sed.detect.stream import stream_mono
