@@ -87,16 +87,21 @@ def _maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kB; macOS: bytes
 
 
-def child_detect(audio: str, ckpt: str, out: str, batch_size: int, overlap: float = 0.5, reuse: bool = True) -> dict:
-    """Runs in a fresh process: load the system, detect, report times and peak memory. ``reuse=False``: the
-    log-mel and SM on every whole window, as before sed/detect/overlap.py (the same-run reference)."""
+def child_detect(audio: str, ckpt: str, out: str, batch_size: int, overlap: float = 0.5, reuse: bool = True,
+                 malloc: bool = True) -> dict:
+    """Runs in a fresh process: load the system, detect, report times and peak memory, as ``sedx detect``
+    does. ``reuse=False``: the log-mel and SM on every whole window, as before sed/detect/overlap.py;
+    ``malloc=False``: glibc's default allocator settings (sed.core.memory); the same-run references."""
     import torch
 
+    from sed.core.memory import keep_freed_memory
     from sed.detect.overlap import FrameReuse, MelReuse
     from sed.detect.run import DetectOptions, load_predictor, run_detect
 
     if not reuse:
         FrameReuse.plan = MelReuse.plan = classmethod(lambda cls, *a: None)
+    if malloc:
+        keep_freed_memory()  # what ``sedx detect`` does first
 
     t0 = time.perf_counter()
     pred = load_predictor(ckpt, "cpu")
@@ -122,6 +127,7 @@ def child_profile(audio: str, ckpt: str, out: str, batch_size: int, overlap: flo
 
     from sed.audio.features import LogMel
     from sed.core.constants import CLASSES, FRAME_SECONDS
+    from sed.core.memory import keep_freed_memory
     from sed.detect.overlap import FrameReuse, MelReuse, frame_forward, logmel_windows
     from sed.detect.run import decode_by_class, load_predictor
     from sed.detect.stream import stream_mono
@@ -129,6 +135,7 @@ def child_profile(audio: str, ckpt: str, out: str, batch_size: int, overlap: flo
     from sed.detect.writer import EventWriter
     from sed.postproc import PostprocParams, decode
 
+    keep_freed_memory()  # as sedx detect
     t = dict.fromkeys(("decode", "resample", "windowing", "logmel", "sm", "dm", "stitch", "postproc", "write"), 0.0)
     dur = sf.info(audio).duration
     t0 = time.perf_counter()
@@ -286,7 +293,7 @@ def main(argv: list[str] | None = None) -> None:
         kind, *rest = args.child
         if kind == "detect":
             res = child_detect(rest[0], rest[1], rest[2], int(rest[3]), float(rest[4]),
-                               reuse=len(rest) < 6 or rest[5] != "whole")
+                               reuse="whole" not in rest[5:], malloc="glibc_default" not in rest[5:])
         elif kind == "profile":
             res = child_profile(rest[0], rest[1], rest[2], int(rest[3]), float(rest[4]))
         else:
@@ -312,6 +319,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"detect on {short_min:g} min, log-mel and SM on every whole window (before overlap.py) ...", flush=True)
         whole_windows = _in_child(["detect", str(tmp / f"rec_{short_min:g}min.wav"), str(ckpt),
                                    str(tmp / "out_w.tsv"), str(args.batch_size), "0.5", "whole"])
+        print(f"detect on {long_min:g} min with glibc's default allocator settings ...", flush=True)
+        glibc = _in_child(["detect", str(tmp / f"rec_{long_min:g}min.wav"), str(ckpt), str(tmp / "out_g.tsv"),
+                           str(args.batch_size), "0.5", "glibc_default"])
         whole = _in_child(["whole", str(tmp / f"rec_{long_min:g}min.wav")])
         print(f"stage by stage on {long_min:g} min ...", flush=True)
         prof = _in_child(["profile", str(tmp / f"rec_{long_min:g}min.wav"), str(ckpt), str(tmp / "out_p.tsv"),
@@ -335,6 +345,10 @@ def main(argv: list[str] | None = None) -> None:
             "value": whole_windows["audio_s"] / whole_windows["run_s"], "unit": "x real time",
             "ratio": (s["audio_s"] / s["run_s"]) / (whole_windows["audio_s"] / whole_windows["run_s"]),
             "reference": "speed-up of the log-mel and SM once per frame (sed/detect/overlap.py) over every whole window"},
+        f"rtf_cpu_{lbl_l}_glibc_default_malloc": {
+            "value": glibc["audio_s"] / glibc["run_s"], "unit": "x real time", "ratio": rtf / (glibc["audio_s"] / glibc["run_s"]),
+            "reference": "speed-up of sed.core.memory.keep_freed_memory (freed batches stay in the heap)"},
+        f"peak_rss_{lbl_l}_glibc_default_malloc": {"value": glibc["peak_rss_mb"], "unit": "MB"},
         f"peak_rss_{lbl_s}": {"value": s["peak_rss_mb"], "unit": "MB"},
         f"peak_rss_{lbl_l}": {"value": lg["peak_rss_mb"], "unit": "MB",
                               "ratio": lg["peak_rss_mb"] / s["peak_rss_mb"], "reference": f"the {lbl_s} peak"},

@@ -120,3 +120,31 @@ def test_block_max_pool_equals_max_pool_without_autograd():
             assert torch.equal(BlockMaxPool2d(kernel)(x), torch.nn.MaxPool2d(kernel)(x))
         y = BlockMaxPool2d(kernel)(x.requires_grad_())  # training: the library's pooling (its gradient)
         assert y.grad_fn is not None and torch.equal(y.detach(), torch.nn.MaxPool2d(kernel)(x).detach())
+
+
+def test_block_max_pool_on_channels_last_takes_the_library_kernel(monkeypatch):
+    """NHWC inputs (Predictor.speed_up) skip the reshape (it would copy) and still give nn.MaxPool2d's output."""
+    import torch.nn.functional as F
+
+    import sed.models.common as common
+
+    x = torch.randn(2, 8, 20, 16).contiguous(memory_format=torch.channels_last)
+    assert common._nhwc(x) and not common._nhwc(torch.randn(2, 1, 20, 16))  # one channel: both layouts
+    calls = []
+    monkeypatch.setattr(torch.nn.MaxPool2d, "forward", lambda self, t: calls.append(1) or F.max_pool2d(t, 2))
+    with torch.no_grad():
+        y = common.BlockMaxPool2d((2, 2))(x)
+    assert calls and torch.equal(y, F.max_pool2d(x.contiguous(), 2))
+
+
+def test_relu_block_pools_before_relu_without_autograd():
+    """At inference a ReLU block pools first (max and ReLU commute): the same numbers as in training order."""
+    from sed.models.common import ConvBlock
+
+    torch.manual_seed(0)
+    block = ConvBlock(3, 4, 3, "relu", (2, 4), 0.0, "max").eval()
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        fast = block(x)
+    slow = block.pool(torch.relu(block.bn(block.conv(x.requires_grad_())))).detach()
+    assert torch.equal(fast, slow)

@@ -163,6 +163,8 @@ class ConvBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.bn(self.conv(x))
+        if self.activation == "relu" and not torch.is_grad_enabled():
+            return self.drop(torch.relu(self.pool(x)))  # the same numbers (max and ReLU commute), pooled first
         if self.activation == "glu":
             a, b = x.chunk(2, dim=1)
             x = a * torch.sigmoid(b)
