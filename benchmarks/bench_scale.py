@@ -6,8 +6,11 @@ Stages, each in its own subprocess (so that its peak memory is its own):
    unlabelled, 1,168 validation, 692 public-eval clips at scale 1; ``--workers`` processes);
 2. ``features_<split>``: the log-mel cache of each split (sed.datamodules.cache.load_split);
 3. ``nmf``: ``python -m sed.nmf_labels`` (templates over the synthetic events, activations over the weak clips);
-4. ``train``: ``python -m sed.train trainer=cpu trainer.max_epochs=1``: one epoch (PS1's first: one pass over
-   the synthetic clips) and its validation pass (F1, PSDS, plots);
+4. ``train``: ``python -m sed.train trainer=cpu trainer.max_epochs=1 datamodule.iters_per_epoch=null``: one
+   DESED epoch (PS1's first: one pass over the synthetic clips) and its validation pass (F1, PSDS, plots), with
+   Lightning's simple profiler (time per hook and callback, at the end of ``train.log``);
+   ``train_mixed``: the same for PS2 from its curriculum switch on (``datamodule.switch_epoch=0``): every batch
+   mixes synthetic, weak and unlabelled clips and l_unlabel is on, so every training split is read;
 5. ``eval`` / ``eval_public``: ``python -m sed.eval`` of that checkpoint on the validation and public-eval splits.
 
 Peak RSS: the largest VmHWM of the stage's processes (each process's own peak) and the peak of the whole
@@ -128,10 +131,14 @@ def stages(a, data: Path, cache: Path, runs: Path) -> dict[str, list[str]]:
         out[f"features_{s}"] = [py, "-m", "benchmarks.bench_scale", "--features-stage", s, "--work", str(a.base),
                                 "--scale", str(a.scale)]
     out["nmf"] = [py, "-m", "sed.nmf_labels", *d, f"hydra.run.dir={runs / 'nmf'}", "plot_clips=0", "progress=false"]
+    tail = [f"hydra.run.dir={runs / 'train'}", "datamodule.progress=false", "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false"] + (["torch_threads=" + str(a.threads)] if a.threads else [])
     out["train"] = [py, "-m", "sed.train", *d, "trainer=cpu", "trainer.max_epochs=1", "logger=csv",
-                    "datamodule.iters_per_epoch=null",
-                    f"hydra.run.dir={runs / 'train'}", "datamodule.progress=false", "trainer.enable_progress_bar=false",
-                    "trainer.enable_model_summary=false"] + (["torch_threads=" + str(a.threads)] if a.threads else [])
+                    "datamodule.iters_per_epoch=null", "+trainer.profiler=simple", *tail]
+    # PS2 from its switch on: synthetic, weak and unlabelled clips in every batch, l_unlabel on (the heaviest
+    # epoch for memory: every training split is read); one pass over the synthetic clips, as above
+    out["train_mixed"] = [*out["train"][:-len(tail)], "experiment=ps2", "datamodule.switch_epoch=0",
+                          f"hydra.run.dir={runs / 'train_mixed'}", *tail[1:]]
     for name, split in (("eval", "validation"), ("eval_public", "public_eval")):
         out[name] = [py, "-m", "sed.eval", *d, f"ckpt={runs / 'train'}", f"split={split}", "device=cpu",
                      f"hydra.run.dir={runs / name}"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -146,3 +147,51 @@ def test_undecodable_clip(data_cfg, tmp_path):
     shutil.rmtree(data_cfg.cache_dir)
     with pytest.raises(DataError, match=f"{name}: cannot decode audio"):
         load_split(data_cfg, "validation", progress=False)
+
+
+def test_row_reader_indexes_like_the_array(tmp_path):
+    from sed.datamodules.cache import RowReader
+
+    a = np.random.default_rng(0).standard_normal((7, 5, 3)).astype(np.float32)
+    np.save(tmp_path / "x.npy", a)
+    r = RowReader(tmp_path / "x.npy")
+    assert (r.shape, r.dtype, len(r)) == (a.shape, a.dtype, 7)
+    for idx in (0, -1, 6, slice(None), slice(2, 5), slice(1, 7, 2), slice(5, 2), [4, 0, 4], np.array([3, 1]),
+                np.array([[0, 1], [2, 3]]), np.arange(7) % 2 == 0, (slice(1, 3), 2), (4, slice(0, 2), 1)):
+        np.testing.assert_array_equal(r[idx], a[idx], err_msg=str(idx))
+    np.testing.assert_array_equal(np.asarray(r), a)
+    r[0][0, 0] = 99.0  # rows are copies
+    assert r[0][0, 0] == a[0, 0, 0]
+    with pytest.raises(IndexError):
+        r[7]
+    import pickle
+
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(r))[2], a[2])
+
+
+def test_row_reader_keeps_rows_out_of_the_resident_set(tmp_path):
+    """Reading every row of a 48 MB cache leaves this process's file-backed RSS where it was; the memmap it
+    replaced keeps them all mapped (the control, so that the test can fail)."""
+    import subprocess
+    import sys
+
+    np.save(tmp_path / "x.npy", np.ones((300, 640, 64), np.float32))
+    code = f"""
+import numpy as np, sys
+sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
+from sed.datamodules.cache import RowReader
+def rss_file():
+    for line in open("/proc/self/status"):
+        if line.startswith("RssFile:"):
+            return int(line.split()[1]) / 1024
+arr = RowReader({str(tmp_path / 'x.npy')!r}) if sys.argv[1] == "reader" else np.load({str(tmp_path / 'x.npy')!r}, mmap_mode="r")
+before = rss_file()
+total = sum(float(np.asarray(arr[i])[0, 0]) for i in range(len(arr)))
+print(rss_file() - before, total)
+"""
+    grow = {}
+    for kind in ("reader", "memmap"):
+        out = subprocess.run([sys.executable, "-c", code, kind], capture_output=True, text=True, check=True).stdout.split()
+        grow[kind] = float(out[0])
+        assert float(out[1]) == 300.0
+    assert grow["reader"] < 5 and grow["memmap"] > 40, grow

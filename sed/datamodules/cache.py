@@ -48,7 +48,7 @@ CACHE_VERSION = 1
 
 
 class _Rows:
-    """Read-only view of the memmap restricted to good rows (only used when some rows failed)."""
+    """Read-only view of the cache restricted to good rows (only used when some rows failed)."""
 
     def __init__(self, base: np.ndarray, rows: np.ndarray) -> None:
         self.base, self.rows = base, rows
@@ -94,6 +94,83 @@ class _RowWriter:
 
     def close(self) -> None:
         os.close(self.fd)
+
+
+class RowReader:
+    """Read-only rows of a ``.npy`` cache read with ``os.pread``, indexed like the array (an int, a slice, an
+    index array, or a tuple of these). Unlike a memmap, the rows read never stay mapped in this process, so
+    its resident set does not grow with the rows a long training touches (at DESED's size the unlabelled
+    split alone is 2.4 GB); the kernel's page cache still serves repeated reads. A file replaced by a new
+    one (a rebuilt cache) keeps being read from the old one, as a memmap would."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        with open(self.path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read(f)
+            self.offset = f.tell()
+        if fortran:
+            raise DataError(f"{self.path}: a Fortran-ordered array, not a feature cache")
+        self.shape, self.dtype, self.ndim = tuple(shape), np.dtype(dtype), len(shape)
+        self.row_shape = self.shape[1:]
+        self.row_bytes = int(np.prod(self.row_shape, dtype=np.int64)) * self.dtype.itemsize
+        self.fd = os.open(self.path, os.O_RDONLY)
+
+    def __reduce__(self):  # DataLoader workers started with spawn reopen the file
+        return (RowReader, (self.path,))
+
+    def __del__(self) -> None:
+        fd = getattr(self, "fd", None)
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _read(self, start: int, count: int) -> np.ndarray:
+        want = count * self.row_bytes
+        buf = os.pread(self.fd, want, self.offset + start * self.row_bytes)
+        if len(buf) != want:
+            raise DataError(f"{self.path}: truncated feature cache (rows {start}..{start + count - 1} unreadable); "
+                            "delete it to rebuild")
+        return np.frombuffer(bytearray(buf), dtype=self.dtype).reshape((count, *self.row_shape))
+
+    def __getitem__(self, idx):
+        rest = ()
+        if isinstance(idx, tuple):
+            idx, rest = idx[0], idx[1:]
+        n = self.shape[0]
+        if isinstance(idx, (int, np.integer)):
+            i = int(idx) + n if int(idx) < 0 else int(idx)
+            if not 0 <= i < n:
+                raise IndexError(f"row {int(idx)} out of range for {n} rows")
+            out = self._read(i, 1)[0]
+        elif isinstance(idx, slice):
+            start, stop, step = idx.indices(n)
+            if step == 1:
+                out = self._read(start, max(0, stop - start))
+            else:
+                out = self[np.arange(start, stop, step)]
+        else:
+            rows = np.asarray(idx)
+            if rows.dtype == bool:
+                rows = np.flatnonzero(rows)
+            rows = np.where(rows < 0, rows + n, rows).astype(np.int64).reshape(-1)
+            if len(rows) and (rows.min() < 0 or rows.max() >= n):
+                raise IndexError(f"row index out of range for {n} rows")
+            out = np.empty((len(rows), *self.row_shape), self.dtype)
+            for j, r in enumerate(rows):
+                out[j] = self._read(int(r), 1)[0]
+            out = out.reshape((*np.shape(idx), *self.row_shape)) if np.ndim(idx) != 1 else out
+        return out[(slice(None),) * (out.ndim - len(self.row_shape)) + rest] if rest else out
+
+    def __array__(self, dtype=None, copy=None):
+        out = self._read(0, self.shape[0])
+        return out.astype(dtype) if dtype is not None else out
 
 
 @dataclass
@@ -280,7 +357,7 @@ def build_cache(
         (out / f"bad_{name}.txt").write_text("\n".join(bad_files) + "\n")
         _warn_once(("bad", name, str(audio_dir), len(bad_files), str(out)),
                    "%s: %d undecodable clips skipped (list: %s)", name, len(bad_files), out / f"bad_{name}.txt")
-    arr = np.load(data_path, mmap_mode="r") if len(present) else np.zeros(shape, np.float32)
+    arr = RowReader(data_path) if len(present) else np.zeros(shape, np.float32)
     view = arr if len(good_rows) == len(present) else _Rows(arr, good_rows)
     return SplitFeatures(name, [present[i] for i in good_rows], view, spec, missing, bad_files)
 
