@@ -26,4 +26,9 @@ def test_stage_list(tmp_path):
 
     names = list(stages(A, tmp_path / "d", tmp_path / "c", tmp_path / "r"))
     assert names == ["generate", "features_synthetic", "features_weak", "features_unlabel", "features_validation",
-                     "features_public_eval", "nmf", "train", "eval", "eval_public"]
+                     "features_public_eval", "nmf", "train", "train_mixed", "eval", "eval_public"]
+    cmds = stages(A, tmp_path / "d", tmp_path / "c", tmp_path / "r")
+    assert "datamodule.iters_per_epoch=null" in cmds["train"] and "+trainer.profiler=simple" in cmds["train"]
+    mixed = cmds["train_mixed"]
+    assert {"experiment=ps2", "datamodule.switch_epoch=0", f"hydra.run.dir={tmp_path / 'r' / 'train_mixed'}"} <= set(mixed)
+    assert not any(c.endswith("/train") for c in mixed if c.startswith("hydra.run.dir="))
