@@ -14,9 +14,9 @@ def keep_freed_memory(threshold: int = 1 << 30) -> bool:
     (glibc's ``M_MMAP_THRESHOLD`` and ``M_TRIM_THRESHOLD``), for this whole process.
 
     By default glibc hands large blocks back with ``munmap`` when they are freed, so the activations a
-    batch frees are page-faulted in again by the next batch: that was about a third of ``sedx detect``'s
-    time on our 2-core machine (a 60-minute file: 620-685x real time before, 903-1012x after, same
-    process, same run). The resident set is the same working set either way (benchmarks/bench_detect.py
+    batch frees are page-faulted in again by the next batch: on our 2-core machine ``sedx detect`` on a
+    60-minute file ran at 638 +- 52x real time without this and 816 +- 115x with it (5 runs of
+    benchmarks/bench_detect.py). The resident set is the same working set either way (benchmarks/bench_detect.py
     measures the peaks); the process no longer shrinks after a peak. Returns False, changing nothing,
     off glibc (macOS, Windows, musl).
     """
