@@ -630,9 +630,11 @@ def sweep_summary(sweep_dir: Path, config: DictConfig) -> None:
 # ---------------------------------------------------------------------------- entry point
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
 def main(cfg: DictConfig) -> float | None:
+    from sed.core.memory import keep_freed_memory
     from sed.core.warnings import quiet_third_party
 
     quiet_third_party()
+    keep_freed_memory()  # batches of predictions reuse the heap: about 2x faster forward passes on CPU
     hc = HydraConfig.get()
     multirun = str(hc.mode) == "RunMode.MULTIRUN"
     try:
