@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -27,11 +28,11 @@ def test_noop_off_linux(monkeypatch):
     assert memory.keep_freed_memory() is False
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
 def test_real_glibc_accepts_it():
     code = "from sed.core.memory import keep_freed_memory as k; import sys; sys.exit(0 if k() else 3)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert r.returncode in (0, 3), r.stderr  # 3: a libc without mallopt (musl); never a crash
+    assert r.returncode == 0, r.stderr  # mallopt returned 1 for both parameters, and nothing crashed
 
 
 def test_sedx_detect_sets_it(monkeypatch, tmp_path):

@@ -131,13 +131,16 @@ class RowReader:
     def __len__(self) -> int:
         return self.shape[0]
 
+    def _read_into(self, out: np.ndarray, start: int) -> np.ndarray:
+        """Fill ``out`` (contiguous, ``(count, *row_shape)``) with rows ``start..start+count-1``, in one read."""
+        if out.nbytes and os.preadv(self.fd, [memoryview(out).cast("B")],
+                                    self.offset + start * self.row_bytes) != out.nbytes:
+            raise DataError(f"{self.path}: truncated feature cache (rows {start}..{start + len(out) - 1} "
+                            "unreadable); delete it to rebuild")
+        return out
+
     def _read(self, start: int, count: int) -> np.ndarray:
-        want = count * self.row_bytes
-        buf = os.pread(self.fd, want, self.offset + start * self.row_bytes)
-        if len(buf) != want:
-            raise DataError(f"{self.path}: truncated feature cache (rows {start}..{start + count - 1} unreadable); "
-                            "delete it to rebuild")
-        return np.frombuffer(bytearray(buf), dtype=self.dtype).reshape((count, *self.row_shape))
+        return self._read_into(np.empty((count, *self.row_shape), self.dtype), start)
 
     def __getitem__(self, idx):
         rest = ()
@@ -164,7 +167,7 @@ class RowReader:
                 raise IndexError(f"row index out of range for {n} rows")
             out = np.empty((len(rows), *self.row_shape), self.dtype)
             for j, r in enumerate(rows):
-                out[j] = self._read(int(r), 1)[0]
+                self._read_into(out[j : j + 1], int(r))
             out = out.reshape((*np.shape(idx), *self.row_shape)) if np.ndim(idx) != 1 else out
         return out[(slice(None),) * (out.ndim - len(self.row_shape)) + rest] if rest else out
 

@@ -35,6 +35,11 @@ import torch
 from sed.detect.windows import WindowSpec
 
 
+def _first_and_later(ks: Sequence[int]) -> tuple[list[int], list[int]]:
+    """Batch positions of first windows (k = 0, run whole) and of the others (reused)."""
+    return [j for j, k in enumerate(ks) if k == 0], [j for j, k in enumerate(ks) if k > 0]
+
+
 def clean_frames(spec: WindowSpec, n_fft: int) -> tuple[int, int]:
     """``[first, stop)``: the frames of a window whose centred STFT reads no padding, only its own samples
     (``j * hop >= n_fft / 2`` and ``j * hop + n_fft / 2 <= samples``): ``[3, 637)`` at the defaults."""
@@ -74,12 +79,11 @@ def logmel_windows(frontend: Callable, reuse: MelReuse | None, x: torch.Tensor, 
     in order, and its window k - 1 went through before window k."""
     if reuse is None:
         return frontend(x)
-    first = [j for j, k in enumerate(ks) if k == 0]
-    later = [j for j, k in enumerate(ks) if k > 0]
+    first, later = _first_and_later(ks)
     whole = frontend(x[first]) if first else None
     new = frontend(x[later], reuse.new_index.to(x.device)) if later else None
-    mel = torch.empty((len(ks), reuse.win_frames, (whole if whole is not None else new).shape[-1]),
-                      dtype=(whole if whole is not None else new).dtype, device=x.device)
+    some = whole if whole is not None else new
+    mel = torch.empty((len(ks), reuse.win_frames, some.shape[-1]), dtype=some.dtype, device=x.device)
     if whole is not None:
         mel[first] = whole
     pos = {j: i for i, j in enumerate(later)}
@@ -146,8 +150,7 @@ def frame_forward(
     """The frame model over a batch of windows ``mel`` (B, F, n_mels) with window indices ``ks``: first
     windows (k = 0) run whole, into ``frames`` (B, F, C; zeros elsewhere); the others give their two slices'
     outputs, ``parts[j] = (left, right)``, which :meth:`FrameReuse.assemble` completes in window order."""
-    first = [j for j, k in enumerate(ks) if k == 0]
-    later = [j for j, k in enumerate(ks) if k > 0]
+    first, later = _first_and_later(ks)
     whole = predict_frames(mel[first]) if first else None
     n_classes = whole.shape[-1] if whole is not None else None
     parts: dict[int, tuple[np.ndarray, np.ndarray]] = {}

@@ -466,7 +466,7 @@ def cli_detect(args: Any) -> int:
         print(f"{NAME}: no --ckpt given: using {ckpt} (the newest training run)", file=err)
     from sed.core.memory import keep_freed_memory
 
-    keep_freed_memory()  # batches reuse the heap instead of page-faulting it in again (about 1.4x on CPU)
+    keep_freed_memory()  # batches reuse the heap instead of page-faulting it in again (about 1.3x on CPU)
     try:
         predictor = load_predictor(ckpt, args.device)
     except (DetectError, SedError) as e:  # one-line messages naming the file
