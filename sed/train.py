@@ -53,7 +53,7 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None, extr
 
     from sed.core.warnings import quiet_loggers
     from sed.training.callbacks import RunSummary
-    from sed.training.resume import continue_in, find_resume, write_record
+    from sed.training.resume import check_resumable, continue_in, find_resume, write_record
     from sed.training.speed import speed_callbacks  # channels_last / torch.compile switches (conf: speed)
 
     cfg = copy.deepcopy(cfg)
@@ -61,7 +61,14 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None, extr
     cfg.run_dir, cfg.overrides = str(run_dir), list(overrides or [])
     found = find_resume(cfg, run_dir)  # a resumed run continues in its own folder (sed/training/resume.py)
     resume = str(found.ckpt) if found else None
-    if found:
+    if cfg.get("torch_threads"):
+        torch.set_num_threads(int(cfg.torch_threads))
+
+    pl.seed_everything(int(cfg.seed), workers=True)
+    datamodule = instantiate(cfg.datamodule)
+    model = instantiate(cfg.model)
+    if found:  # checked before anything is written into the resumed run's folder
+        check_resumable(found, model, cfg.get("ckpt_path"))
         run_dir = continue_in(found, run_dir, overrides) if _rank() == 0 else Path(found.run_dir)
         cfg.run_dir = str(run_dir)
     if _rank() == 0:
@@ -69,12 +76,6 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None, extr
     if "wandb" in (cfg.get("logger") or {}) and cfg.logger.wandb.get("offline", True):
         os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
-    if cfg.get("torch_threads"):
-        torch.set_num_threads(int(cfg.torch_threads))
-
-    pl.seed_everything(int(cfg.seed), workers=True)
-    datamodule = instantiate(cfg.datamodule)
-    model = instantiate(cfg.model)
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
     callbacks += [instantiate(cfg.schedule), *speed_callbacks(cfg.get("speed")), *(extra_callbacks or [])]
     loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values() if lg]
@@ -133,6 +134,7 @@ def _rank() -> int:
 
 def link_latest(run_dir: Path) -> None:
     """``<run_dir>/../latest`` -> ``run_dir`` (so make eval finds outputs/train/<experiment>/latest/checkpoints/best.ckpt)."""
+    run_dir = Path(os.path.realpath(run_dir))  # a run resumed through `latest` is its target, never the link
     link = run_dir.parent / "latest"
     try:
         if link.is_symlink() or link.exists():

@@ -249,7 +249,11 @@ def test_progress_bars_on_a_terminal_only():
         assert stream.getvalue() == "msg\n"
 
 
-def test_decode_by_class_equals_one_decode_of_all_classes():
+@pytest.mark.parametrize("tagging", ["one", "per_class"])
+def test_decode_by_class_equals_one_decode_of_all_classes(tagging):
+    """Also with the per-class tagging table that ``sed.tune`` writes (issue 23: every file failed)."""
+    import dataclasses
+
     from omegaconf import OmegaConf
 
     from sed.core.constants import CLASSES, FRAME_SECONDS
@@ -259,6 +263,9 @@ def test_decode_by_class_equals_one_decode_of_all_classes():
     from tests.conftest import REPO
 
     params = PostprocParams.from_cfg(OmegaConf.load(REPO / "conf" / "postproc" / "default.yaml"))
+    if tagging == "per_class":  # one class untagged (None), the others spread around the clip probabilities
+        table = {c: (None if i == 2 else 0.1 * (i % 10)) for i, c in enumerate(CLASSES)}
+        params = dataclasses.replace(params, tagging_threshold=table)
     rng = np.random.default_rng(0)
     t = 3000
     # smooth random curves with events of many lengths; two classes untagged, one all zero

@@ -143,6 +143,15 @@ def test_eval_and_tune_from_a_checkpoint_on_both_splits(tiny_desed, tmp_path):
     assert splits == {("validation", "fitted"), ("validation", "Table 1"), ("public_eval", "fitted"),
                       ("public_eval", "Table 1")}
     assert (tmp_path / "e" / "splits" / "public_eval_fitted" / "metrics.json").is_file()
+    # sedx detect then reads the run's tuned file, per-class tagging table and all (issue 23: every file failed)
+    from sed import cli
+
+    tuned = PostprocParams.from_cfg(OmegaConf.load(run / "postproc.yaml"))
+    assert isinstance(tuned.tagging_threshold, dict)
+    wavs = sorted((root / "audio" / "validation").rglob("*.wav"))[:2]
+    out = tmp_path / "events.tsv"
+    assert cli.main(["detect", *map(str, wavs), "--ckpt", str(run), "--out", str(out), "--quiet"]) == 0
+    assert out.read_text().startswith("filename\tonset\toffset\tevent_label")
 
 
 def test_detect_uses_the_tuned_file_of_the_checkpoint_run_and_paper_overrides(tmp_path):

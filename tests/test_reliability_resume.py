@@ -142,3 +142,36 @@ def test_continue_in_notes_the_resume_in_both_folders(tmp_path):
     assert continue_in(Resume(run / "checkpoints" / "last.ckpt", run), inv, ["ckpt_path=last"]) == run
     link_latest(final_run_dir(inv))
     assert (tmp_path / "exp" / "latest").resolve() == run.resolve()
+
+
+def test_resume_through_latest_another_experiment_or_a_corrupt_file(tmp_path, data_cfg):
+    """Issue 23 (2, 4, 5): resuming through ``<experiment>/latest`` continues the run it names and
+    ``latest`` still names it; a baseline checkpoint under PS1, or a damaged checkpoint, is one line
+    before anything is written into the run folder."""
+    from sed.train import link_latest
+
+    BL = ["callbacks.report.plots=false", "torch_threads=1"]
+    base = tmp_path / "baseline" / "r1"
+    fit(base, data_cfg, BL + ["experiment=baseline", "trainer.max_epochs=1"])
+    link_latest(base)
+    latest = tmp_path / "baseline" / "latest"
+    again = tmp_path / "baseline" / "r2"
+    fit(again, data_cfg, BL + ["experiment=baseline", "trainer.max_epochs=2", f"ckpt_path={latest}"])
+    assert final_run_dir(again) == base.resolve()
+    link_latest(final_run_dir(again))
+    assert latest.is_symlink() and latest.resolve() == base.resolve()  # not a link to itself
+    assert (latest / "checkpoints" / "last.ckpt").is_file()
+
+    before = {p.name: p.read_bytes() for p in base.iterdir() if p.is_file()}
+    with pytest.raises(ConfigError, match=r"^ckpt_path=.*: the checkpoint holds another model \(trained as "
+                                          r"experiment baseline\).*resume it with its own experiment"):
+        fit(tmp_path / "ps1" / "r1", data_cfg, OV + ["trainer.max_epochs=3", f"ckpt_path={base}"])
+    assert {p.name: p.read_bytes() for p in base.iterdir() if p.is_file()} == before  # nothing written there
+
+    bad = tmp_path / "bad" / "checkpoints" / "last.ckpt"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes((base / "checkpoints" / "last.ckpt").read_bytes()[:5000])  # truncated by a full disk
+    with pytest.raises(ConfigError, match=r"cannot be read as a training checkpoint .*corrupt or truncated") as e:
+        fit(tmp_path / "baseline" / "r3", data_cfg, BL + ["experiment=baseline", "trainer.max_epochs=3",
+                                                           f"ckpt_path={bad}"])
+    assert "\n" not in str(e.value) and not (bad.parent.parent / "resumes.jsonl").exists()

@@ -9,7 +9,6 @@ on stderr in one line (its name and the reason) and skipped; it never stops the 
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -152,8 +151,7 @@ def decode_by_class(
         col = frame_probs[:, i : i + 1]
         if not col.any():
             continue
-        pc = dataclasses.replace(params, frame_thresholds={c: params.frame_thresholds[c]},
-                                 median_windows={c: params.median_windows[c]})
+        pc = params.for_classes((c,))
         preds = Predictions([name], col[None], clip_probs[None, i : i + 1], (c,), frame_seconds,
                             durations=np.array([duration]))
         ev = decode_fn(preds, pc)

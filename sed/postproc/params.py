@@ -176,6 +176,18 @@ class PostprocParams:
             "tuned_on": self.tuned_on,
         }
 
+    def for_classes(self, classes: Sequence[str]) -> PostprocParams:
+        """The same settings narrowed to ``classes``: every class-keyed table (frame thresholds, median
+        windows and a per-class tagging table) keeps only those classes; a missing class is an error."""
+        self.thresholds_for(classes), self.windows_for(classes), self.tagging_for(classes)  # raise when missing
+        tag = self.tagging_threshold
+        return replace(
+            self,
+            frame_thresholds={c: self.frame_thresholds[c] for c in classes},
+            median_windows={c: self.median_windows[c] for c in classes},
+            tagging_threshold={c: tag[c] for c in classes} if isinstance(tag, Mapping) else tag,
+        )
+
     def with_threshold(self, threshold: float) -> PostprocParams:
         """The same settings with one frame threshold for every class (a PSDS operating point)."""
         return replace(self, frame_thresholds={c: float(threshold) for c in self.frame_thresholds})

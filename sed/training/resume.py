@@ -136,6 +136,7 @@ def find_resume(cfg: DictConfig, run_dir: Path) -> Resume | None:
         p = p / "checkpoints" / "last.ckpt" if (p / "checkpoints").is_dir() else p / "last.ckpt"
     if not p.is_file():
         raise ConfigError(f"ckpt_path={spec}: checkpoint {p} not found")
+    p = Path(os.path.realpath(p))  # through <experiment>/latest: the run folder it names, never the link
     folder = _run_dir_of(p)
     if folder is None:
         log.warning("ckpt_path=%s: not inside a run folder's checkpoints/: continuing in %s (best.ckpt covers "
@@ -145,6 +146,33 @@ def find_resume(cfg: DictConfig, run_dir: Path) -> Resume | None:
     if diff:
         log.warning("ckpt_path=%s: resuming a run whose configuration differs: %s", spec, "; ".join(diff))
     return Resume(p, folder)
+
+
+def check_resumable(resume: Resume, model: Any, spec: Any = None) -> None:
+    """Raise a one-line :class:`ConfigError` before anything is written when ``resume.ckpt`` cannot be
+    read (corrupt, truncated) or holds another model's weights (e.g. the baseline's for PS1)."""
+    import torch
+
+    name = spec if spec is not None else resume.ckpt
+    try:
+        state = torch.load(resume.ckpt, map_location="cpu", weights_only=False, mmap=True)
+        weights = state["state_dict"]
+    except Exception as e:  # noqa: BLE001 - torch raises many kinds for a damaged file
+        why = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"ckpt_path={name}: {resume.ckpt} cannot be read as a training checkpoint ({why}); "
+                          "it is corrupt or truncated: resume from another checkpoint of the run "
+                          f"(e.g. {Path(resume.ckpt).with_name('best.ckpt')}) or start afresh") from None
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    theirs = {k: tuple(getattr(v, "shape", ())) for k, v in weights.items()}
+    missing, unexpected = sorted(set(own) - set(theirs)), sorted(set(theirs) - set(own))
+    reshaped = sorted(k for k in set(own) & set(theirs) if own[k] != theirs[k])
+    if missing or unexpected or reshaped:
+        rec = read_record(resume.run_dir) or {}
+        was = f" (trained as experiment {rec['experiment_name']})" if rec.get("experiment_name") else ""
+        first = (missing or unexpected or reshaped)[0]
+        raise ConfigError(f"ckpt_path={name}: the checkpoint holds another model{was}: {len(missing)} of this "
+                          f"model's {len(own)} weights missing, {len(unexpected)} unknown, {len(reshaped)} of "
+                          f"another shape (first: {first}); resume it with its own experiment, or start afresh")
 
 
 def continue_in(resume: Resume, hydra_dir: Path, overrides: list[str] | None = None) -> Path:
