@@ -73,6 +73,36 @@ def test_out_naming_an_input_recording_is_refused_and_the_recording_kept(tmp_pat
     assert "is one of the input recordings" in capsys.readouterr().err
 
 
+def test_out_as_a_hard_link_of_an_input_is_refused_even_with_force(tmp_path, capsys):
+    """Issue 23 (8): the same recording under another name is still the recording."""
+    rec = write(tmp_path / "in" / "a.wav", synth([("Speech", 1.0, 2.0)], 4.0))
+    before = rec.read_bytes()
+    link = tmp_path / "events.tsv"
+    os.link(rec, link)
+    assert detect_cli([str(rec), "--out", str(link), "--quiet", "--force"]) == 2
+    assert rec.read_bytes() == before
+    assert "is one of the input recordings (a.wav)" in capsys.readouterr().err.replace(str(rec), "a.wav")
+
+
+def test_a_second_run_on_the_same_out_is_refused_while_the_first_writes(tmp_path, capsys):
+    """Issue 23 (3): two runs writing one --out at once lost one run's rows and both exited 0."""
+    from sed.detect.writer import EventWriter
+
+    rec = write(tmp_path / "a.wav", synth([("Speech", 1.0, 2.0)], 4.0))
+    out = tmp_path / "out.tsv"
+    with EventWriter(out) as first:  # another run holding the output
+        assert detect_cli([str(rec), "--out", str(out), "--quiet"]) == 2
+        assert detect_cli([str(rec), "--out", str(out), "--quiet", "--resume"]) == 2
+        import pandas as pd
+
+        first.write("x.wav", pd.DataFrame(columns=["onset", "offset", "event_label"]), 1.0)
+    err = capsys.readouterr().err
+    assert err.count("is being written by another run right now") == 2 and len(err.strip().splitlines()) == 2
+    assert read_detections(out)["filename"].tolist() == ["x.wav"]  # the first run's rows kept
+    assert detect_cli([str(rec), "--out", str(out), "--quiet", "--resume"]) == 0  # free again once it ends
+    assert sorted(read_detections(out)["filename"].unique()) == sorted(["x.wav", str(rec)])
+
+
 def test_out_naming_an_existing_other_file_needs_force(tmp_path, capsys):
     rec = write(tmp_path / "a.wav", synth([("Speech", 1.0, 2.0)], 4.0))
     other = tmp_path / "notes.txt"

@@ -9,6 +9,7 @@ on stderr in one line (its name and the reason) and skipped; it never stops the 
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -285,9 +286,9 @@ def run_detect(
 
     summary = DetectSummary()
     found = discover(paths)
-    if opts.out is not None:  # never write over a recording being read
-        out_real = Path(opts.out).resolve()
-        clash = [s.name for s in found.sources if s.path.resolve() == out_real]
+    if opts.out is not None:  # never write over a recording being read (the same file by any name or link)
+        out_path = Path(opts.out)
+        clash = [s.name for s in found.sources if _same_file(s.path, out_path)]
         if clash:
             raise DetectError(f"--out {opts.out} is one of the input recordings ({clash[0]}); name another file")
     try:
@@ -437,6 +438,16 @@ def run_detect(
         bars.close()
         writer.close()
     return summary
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are one file (equal resolved paths, or one inode: a hard link)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # either does not exist (yet)
+        return False
 
 
 def cli_detect(args: Any) -> int:

@@ -20,6 +20,9 @@ recording is redone. Done recordings are keyed by resolved input path, so a resu
 working directory (relative vs absolute names) skips the same files. An output without progress
 file (older versions) falls back to the names it lists.
 
+While a run writes an output, its progress file is locked (``flock``): a second run naming the same
+``--out`` stops with one line instead of interleaving or truncating the first one's rows.
+
 An existing ``--out`` that is not a detections file (no TSV header, no detection JSON line) is never
 overwritten unless ``force=True``.
 """
@@ -151,6 +154,24 @@ def _repair(path: Path, fmt: str) -> tuple[set[str], set[str]]:
     return done, {str(e["path"]) for e in entries}
 
 
+def _locked_progress(out: Path) -> TextIO:
+    """The progress file of ``out``, opened for appending and locked for this process alone: a second
+    run writing the same output (whose rows would interleave with or truncate this one's) is refused
+    in one line. The lock goes with the file handle (closed or the process ended)."""
+    fh = open(progress_path(out), "a", encoding="utf-8", newline="\n")  # noqa: SIM115
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock
+        return fh
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        raise OutputError(f"--out {out} is being written by another run right now (its {progress_path(out).name} "
+                          "is locked); wait for it to finish or name another --out") from None
+    return fh
+
+
 class EventWriter:
     """Writes one block per recording; ``done`` lists the recordings already in the output (their
     names), ``done_paths`` their resolved input paths."""
@@ -177,14 +198,14 @@ class EventWriter:
                 raise OutputError(f"--out {self.path} exists and is not a detections file; "
                                   "refusing to overwrite it (pass --force to replace it)")
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._progress = _locked_progress(self.path)  # before anything is read or truncated
             if resume and self.path.exists():
                 self.done, self.done_paths = _repair(self.path, fmt)
                 need_header = self.path.stat().st_size == 0
                 self._fh = open(self.path, "a", encoding="utf-8", newline="\n")  # noqa: SIM115
-                self._progress = open(progress_path(self.path), "a", encoding="utf-8", newline="\n")  # noqa: SIM115
             else:
+                self._progress.truncate(0)
                 self._fh = open(self.path, "w", encoding="utf-8", newline="\n")  # noqa: SIM115
-                self._progress = open(progress_path(self.path), "w", encoding="utf-8", newline="\n")  # noqa: SIM115
                 need_header = True
             self._owns = True
         if fmt == "tsv" and need_header:
