@@ -18,7 +18,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from sed.core.errors import SedError
+from sed.core.errors import SedError, unwrapped_sed_errors
 from sed.training.schedules import sgdr_epochs
 
 log = logging.getLogger(__name__)
@@ -65,8 +65,9 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None, extr
         torch.set_num_threads(int(cfg.torch_threads))
 
     pl.seed_everything(int(cfg.seed), workers=True)
-    datamodule = instantiate(cfg.datamodule)
-    model = instantiate(cfg.model)
+    with unwrapped_sed_errors():  # a constructor's one-line ConfigError, not Hydra's wrapper of it
+        datamodule = instantiate(cfg.datamodule)
+        model = instantiate(cfg.model)
     if found:  # checked before anything is written into the resumed run's folder
         check_resumable(found, model, cfg.get("ckpt_path"))
         run_dir = continue_in(found, run_dir, overrides) if _rank() == 0 else Path(found.run_dir)
@@ -76,9 +77,10 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None, extr
     if "wandb" in (cfg.get("logger") or {}) and cfg.logger.wandb.get("offline", True):
         os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
-    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
-    callbacks += [instantiate(cfg.schedule), *speed_callbacks(cfg.get("speed")), *(extra_callbacks or [])]
-    loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values() if lg]
+    with unwrapped_sed_errors():
+        callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
+        callbacks += [instantiate(cfg.schedule), *speed_callbacks(cfg.get("speed")), *(extra_callbacks or [])]
+        loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values() if lg]
     quiet_loggers(loggers)
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for lg in loggers:

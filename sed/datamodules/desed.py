@@ -294,6 +294,20 @@ class _ValDataset(Dataset):
         return {"x": torch.from_numpy(np.array(self.feats.logmel[i], dtype=np.float32)), "index": torch.tensor(i)}
 
 
+def _check_sizes(**values: int | None) -> None:
+    """One line per bad size setting (``datamodule.<name>``): whole numbers, positive except
+    ``switch_epoch`` and ``num_workers`` (>= 0) and ``iters_per_epoch`` (positive or null)."""
+    floor = {"switch_epoch": 0, "num_workers": 0}
+    for name, v in values.items():
+        if v is None and name == "iters_per_epoch":
+            continue
+        low = floor.get(name, 1)
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            what = ("null (one pass over the clips) or a whole number >= 1" if name == "iters_per_epoch"
+                    else f"a whole number >= {low}")
+            raise ConfigError(f"datamodule.{name}: {v!r} must be {what}")
+
+
 class DesedDataModule(pl.LightningDataModule):
     """Curriculum batches from the feature cache (see the module docstring).
 
@@ -320,6 +334,8 @@ class DesedDataModule(pl.LightningDataModule):
         holdout: Mapping | None = None,
     ) -> None:
         super().__init__()
+        _check_sizes(batch_size=batch_size, switch_epoch=switch_epoch, iters_per_epoch=iters_per_epoch,
+                     val_batch_size=val_batch_size, num_workers=num_workers)
         self.data_cfg = data
         self.batch_size, self.switch_epoch = int(batch_size), int(switch_epoch)
         self.pre_switch, self.post_switch = dict(pre_switch), dict(post_switch)

@@ -121,6 +121,8 @@ def apply_real_durations(preds, data_cfg: Mapping, split: str):
     if key in _MEMO and _MEMO[key][2] is preds:
         return _MEMO[key][:2]
     table = read_durations(p)
+    listed = [f for f in preds.filenames if f in table]
+    preds.check_coverage([table[f] for f in listed], f"predictions of {split} (clip durations from {p})", listed)
     dur = np.array([min(table.get(f, d), float(preds.frame_probs.shape[1] * preds.frame_seconds))
                     for f, d in zip(preds.filenames, preds.durations)], dtype=np.float64)
     n = int(sum(f in table for f in preds.filenames))

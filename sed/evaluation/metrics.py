@@ -28,7 +28,7 @@ from sed.evaluation.common import (  # noqa: F401 - re-exported for callers
     nan_to_none,
 )
 from sed.evaluation.names import METRIC_KEYS
-from sed.evaluation.predictions import Predictions
+from sed.evaluation.predictions import Predictions, PredictionsError
 from sed.evaluation.psds_eval_metrics import (  # noqa: F401 - re-exported for callers
     PSDS_2020,
     PSDS_SETTINGS,
@@ -116,6 +116,11 @@ def align(
                 )
             if not float(e[1]) > float(e[0]):
                 raise MetricsError(f"ground truth for {f!r}: event {tuple(e)} has offset <= onset")
+    ends = [max((float(e[1]) for e in gt[f]), default=0.0) for f in preds.filenames]
+    try:  # an event past the frames' end: the predictions are not of these clips' length
+        preds.check_coverage(ends, source, preds.filenames)
+    except PredictionsError as e:
+        raise MetricsError(str(e).replace("clips last longer", "clips hold ground-truth events ending later")) from None
     return preds, gt
 
 

@@ -53,6 +53,30 @@ class Predictions:
             self.durations = np.asarray(self.durations, dtype=np.float64)
             if self.durations.shape != (n,):
                 raise PredictionsError(f"durations has shape {self.durations.shape}, expected ({n},)")
+            self.check_coverage(self.durations)
+
+    @property
+    def covered_seconds(self) -> float:
+        """The audio length the frame probabilities cover (frames x frame length)."""
+        return float(self.frame_probs.shape[1] * self.frame_seconds)
+
+    def check_coverage(self, durations: Sequence[float] | np.ndarray, source: str = "predictions",
+                       names: Sequence[str] | None = None) -> None:
+        """Raise when a clip lasts longer than the frames cover (beyond two frames or 1 %): its end would be
+        scored as silence (e.g. predictions of 100 frames, 1.56 s, for 10 s clips)."""
+        dur = np.asarray(durations, dtype=np.float64)
+        if not len(dur):
+            return
+        cover = self.covered_seconds
+        slack = max(2 * self.frame_seconds, 0.01 * cover)
+        worst = int(np.argmax(dur))
+        if dur[worst] > cover + slack:
+            short = int(np.sum(dur > cover + slack))
+            raise PredictionsError(
+                f"{source}: the frame probabilities cover {cover:.2f} s ({self.frame_probs.shape[1]} frames of "
+                f"{self.frame_seconds:.4f} s) but {short} of {len(dur)} clips last longer (e.g. "
+                f"{(names if names is not None else self.filenames)[worst]}: {dur[worst]:.2f} s); these predictions are not of these clips' length"
+            )
 
     def __len__(self) -> int:
         return len(self.filenames)
