@@ -84,7 +84,7 @@ def header_lines(res, before: float | None, split: str, pred_source: str, gt_sou
 
 def run(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     """Tune as configured; write postproc.yaml and tune.json into ``out_dir`` and the run folder."""
-    from sed.eval import _as_list, get_ground_truth, get_predictions, latest_run, write_postproc_file
+    from sed.eval import _as_list, _coverage, get_ground_truth, get_predictions, latest_run, write_postproc_file
     from sed.evaluation import metrics as M
     from sed.postproc import PostprocParams
     from sed.postproc.tune import TuneGrid, tune
@@ -102,6 +102,8 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     preds, source = get_predictions(cfg, split, files)
     gt, gt_source = get_ground_truth(cfg, split, cfg.ground_truth)
     preds.check_compatible(CLASSES, FRAME_SECONDS, source=source)
+    # as sed.eval: clips whose audio is missing are left out (said, listed in left_out_<split>.tsv)
+    preds, gt, coverage = _coverage(cfg, split, preds, gt, source, gt_source, cfg.ground_truth, out_dir)
     if not files:
         preds.save(out_dir / "predictions.npz")
 
@@ -138,6 +140,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
         "base": {key: before, "per_class": {c: v.get("event_f1" if key.startswith("event") else "segment_f1")
                                             for c, v in b["per_class"].items()}},
         "hysteresis_low": res.low,
+        "left_out": coverage.get("left_out"),
         "macro_by_hysteresis_low": res.macro_by_low,
         "per_class": res.per_class,
         "seconds": res.seconds,

@@ -67,3 +67,34 @@ def test_predictions_shorter_than_their_clips_are_refused(tmp_path):
     full = Predictions(names, np.zeros((2, 640, 10), np.float32), clip, durations=np.array([10.02, 9.99]))
     assert full.covered_seconds == pytest.approx(640 * FRAME_SECONDS)
     align(full, {"a.wav": [(8.0, 10.05, CLASSES[0])], "b.wav": []})
+
+
+def test_tune_leaves_out_clips_whose_audio_is_missing_and_says_so(tiny_desed, tmp_path, caplog):
+    """Weak case: `sedx tune` on a DESED copy with missing clips stopped with no hint; it now does what
+    sed.eval does (left out, said, listed)."""
+    import json
+    import logging
+    import shutil
+
+    from hydra import compose, initialize_config_dir
+
+    from sed.tune import run as tune_run
+    from tests.detect_helpers import make_untrained_checkpoint
+
+    root = tmp_path / "data"
+    shutil.copytree(tiny_desed, root)
+    gone = sorted((root / "audio" / "validation").rglob("*.wav"))[0]
+    gone.unlink()
+    run = tmp_path / "train" / "run1"
+    make_untrained_checkpoint(run / "checkpoints" / "best.ckpt")
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("tune", overrides=[f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}", "device=cpu",
+                                         f"ckpt={run}", "grid.thresholds=[0.5]", "grid.first_windows=[1]",
+                                         "grid.second_windows=[1]", "grid.tagging_thresholds=[0.5]", "workers=1"],
+                      return_hydra_config=True)
+    with caplog.at_level(logging.WARNING):
+        s = tune_run(cfg, tmp_path / "t")
+    assert s["left_out"]["n_clips"] == 1 and (tmp_path / "t" / "left_out_validation.tsv").is_file()
+    assert gone.name in (tmp_path / "t" / "left_out_validation.tsv").read_text()
+    assert "1 of" in caplog.text and "left out: their audio is missing" in caplog.text
+    assert json.loads((tmp_path / "t" / "tune.json").read_text())["left_out"]["n_clips"] == 1
