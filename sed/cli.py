@@ -37,6 +37,8 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:1 ...")
     p.add_argument("--batch-size", type=int, default=16, help="10 s windows per model call (default 16)")
+    p.add_argument("--threads", default=None, metavar="N",
+                   help="torch threads on CPU (default: one per core; as torch_threads= of sed.train/eval/tune)")
     p.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP,
                    help=f"fraction of a window shared with the next (default {DEFAULT_OVERLAP}; hop rounded to whole frames)")
     p.add_argument("--tagging", choices=("local", "file"), default="local",

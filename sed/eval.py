@@ -239,8 +239,10 @@ def resolve_postproc(cfg: DictConfig, multirun: bool = False) -> tuple[PostprocP
 # ---------------------------------------------------------------------------- one run
 def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict[str, Any]:
     """Evaluate as configured and write the outputs into ``out_dir``; returns the metrics dict written."""
+    from sed.core.threads import set_torch_threads
     from sed.evaluation import metrics as M
 
+    set_torch_threads(cfg.get("torch_threads"))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     params, pp_source = resolve_postproc(cfg, multirun)

@@ -19,6 +19,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from sed.core.errors import SedError, unwrapped_sed_errors
+from sed.core.threads import set_torch_threads
 from sed.training.schedules import sgdr_epochs
 
 log = logging.getLogger(__name__)
@@ -48,12 +49,11 @@ def build_model(overrides: list[str] | tuple[str, ...] = ()):
 def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None, extra_callbacks: list | None = None) -> dict:
     """Train as ``cfg`` says, in ``run_dir``; returns the best validation figures."""
     import pytorch_lightning as pl
-    import torch
     from hydra.utils import instantiate
 
     from sed.core.warnings import quiet_loggers
     from sed.training.callbacks import RunSummary
-    from sed.training.resume import check_resumable, continue_in, find_resume, write_record
+    from sed.training.resume import check_resumable, continue_in, find_resume, resume_hint, write_record
     from sed.training.speed import speed_callbacks  # channels_last / torch.compile switches (conf: speed)
 
     cfg = copy.deepcopy(cfg)
@@ -61,8 +61,7 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None, extr
     cfg.run_dir, cfg.overrides = str(run_dir), list(overrides or [])
     found = find_resume(cfg, run_dir)  # a resumed run continues in its own folder (sed/training/resume.py)
     resume = str(found.ckpt) if found else None
-    if cfg.get("torch_threads"):
-        torch.set_num_threads(int(cfg.torch_threads))
+    set_torch_threads(cfg.get("torch_threads"))
 
     pl.seed_everything(int(cfg.seed), workers=True)
     with unwrapped_sed_errors():  # a constructor's one-line ConfigError, not Hydra's wrapper of it
@@ -85,7 +84,12 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None, extr
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
+    except (KeyboardInterrupt, SystemExit):  # Lightning turns Ctrl-C into sys.exit(1) after its clean-up
+        if trainer.interrupted and _rank() == 0:
+            print(f"sed.train: {resume_hint(run_dir, overrides)}", file=sys.stderr, flush=True)
+        raise
 
     summary = next(c for c in callbacks if isinstance(c, RunSummary))
     best = summary.best

@@ -84,11 +84,20 @@ def header_lines(res, before: float | None, split: str, pred_source: str, gt_sou
 
 def run(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     """Tune as configured; write postproc.yaml and tune.json into ``out_dir`` and the run folder."""
-    from sed.eval import _as_list, _coverage, get_ground_truth, get_predictions, latest_run, write_postproc_file
+    from sed.core.threads import set_torch_threads
+    from sed.eval import (
+        _as_list,
+        _coverage,
+        get_ground_truth,
+        get_predictions,
+        latest_run,
+        write_postproc_file,
+    )
     from sed.evaluation import metrics as M
     from sed.postproc import PostprocParams
     from sed.postproc.tune import TuneGrid, tune
 
+    set_torch_threads(cfg.get("torch_threads"))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     split = str(cfg.split)

@@ -98,3 +98,111 @@ def test_tune_leaves_out_clips_whose_audio_is_missing_and_says_so(tiny_desed, tm
     assert gone.name in (tmp_path / "t" / "left_out_validation.tsv").read_text()
     assert "1 of" in caplog.text and "left out: their audio is missing" in caplog.text
     assert json.loads((tmp_path / "t" / "tune.json").read_text())["left_out"]["n_clips"] == 1
+
+
+def test_checkpoint_write_is_whole_or_not_at_all(tmp_path, monkeypatch):
+    """Weak case: a full disk during a save left a truncated last.ckpt that no resume could read."""
+    import errno
+
+    import torch
+    from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+    from sed.training.checkpoint_io import AtomicCheckpointIO
+
+    io = AtomicCheckpointIO()
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    path.parent.mkdir()
+    io.save_checkpoint({"epoch": 1, "w": torch.ones(3)}, path)
+    assert torch.load(path, weights_only=False)["epoch"] == 1
+
+    def full_disk(self, checkpoint, p, storage_options=None):
+        Path(p).write_bytes(b"PK\x03\x04 half a checkpoint")  # what a write stopped by ENOSPC leaves
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(TorchCheckpointIO, "save_checkpoint", full_disk)
+    with pytest.raises(OSError, match=r"cannot write checkpoint .*last.ckpt \(No space left on device\); the "
+                                      r"previous one is kept"):
+        io.save_checkpoint({"epoch": 2}, path)
+    assert torch.load(path, weights_only=False)["epoch"] == 1  # the epoch-1 checkpoint, whole
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]
+
+
+def test_training_uses_the_atomic_writer_and_ctrl_c_says_how_to_resume(tmp_path, tiny_data_cfg, tmp_path_factory,
+                                                                        capsys):
+    """Weak case: no resume hint after Ctrl-C."""
+    import pytorch_lightning as pl
+
+    from sed.train import run
+    from tests._train_utils import make_cfg, nmf_data_cfg
+
+    class CtrlC(pl.Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            from sed.training.checkpoint_io import AtomicCheckpointIO
+
+            assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+            if trainer.current_epoch == 1:
+                raise KeyboardInterrupt
+
+    ov = ["trainer.max_epochs=3", "torch_threads=1", "callbacks.report.plots=false"]
+    with pytest.raises(SystemExit):
+        run(make_cfg(tmp_path / "r", nmf_data_cfg(tiny_data_cfg, tmp_path_factory), ov), tmp_path / "r", overrides=ov, extra_callbacks=[CtrlC()])
+    err = capsys.readouterr().err
+    hint = [ln for ln in err.splitlines() if ln.startswith("sed.train: interrupted")]
+    assert hint == [f"sed.train: interrupted: the last finished epoch is in {tmp_path / 'r'}/checkpoints/last.ckpt; "
+                    f"continue with: python -m sed.train {' '.join(ov)} ckpt_path={tmp_path / 'r'}"]
+    assert not list((tmp_path / "r" / "checkpoints").glob(".*partial"))
+
+
+def test_detect_on_a_full_disk_blames_the_output_and_keeps_finished_files(tmp_path, capsys, monkeypatch):
+    """Weak case: on a full disk detect blamed post-processing, file after file."""
+    import errno
+
+    from sed.detect.writer import EventWriter, read_detections
+    from tests.detect_helpers import detect_cli, synth, write
+
+    recs = [write(tmp_path / "in" / f"r{i}.wav", synth([("Speech", 1.0, 2.0)], 4.0, seed=i)) for i in range(3)]
+    real = EventWriter.write
+    calls = []
+
+    def full_after_one(self, *a, **k):
+        calls.append(a[0])
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(EventWriter, "write", full_after_one)
+    out = tmp_path / "out.tsv"
+    assert detect_cli([str(tmp_path / "in"), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "post-processing" not in err[0]
+    assert err[0].startswith(f"sedx detect: cannot write {out} (No space left on device) while writing ")
+    assert err[0].endswith("the 1 file(s) finished before it are kept: free space and rerun with --resume")
+    assert read_detections(out)["filename"].tolist() == [str(recs[0])]
+    monkeypatch.setattr(EventWriter, "write", real)
+    assert detect_cli([str(tmp_path / "in"), "--out", str(out), "--quiet", "--resume"]) == 0
+    assert sorted(read_detections(out)["filename"]) == sorted(map(str, recs))
+
+
+def test_torch_threads_is_one_setting_of_every_entry_point(tmp_path, monkeypatch):
+    """Weak case: torch_threads was read by training only."""
+    import torch
+
+    from sed.core.threads import set_torch_threads
+    from tests.detect_helpers import detect_cli, synth, write
+
+    for name in ("eval", "tune", "train"):
+        assert "torch_threads: null" in (REPO / "conf" / f"{name}.yaml").read_text()
+    before = torch.get_num_threads()
+    try:
+        assert set_torch_threads(None) is None and torch.get_num_threads() == before
+        assert set_torch_threads(1) == 1 and torch.get_num_threads() == 1
+        for bad in (0, -2, "two", 1.5, True):
+            with pytest.raises(ConfigError, match=r"^torch_threads=.*: expected a whole number of threads >= 1"):
+                set_torch_threads(bad)
+        rec = write(tmp_path / "a.wav", synth([], 3.0))
+        torch.set_num_threads(2)
+        assert detect_cli([str(rec), "--quiet", "--threads", "1", "--out", str(tmp_path / "o.tsv")]) == 0
+        assert torch.get_num_threads() == 1
+        assert detect_cli([str(rec), "--quiet", "--threads", "0"]) == 2
+    finally:
+        torch.set_num_threads(before)

@@ -351,7 +351,13 @@ def run_detect(
         gate = f.stitcher.local_tags(n_frames)
         fp_dec = fp * gate if gate is not None else fp
         ev = decode_by_class(decode_fn, f.src.name, fp_dec, clip, classes, params, predictor.frame_seconds, dur)
-        writer.write(f.src.name, ev, dur, dict(zip(classes, clip.tolist())), path=f.src.path)
+        try:
+            writer.write(f.src.name, ev, dur, dict(zip(classes, clip.tolist())), path=f.src.path)
+        except OSError as e:  # a full disk is the output's fault, not this file's: stop, keep what is written
+            done = len(summary.processed) + len(summary.skipped)
+            raise DetectError(f"cannot write {opts.out or 'the output'} ({e.strerror or e}) while writing "
+                              f"{f.src.name}; the {done} file(s) finished before it are kept: free space and rerun "
+                              "with --resume") from None
         summary.processed.append(f.src.name)
         return fp, ev, n_frames, dur
 
@@ -360,6 +366,8 @@ def run_detect(
             return
         try:
             fp, ev, n_frames, dur = finish(f)
+        except DetectError:
+            raise
         except Exception as e:  # noqa: BLE001 - one file's failure never stops the run
             fail(f, f"{f.src.name}: post-processing failed ({type(e).__name__}: {e})")
             return
@@ -474,6 +482,13 @@ def cli_detect(args: Any) -> int:
             return 2
         print(f"{NAME}: no --ckpt given: using {ckpt} (the newest training run)", file=err)
     from sed.core.memory import keep_freed_memory
+    from sed.core.threads import set_torch_threads
+
+    try:
+        set_torch_threads(getattr(args, "threads", None), key="--threads")
+    except SedError as e:
+        print(f"{NAME}: {e}", file=err)
+        return 2
 
     keep_freed_memory()  # batches reuse the heap instead of page-faulting it in again (about 1.3x on CPU)
     try:

@@ -195,3 +195,15 @@ def final_run_dir(hydra_dir: Path) -> Path:
         return Path(json.loads((Path(hydra_dir) / "resumed.json").read_text())["run_dir"])
     except (OSError, ValueError, KeyError):
         return Path(hydra_dir)
+
+
+def resume_hint(run_dir: Path, overrides: list[str] | None = None) -> str:
+    """The line printed when training is interrupted: how to continue it, or that nothing was saved."""
+    run_dir = Path(run_dir)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        return f"interrupted before the first epoch ended: nothing to resume in {run_dir}"
+    kept = [o for o in (overrides or []) if not o.startswith(("ckpt_path=", "hydra."))]
+    return ("interrupted: the last finished epoch is in " + str(last) + "; continue with: python -m sed.train "
+            + " ".join([*kept, f"ckpt_path={run_dir}"]))
+
