@@ -206,3 +206,30 @@ def test_torch_threads_is_one_setting_of_every_entry_point(tmp_path, monkeypatch
         assert detect_cli([str(rec), "--quiet", "--threads", "0"]) == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_timeline_titles_give_each_clips_own_length(tmp_path, monkeypatch):
+    """Weak case: report plots were titled "(10.0 s)" for shorter clips."""
+    import matplotlib.figure
+    import numpy as np
+    from hydra import compose, initialize_config_dir
+
+    from sed.core.constants import CLASSES
+    from sed.eval import run
+    from sed.evaluation.predictions import Predictions
+
+    frame = np.zeros((2, 640, 10), np.float32)
+    frame[:, 64:200, 0] = 0.9
+    Predictions(["a.wav", "b.wav"], frame, np.full((2, 10), 0.9, np.float32),
+                durations=np.array([7.25, 10.0])).save(tmp_path / "p.npz")
+    (tmp_path / "gt.tsv").write_text(f"filename\tonset\toffset\tevent_label\na.wav\t1.0\t3.0\t{CLASSES[0]}\n"
+                                     f"b.wav\t1.0\t3.0\t{CLASSES[0]}\n")
+    titles = []
+    real = matplotlib.figure.Figure.suptitle
+    monkeypatch.setattr(matplotlib.figure.Figure, "suptitle", lambda self, t, **k: titles.append(t) or real(self, t, **k))
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("eval", overrides=[f"predictions={tmp_path / 'p.npz'}", f"ground_truth={tmp_path / 'gt.tsv'}",
+                                         "psds=false", "segment=false", "report.n_timelines=2"])
+    run(cfg, tmp_path / "out")
+    assert sorted(t.split(":")[0] for t in titles if t.startswith(("a.wav", "b.wav"))) == ["a.wav (7.2 s)",
+                                                                                           "b.wav (10.0 s)"]

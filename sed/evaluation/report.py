@@ -239,7 +239,8 @@ def write_report(
                           list(zip(det["onset"], det["offset"], det["event_label"])),
                           truth=list(ground_truth.get(f, [])), logmel=lm, clip_probs=preds.clip_probs[i],
                           smoothed=result.decoder.scores[i] if result.decoder is not None else None,
-                          thresholds=params.frame_thresholds if params is not None else None)
+                          thresholds=params.frame_thresholds if params is not None else None,
+                          duration=float(preds.durations[i]))
         lines.append(f"![{name}]({p.relative_to(out)})")
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")

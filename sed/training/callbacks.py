@@ -274,7 +274,7 @@ class ValidationReport(pl.Callback):
                 images["val/timeline"] = plot_timeline(
                     self.dir / "timeline.png", f, preds.frame_probs[k], preds.classes, preds.frame_seconds,
                     list(zip(det["onset"], det["offset"], det["event_label"])), truth=list(truth.get(f, [])),
-                    logmel=logmel, clip_probs=preds.clip_probs[k])
+                    logmel=logmel, clip_probs=preds.clip_probs[k], duration=float(preds.durations[k]))
             except Exception as e:  # noqa: BLE001 - a plot must never stop training
                 log.warning("validation plots failed: %s", e)
         self._to_wandb(trainer, rows, images)
