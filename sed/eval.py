@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -180,6 +181,8 @@ def params_yaml(params: PostprocParams) -> str:
         "tuned_on",
     ):
         lines.append(f"{k}: {scalar(d[k])}")
+    if d.get("tuned_data"):  # a path, quoted (JSON strings are YAML)
+        lines.append(f"tuned_data: {json.dumps(d['tuned_data'])}")
     text = "\n".join(lines) + "\n"
     assert PostprocParams.from_cfg(OmegaConf.create(text)) == params  # round trip
     return text
@@ -236,6 +239,18 @@ def resolve_postproc(cfg: DictConfig, multirun: bool = False) -> tuple[PostprocP
     return PostprocParams.from_cfg(OmegaConf.load(tuned)), str(tuned)
 
 
+def tuned_elsewhere(params: PostprocParams, cfg: DictConfig) -> str | None:
+    """A line when ``params`` were tuned on another dataset than the one evaluated now, else None."""
+    if not params.tuned_data or cfg.get("ground_truth"):
+        return None
+    here = os.path.realpath(str(cfg.data.root))
+    there = params.tuned_data
+    if here == there or Path(there).is_file() and Path(there).is_relative_to(here):
+        return None
+    return (f"this post-processing was tuned on {there}, not on the data evaluated now ({here}); tune it on "
+            f"this data (python -m sed.tune data.root={cfg.data.root} ...) or pass postproc=paper for Table 1")
+
+
 # ---------------------------------------------------------------------------- one run
 def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict[str, Any]:
     """Evaluate as configured and write the outputs into ``out_dir``; returns the metrics dict written."""
@@ -249,6 +264,9 @@ def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict
     if not multirun:
         log.info("post-processing: %s%s", pp_source,
                  f" (tuned on {params.tuned_on}; postproc=paper: Table 1)" if params.tuned_on else "")
+        other = tuned_elsewhere(params, cfg)
+        if other:
+            log.warning("%s: %s", pp_source, other)
     if cfg.get("global_threshold") is not None:
         params = params.with_threshold(_unit_float("global_threshold", cfg.global_threshold))
     dev = str(cfg.get("device", "auto"))

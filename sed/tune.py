@@ -16,8 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +84,13 @@ def header_lines(res, before: float | None, split: str, pred_source: str, gt_sou
     return lines
 
 
+def tuned_data_of(cfg: DictConfig) -> str:
+    """Where the tuning split came from: the resolved data root, or the explicit ground-truth file."""
+    if cfg.get("ground_truth"):
+        return os.path.realpath(str(cfg.ground_truth))
+    return os.path.realpath(str(cfg.data.root))
+
+
 def run(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     """Tune as configured; write postproc.yaml and tune.json into ``out_dir`` and the run folder."""
     from sed.core.threads import set_torch_threads
@@ -119,6 +128,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     workers = None if cfg.get("workers") in (None, "auto") else int(cfg.workers)
     res = tune(preds, gt, grid, base, objective=str(cfg.objective), tuned_on=split,
                on_missing=str(cfg.on_missing), workers=workers)
+    res.params = replace(res.params, tuned_data=tuned_data_of(cfg))
     key = "event_f1_macro" if res.objective == "event_f1" else "segment_f1_macro"
     b = M.evaluate(preds, gt, base, psds=False, f1_engine="fast", segment=res.objective == "segment_f1",
                    on_missing=str(cfg.on_missing)).metrics

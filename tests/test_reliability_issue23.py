@@ -98,6 +98,21 @@ def test_tune_leaves_out_clips_whose_audio_is_missing_and_says_so(tiny_desed, tm
     assert gone.name in (tmp_path / "t" / "left_out_validation.tsv").read_text()
     assert "1 of" in caplog.text and "left out: their audio is missing" in caplog.text
     assert json.loads((tmp_path / "t" / "tune.json").read_text())["left_out"]["n_clips"] == 1
+    # weak case: post-processing tuned on another dataset was applied silently; the file now says where
+    from omegaconf import OmegaConf
+
+    from sed.eval import tuned_elsewhere
+    from sed.postproc import PostprocParams
+
+    tuned = PostprocParams.from_cfg(OmegaConf.load(run / "postproc.yaml"))
+    assert tuned.tuned_data == str(root.resolve())
+    same = OmegaConf.create({"data": {"root": str(root)}, "ground_truth": None})
+    other = OmegaConf.create({"data": {"root": str(tiny_desed)}, "ground_truth": None})
+    assert tuned_elsewhere(tuned, same) is None and tuned_elsewhere(PostprocParams(), other) is None
+    assert tuned_elsewhere(tuned, other) == (
+        f"this post-processing was tuned on {root.resolve()}, not on the data evaluated now "
+        f"({Path(tiny_desed).resolve()}); tune it on this data (python -m sed.tune data.root={tiny_desed} ...) "
+        "or pass postproc=paper for Table 1")
 
 
 def test_checkpoint_write_is_whole_or_not_at_all(tmp_path, monkeypatch):
@@ -233,3 +248,14 @@ def test_timeline_titles_give_each_clips_own_length(tmp_path, monkeypatch):
     run(cfg, tmp_path / "out")
     assert sorted(t.split(":")[0] for t in titles if t.startswith(("a.wav", "b.wav"))) == ["a.wav (7.2 s)",
                                                                                            "b.wav (10.0 s)"]
+
+
+def test_one_make_train_time_in_readme_makefile_and_config():
+    """Weak case: README, Makefile and the trainer config gave three different `make train` times."""
+    import re
+
+    lines = [next(ln for ln in (REPO / f).read_text().splitlines() if "make train" in ln and " min" in ln)
+             for f in ("README.md", "Makefile", "conf/trainer/default.yaml")]
+    minutes = {re.search(r"(\d+) min on 2 (?:quiet )?CPU cores", ln).group(1) for ln in lines}
+    assert len(minutes) == 1, lines
+

@@ -22,6 +22,8 @@ reads one. Choices where the paper is silent are config options whose defaults a
   ``null``) gives each class its own (``sed.tune`` fits them); every class must be listed.
 - ``tuned_on``: optional provenance, the split a tuned setting was selected on (written by
   ``sed.eval`` when it writes a tuned ``conf/postproc/<name>.yaml``); ``null`` for Table 1.
+- ``tuned_data``: optional provenance, the dataset root (resolved) or ground-truth file the tuning
+  split came from (``sed.tune``); ``sed.eval`` says so when it applies the file to other data.
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class PostprocParams:
     join_gap: float = 0.2
     order: str = "remove_then_join"
     tuned_on: str | None = None
+    tuned_data: str | None = None
 
     def __post_init__(self) -> None:
         th = {str(k): float(v) for k, v in dict(self.frame_thresholds).items()}
@@ -174,6 +177,7 @@ class PostprocParams:
             "join_gap": self.join_gap,
             "order": self.order,
             "tuned_on": self.tuned_on,
+            "tuned_data": self.tuned_data,
         }
 
     def for_classes(self, classes: Sequence[str]) -> PostprocParams:
