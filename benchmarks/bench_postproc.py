@@ -26,7 +26,7 @@ import pandas as pd
 from scipy.signal import medfilt
 
 from sed.core.constants import CLASSES, FRAME_SECONDS, N_FRAMES
-from sed.evaluation.predictions import Predictions
+from sed.core.predictions import Predictions
 from sed.postproc import Decoder, PostprocParams, effective_window, psds_thresholds
 
 # typical event lengths (s) per class: short (dog, dishes, speech...) and long (blender, frying...)

@@ -6,7 +6,7 @@ its own factor, as a model that is under-confident on some classes, and noisier)
 ``conf/tune.yaml``: 20 frame thresholds x 8 first windows x 8 second windows x 5 tagging thresholds
 (6400 settings per class). Compared:
 
-- **exact per-class search** (:func:`sed.postproc.tune.tune`, classes in parallel processes): wall and
+- **exact per-class search** (:func:`sed.evaluation.tuning.tune`, classes in parallel processes): wall and
   CPU seconds, the tune-split macro event F1 it reaches (checked by decoding with the fitted parameters);
 - **the same grid as a joint Hydra multirun** (``python -m sed.eval -m predictions=... global_threshold=...
   postproc.tagging_threshold=... <windows>``: one setting shared by every class, 6400 points): a sample
@@ -44,9 +44,9 @@ from omegaconf import OmegaConf
 
 from benchmarks.bench_postproc import synthetic_set
 from sed.core.constants import CLASSES
-from sed.evaluation.predictions import Predictions
+from sed.core.predictions import Predictions
 from sed.postproc import PostprocParams
-from sed.postproc.tune import TuneGrid, tune
+from sed.evaluation.tuning import TuneGrid, tune
 
 ROOT = Path(__file__).resolve().parent.parent
 

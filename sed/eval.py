@@ -22,124 +22,37 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import hydra
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from sed.core.constants import CLASSES, FRAME_SECONDS
+from sed.core.constants import CLASSES
 from sed.core.errors import ConfigError, SedError
-from sed.core.runs import latest_run
+from sed.core.paths import CONF_DIR
+from sed.core.predictions import Predictions, PredictionsError
 from sed.evaluation.names import PSDS_EVAL_KEYS, SED_SCORES_KEYS
-from sed.evaluation.predictions import Predictions, PredictionsError, average
+from sed.inference.inputs import as_list, checkpoints_of, get_ground_truth, get_predictions, prepare_split
+from sed.inference.predictor import stored_postproc
 from sed.postproc import PostprocParams
+from sed.postproc.files import Choice, choose_postproc, tuned_postproc_file, write_postproc_file
 from sed.reporting.tables import markdown_table
 
 log = logging.getLogger(__name__)
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-_PRED_CACHE: dict[tuple, Predictions] = {}
-_DECODERS: dict[int, Any] = {}
-_GT_CACHE: dict[
-    tuple, dict
-] = {}  # id(predictions) -> Decoder, reused across sweep points (steps 1-4 done once)
+_DECODERS: dict[int, Any] = {}  # id(predictions) -> Decoder, reused across sweep points (steps 1-4 done once)
 
 
 # ---------------------------------------------------------------------------- inputs
-def _as_list(x: Any) -> list[str]:
-    if x is None:
-        return []
-    if isinstance(x, (list, tuple, ListConfig)):
-        return [str(v) for v in x]
-    return [str(x)]
-
-
 def _auto(v: Any, multirun: bool) -> bool:
     """``auto`` config values: on in a single run, off in a sweep (sweeps must take seconds)."""
     if isinstance(v, str) and v == "auto":
         return not multirun
     return bool(v)
-
-
-def load_predictions_files(paths: Sequence[str]) -> Predictions:
-    """Load one predictions file, or several and average them (ensemble, SPEC section 6); cached per process."""
-    key = tuple((p, Path(p).stat().st_mtime_ns if Path(p).is_file() else 0) for p in paths)
-    if key not in _PRED_CACHE:
-        preds = [Predictions.load(p) for p in paths]
-        _PRED_CACHE.clear()
-        _PRED_CACHE[key] = preds[0] if len(preds) == 1 else average(preds)
-    return _PRED_CACHE[key]
-
-
-def get_predictions(cfg: DictConfig, split: str, files: Any) -> tuple[Predictions, str]:
-    """Predictions of ``split``: from ``files`` (saved predictions) or by running ``cfg.ckpt`` (lazy import)."""
-    paths = _as_list(files)
-    ckpts = [str(latest_run(cfg.train_runs)) if c == "latest" else c for c in _as_list(cfg.ckpt)]
-    if not paths and not ckpts and (latest := latest_run(cfg.train_runs, required=False)):
-        ckpts = [str(latest)]  # `make eval` with no argument: the last training run
-    if not paths and ckpts:  # say which checkpoint(s) run, on the console
-        from sed.core.runs import CheckpointError, resolve_checkpoint
-
-        def name(c: str) -> str:
-            try:
-                return str(resolve_checkpoint(c))
-            except CheckpointError:  # reported when it is loaded
-                return c
-
-        named = [name(c) for c in ckpts]
-        how = " (the newest training run under " + str(cfg.train_runs) + "; ckpt=... picks another)" \
-            if not _as_list(cfg.ckpt) or "latest" in _as_list(cfg.ckpt) else ""
-        log.info("evaluating %s%s", " + ".join(named), how)
-    if paths:
-        preds, source = load_predictions_files(paths), " + ".join(paths)
-    elif ckpts:
-        from sed.evaluation.inference import predict_split  # only needed when a model runs
-
-        preds = predict_split(
-            ckpts if len(ckpts) > 1 else ckpts[0],
-            cfg.data,
-            split,
-            batch_size=int(cfg.batch_size),
-            device=str(cfg.device),
-            progress=True,
-        )
-        source = "model " + " + ".join(ckpts)
-    else:
-        raise ConfigError(
-            "sed.eval: give predictions=<predictions.npz> (or a list) or ckpt=<checkpoint or run folder> "
-            f"(or a list); no training run found under {cfg.train_runs}"
-        )
-    preds.check_compatible(CLASSES, FRAME_SECONDS, source=source)
-    return preds, source
-
-
-def get_ground_truth(cfg: DictConfig, split: str, path: Any) -> tuple[dict, str]:
-    """Strong labels of ``split``: ``path`` when given, else the data config's TSV for the split."""
-    if path:
-        return _read_strong(str(path)), str(path)
-    from sed.datamodules.layout import DesedLayout
-
-    s = DesedLayout.from_cfg(cfg.data).split(split)
-    if s.kind != "strong":
-        raise ConfigError(
-            f"sed.eval: split {split!r} has {s.kind} labels; scoring needs a strong-label split"
-        )
-    return _read_strong(str(s.tsv)), str(s.tsv)
-
-
-def _read_strong(path: str) -> dict:
-    """``read_strong_tsv``, cached per process while the file is unchanged (sweep points share it)."""
-    from sed.datamodules.tsv import read_strong_tsv
-
-    p = Path(path)
-    key = (path, p.stat().st_mtime_ns if p.is_file() else 0)
-    if key not in _GT_CACHE:
-        _GT_CACHE[key] = read_strong_tsv(path)
-    return {f: list(v) for f, v in _GT_CACHE[key].items()}
 
 
 def postproc_name(cfg: DictConfig | None = None) -> str | None:
@@ -152,48 +65,6 @@ def postproc_name(cfg: DictConfig | None = None) -> str | None:
             return str(cfg.hydra.runtime.choices.postproc) if cfg is not None and "hydra" in cfg else None
         except Exception:  # noqa: BLE001
             return None
-
-
-def params_yaml(params: PostprocParams) -> str:
-    """``params`` in the layout of conf/postproc/default.yaml (windows as ``[w1, w2]``)."""
-    d = params.to_dict()
-
-    def scalar(v: Any) -> str:
-        return "null" if v is None else str(v)
-
-    tag = d["tagging_threshold"]
-    if isinstance(tag, dict):  # per class (sed.tune)
-        lines = ["tagging_threshold:"] + [f"  {c}: {scalar(v)}" for c, v in tag.items()]
-    else:
-        lines = [f"tagging_threshold: {scalar(tag)}"]
-    lines.append("frame_thresholds:")
-    lines += [f"  {c}: {v}" for c, v in d["frame_thresholds"].items()]
-    lines += ["median_windows:"] + [
-        f"  {c}: [{', '.join(str(x) for x in w)}]" for c, w in d["median_windows"].items()
-    ]
-    for k in (
-        "even_window",
-        "median_edge",
-        "hysteresis_low",
-        "min_duration",
-        "join_gap",
-        "order",
-        "tuned_on",
-    ):
-        lines.append(f"{k}: {scalar(d[k])}")
-    if d.get("tuned_data"):  # a path, quoted (JSON strings are YAML)
-        lines.append(f"tuned_data: {json.dumps(d['tuned_data'])}")
-    text = "\n".join(lines) + "\n"
-    assert PostprocParams.from_cfg(OmegaConf.create(text)) == params  # round trip
-    return text
-
-
-def write_postproc_file(params: PostprocParams, name: str, header: str = "") -> Path:
-    """Write ``params`` as ``conf/postproc/<name>.yaml`` (or to ``name`` when it is a .yaml path)."""
-    path = Path(name) if name.endswith((".yaml", ".yml")) else CONF_DIR / "postproc" / f"{name}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text((f"# {header}\n" if header else "") + params_yaml(params))
-    return path
 
 
 def _decoder_for(preds: Predictions, params: PostprocParams):
@@ -211,32 +82,23 @@ def _postproc_overridden() -> bool:
     return any(o.lstrip("+~").startswith(("postproc.", "global_threshold=")) for o in _overrides())
 
 
-def resolve_postproc(cfg: DictConfig, multirun: bool = False) -> tuple[PostprocParams, str]:
-    """The post-processing to use and where it comes from (issue 10 part 4).
-
-    ``postproc_file=<yaml>`` wins; ``postproc=<name>`` other than ``default`` (``paper``: Table 1) is used as
-    given; with ``default`` in a single run without ``postproc.*`` overrides, the evaluated run's tuned
-    ``postproc.yaml`` (``sed.tune``: next to the predictions file, or in the checkpoint's run folder) is
-    used when it exists, else Table 1.
-    """
-    from sed.tune import tuned_postproc_file
-
-    if cfg.get("postproc_file"):
-        path = Path(str(cfg.postproc_file))
-        if not path.is_file():
-            raise ConfigError(f"postproc_file: {path} not found")
-        return PostprocParams.from_cfg(OmegaConf.load(path)), str(path)
+def resolve_postproc(cfg: DictConfig, multirun: bool = False) -> Choice:
+    """The post-processing to use and where it comes from (said on the console):
+    :func:`sed.postproc.files.choose_postproc` (a sweep and ``use_tuned=false`` take the composed
+    ``postproc`` config as given)."""
     name = postproc_name(cfg)
-    params = PostprocParams.from_cfg(cfg.postproc)
-    if name not in (None, "default") or multirun or _postproc_overridden() or not cfg.get("use_tuned", True):
-        return params, f"conf/postproc/{name or 'default'}.yaml"
-    ckpts = [c for c in _as_list(cfg.ckpt) if c != "latest"] or (
-        [latest_run(cfg.train_runs, required=False)] if not _as_list(cfg.predictions) else []
-    )
-    tuned = tuned_postproc_file([c for c in ckpts if c], _as_list(cfg.predictions))
-    if tuned is None:
-        return params, f"conf/postproc/{name or 'default'}.yaml (Table 1: no tuned postproc.yaml for this run)"
-    return PostprocParams.from_cfg(OmegaConf.load(tuned)), str(tuned)
+    fixed = multirun or _postproc_overridden() or not cfg.get("use_tuned", True)
+    tuned = recorded = None
+    if not cfg.get("postproc_file") and name in (None, "default") and not fixed:
+        runs = [c for c in checkpoints_of(cfg)] if not as_list(cfg.predictions) else []
+        tuned = tuned_postproc_file(runs, as_list(cfg.predictions))
+        recorded = stored_postproc(runs[0]) if len(runs) == 1 and tuned is None else None
+    choice = choose_postproc(file=cfg.get("postproc_file"), name=name if not fixed else (name or "default"),
+                             node=cfg.postproc, overridden=_postproc_overridden(), tuned=tuned, recorded=recorded,
+                             recorded_from=str(runs[0]) if recorded else "")
+    if not multirun:
+        log.info("%s", choice.line())
+    return choice
 
 
 def tuned_elsewhere(params: PostprocParams, cfg: DictConfig) -> str | None:
@@ -260,10 +122,9 @@ def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict
     set_torch_threads(cfg.get("torch_threads"))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    params, pp_source = resolve_postproc(cfg, multirun)
+    choice = resolve_postproc(cfg, multirun)
+    params, pp_source = choice.params, choice.source
     if not multirun:
-        log.info("post-processing: %s%s", pp_source,
-                 f" (tuned on {params.tuned_on}; postproc=paper: Table 1)" if params.tuned_on else "")
         other = tuned_elsewhere(params, cfg)
         if other:
             log.warning("%s: %s", pp_source, other)
@@ -292,7 +153,7 @@ def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict
 
     preds, source = get_predictions(cfg, str(cfg.split), cfg.predictions)
     gt, gt_source = get_ground_truth(cfg, str(cfg.split), cfg.ground_truth)
-    preds, gt, coverage = _coverage(cfg, str(cfg.split), preds, gt, source, gt_source, cfg.ground_truth, out_dir)
+    preds, gt, coverage = prepare_split(cfg, str(cfg.split), preds, gt, source, gt_source, cfg.ground_truth, out_dir)
     engine = str(cfg.f1_engine) if str(cfg.f1_engine) != "auto" else ("fast" if multirun else "sed_eval")
     res = M.evaluate(
         preds,
@@ -318,14 +179,14 @@ def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict
     metrics["select_metric"] = str(cfg.select_metric)
     if tune_split and str(tune_split) != str(cfg.split):
         need_psds = sel in PSDS_EVAL_KEYS
-        if not _as_list(cfg.tune_predictions) and _as_list(cfg.predictions) and not _as_list(cfg.ckpt):
+        if not as_list(cfg.tune_predictions) and as_list(cfg.predictions) and not as_list(cfg.ckpt):
             raise ConfigError(
                 f"sed.eval: tune_split={tune_split} needs tune_predictions=<its predictions.npz> "
                 "(predictions= holds the reported split only) or ckpt=<checkpoint>"
             )
         tpreds, tsource = get_predictions(cfg, str(tune_split), cfg.tune_predictions)
         tgt, tgt_source = get_ground_truth(cfg, str(tune_split), cfg.tune_ground_truth)
-        tpreds, tgt, _ = _coverage(cfg, str(tune_split), tpreds, tgt, tsource, tgt_source, cfg.tune_ground_truth,
+        tpreds, tgt, _ = prepare_split(cfg, str(tune_split), tpreds, tgt, tsource, tgt_source, cfg.tune_ground_truth,
                                    out_dir)
         tres = M.evaluate(
             tpreds,
@@ -353,6 +214,7 @@ def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict
         "ground_truth": gt_source,
         "postproc_name": postproc_name(),
         "postproc_source": pp_source,
+        "postproc_why": choice.why,
         "postproc": params.to_dict(),
         "overrides": _overrides(),
         "libraries": dict(_library_versions()),
@@ -363,7 +225,7 @@ def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict
     res.detections.to_csv(out_dir / "detections.tsv", sep="\t", index=False)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     computed = (
-        not _as_list(cfg.predictions) or len(_as_list(cfg.predictions)) > 1
+        not as_list(cfg.predictions) or len(as_list(cfg.predictions)) > 1
     )  # by the model, or averaged
     if cfg.save_predictions is True or (cfg.save_predictions == "auto" and computed):
         preds.save(out_dir / "predictions.npz")
@@ -423,24 +285,6 @@ def _unit_float(key: str, value: Any) -> float:
     return v
 
 
-def _coverage(cfg: DictConfig, split: str, preds: Predictions, gt: dict, source: str, gt_source: str,
-              gt_given: Any, out_dir: Path):
-    """Issue 14: a ground truth with no clip named; clips of the data config's split whose audio is
-    missing left out (reported; not with an explicit ground-truth TSV, whose audio is not known); real
-    clip durations."""
-    from sed.core.errors import DataError
-    from sed.evaluation.coverage import apply_real_durations, leave_out_missing_audio
-
-    if not gt:
-        raise DataError(f"{gt_source}: the ground truth lists no clip (a header-only TSV?)")
-    info: dict[str, Any] = {}
-    if str(cfg.on_missing) == "error" and not gt_given:
-        gt, info["left_out"] = leave_out_missing_audio(gt, preds.filenames, data_cfg=cfg.data, split=split,
-                                                       source=source, out_dir=out_dir)
-    preds, info["durations"] = apply_real_durations(preds, cfg.data, split)
-    return preds, gt, info
-
-
 # ---------------------------------------------------------------------------- both splits (issue 10 part 1)
 SPLIT_FIGURES = ("event_f1_macro", "segment_f1_macro", "psds", "psds_macro", "psds1", "psds2")
 
@@ -495,7 +339,7 @@ def split_rows(
     if _compare_table1(cfg, params):
         paper = PostprocParams.from_cfg(OmegaConf.load(CONF_DIR / "postproc" / "paper.yaml"))
         variants.append(("Table 1", paper, "conf/postproc/paper.yaml"))
-    splits = list(dict.fromkeys([str(cfg.split), *_as_list(cfg.get("also_splits"))]))
+    splits = list(dict.fromkeys([str(cfg.split), *as_list(cfg.get("also_splits"))]))
     extra_preds = dict(cfg.get("also_predictions") or {})
     metrics_expl = main_explanations or []
     rows = []
@@ -504,13 +348,13 @@ def split_rows(
         sp, sg = (preds, gt) if split == str(cfg.split) else (None, None)
         if missing is None and sp is None:
             files = extra_preds.get(split)
-            if _as_list(cfg.predictions) and not files and not _as_list(cfg.ckpt):
+            if as_list(cfg.predictions) and not files and not as_list(cfg.ckpt):
                 missing = f"predictions= holds split {cfg.split} only; give also_predictions.{split}=<its .npz> or ckpt="
             else:
                 try:
                     sp, psrc = get_predictions(cfg, split, files)
                     sg, gsrc = get_ground_truth(cfg, split, None)
-                    sp, sg, _ = _coverage(cfg, split, sp, sg, psrc, gsrc, None, out_dir)  # missing audio left out
+                    sp, sg, _ = prepare_split(cfg, split, sp, sg, psrc, gsrc, None, out_dir)  # missing audio left out
                 except (SedError, PredictionsError, OSError) as e:
                     missing = f"cannot score it: {e}"
         for variant, p, source in variants[:1] if missing else variants:  # a missing split: one line

@@ -2,7 +2,7 @@
 
 From saved predictions (``predictions=<file.npz>``, a list: ensemble average) or a checkpoint
 (``ckpt=<file or run folder>`` or ``latest``: the model runs on the split) and the split's strong ground
-truth, :func:`sed.postproc.tune.tune` searches every class's frame threshold, median windows and tagging
+truth, :func:`sed.evaluation.tuning.tune` searches every class's frame threshold, median windows and tagging
 threshold (and the shared hysteresis bound when ``grid.hysteresis_lows`` is a list) exactly, maximising the
 macro event F1 (``objective=segment_f1``: segment F1). It writes ``postproc.yaml`` (grid, fitted values and
 tune-split figures in its header) and ``tune.json`` into its own folder (``outputs/tune/<timestamp>``) and
@@ -28,33 +28,12 @@ from omegaconf import DictConfig
 
 from sed.core.constants import CLASSES, FRAME_SECONDS
 from sed.core.errors import SedError
+from sed.core.paths import CONF_DIR
+from sed.core.runs import latest_run, run_folder
+from sed.inference.inputs import as_list, get_ground_truth, get_predictions, prepare_split
+from sed.postproc.files import TUNED_FILE, write_postproc_file
 
 log = logging.getLogger(__name__)
-
-TUNED_FILE = "postproc.yaml"
-
-
-# ---------------------------------------------------------------------------- run folders
-def run_folder(ckpt: str | Path) -> Path:
-    """The training run folder of a checkpoint file (``<run>/checkpoints/x.ckpt``) or run folder."""
-    p = Path(ckpt)
-    if p.is_dir():
-        return p
-    return p.parent.parent if p.parent.name == "checkpoints" else p.parent
-
-
-def tuned_postproc_file(ckpts: list[str], predictions: list[str]) -> Path | None:
-    """The tuned ``postproc.yaml`` of what is evaluated: next to the predictions file (one file: the folder
-    it lies in, where an ensemble's averaged predictions are tuned too), else in the single checkpoint's
-    run folder. None when there is none (or for an ensemble of checkpoints, which has no folder of its own)."""
-    if predictions:
-        p = Path(predictions[0]).parent / TUNED_FILE if len(predictions) == 1 else None
-    elif len(ckpts) == 1:
-        p = run_folder(ckpts[0]) / TUNED_FILE
-    else:
-        p = None
-    return p if p is not None and p.is_file() else None
-
 
 # ---------------------------------------------------------------------------- the app
 def header_lines(res, before: float | None, split: str, pred_source: str, gt_source: str) -> list[str]:
@@ -94,17 +73,9 @@ def tuned_data_of(cfg: DictConfig) -> str:
 def run(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     """Tune as configured; write postproc.yaml and tune.json into ``out_dir`` and the run folder."""
     from sed.core.threads import set_torch_threads
-    from sed.eval import (
-        _as_list,
-        _coverage,
-        get_ground_truth,
-        get_predictions,
-        latest_run,
-        write_postproc_file,
-    )
     from sed.evaluation import metrics as M
+    from sed.evaluation.tuning import TuneGrid, tune
     from sed.postproc import PostprocParams
-    from sed.postproc.tune import TuneGrid, tune
 
     set_torch_threads(cfg.get("torch_threads"))
     out_dir = Path(out_dir)
@@ -113,15 +84,15 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     base = PostprocParams.from_cfg(cfg.postproc)
     base.check_classes(CLASSES, source="the class list (sed.core.constants.CLASSES)")
     grid = TuneGrid.from_cfg(cfg.grid)
-    ckpts = [latest_run(cfg.train_runs) if c == "latest" else c for c in _as_list(cfg.ckpt)]
-    files = _as_list(cfg.predictions)
+    ckpts = [latest_run(cfg.train_runs) if c == "latest" else c for c in as_list(cfg.ckpt)]
+    files = as_list(cfg.predictions)
     if not files and not ckpts:  # as sed.eval: the last training run
         ckpts = [latest_run(cfg.train_runs)]
     preds, source = get_predictions(cfg, split, files)
     gt, gt_source = get_ground_truth(cfg, split, cfg.ground_truth)
     preds.check_compatible(CLASSES, FRAME_SECONDS, source=source)
     # as sed.eval: clips whose audio is missing are left out (said, listed in left_out_<split>.tsv)
-    preds, gt, coverage = _coverage(cfg, split, preds, gt, source, gt_source, cfg.ground_truth, out_dir)
+    preds, gt, coverage = prepare_split(cfg, split, preds, gt, source, gt_source, cfg.ground_truth, out_dir)
     if not files:
         preds.save(out_dir / "predictions.npz")
 
@@ -181,7 +152,7 @@ def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
     from sed.core.memory import keep_freed_memory
-    from sed.evaluation.predictions import PredictionsError
+    from sed.core.predictions import PredictionsError
 
     keep_freed_memory()  # batches of predictions reuse the heap: about 2x faster forward passes on CPU
     try:
@@ -214,8 +185,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     def run_cli(a: argparse.Namespace) -> int:
         from hydra import compose, initialize_config_dir
 
-        from sed.eval import CONF_DIR
-        from sed.evaluation.predictions import PredictionsError
+        from sed.core.predictions import PredictionsError
 
         ov = list(a.overrides)
         if a.predictions:

@@ -92,7 +92,7 @@ def assert_events(found, expected, tol: float = 0.2) -> None:
 
 def make_untrained_checkpoint(path: Path, seed: int = 0) -> Path:
     """A checkpoint of the paper's SM+DM system (conf/model/sm_dm.yaml) with random weights, in the
-    format ``sed.evaluation.inference.load_system`` reads (``state_dict`` + ``hyper_parameters``)."""
+    format ``sed.inference.predictor.load_system`` reads (``state_dict`` + ``hyper_parameters``)."""
     from sed.train import build_model
 
     torch.manual_seed(seed)

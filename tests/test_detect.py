@@ -261,7 +261,7 @@ def test_plot_written_for_short_and_long_recordings(tmp_path):
 
 
 def test_real_checkpoint_through_the_console_entry_point(tmp_path, capsys):
-    """No fake: sed.evaluation.inference.load_system on an (untrained) SM+DM checkpoint, the LogMel frontend,
+    """No fake: sed.inference.predictor.load_system on an (untrained) SM+DM checkpoint, the LogMel frontend,
     conf/postproc/default.yaml by name, a plot, JSON output."""
     from tests.detect_helpers import make_untrained_checkpoint
 

@@ -14,7 +14,7 @@ from sed.detect import run as detect_run
 from sed.detect.overlap import FrameReuse, MelReuse, clean_frames, logmel_windows
 from sed.detect.run import DetectOptions, run_detect
 from sed.detect.windows import WindowSpec
-from sed.evaluation.inference import load_system
+from sed.inference.predictor import load_system
 from tests.detect_helpers import FakePredictor, write
 
 

@@ -258,7 +258,7 @@ def test_decode_by_class_equals_one_decode_of_all_classes(tagging):
 
     from sed.core.constants import CLASSES, FRAME_SECONDS
     from sed.detect.run import decode_by_class
-    from sed.evaluation.predictions import Predictions
+    from sed.core.predictions import Predictions
     from sed.postproc import PostprocParams, decode
     from tests.conftest import REPO
 

@@ -17,7 +17,7 @@ from sed.core.constants import CLASSES, FRAME_SECONDS
 from sed.core.errors import ConfigError
 from sed.eval import run, summarize_sweep
 from sed.evaluation import metrics as M
-from sed.evaluation.predictions import Predictions, PredictionsError, average
+from sed.core.predictions import Predictions, PredictionsError, average
 from sed.postproc import PostprocParams, decode
 from tests.score_helpers import truth_probs
 
@@ -165,7 +165,7 @@ def test_global_threshold_and_tune_split_kept_apart(files, tmp_path):
 
 
 def test_checkpoint_path_calls_predict_split(files, tmp_path, monkeypatch):
-    import sed.evaluation.inference as inference
+    import sed.inference.inputs as inference
 
     d, preds, _ = files
     calls = []
@@ -175,7 +175,8 @@ def test_checkpoint_path_calls_predict_split(files, tmp_path, monkeypatch):
         return preds
 
     monkeypatch.setattr(inference, "predict_split", fake_predict_split)
-    cfg = cfg_for("ckpt=some/run", f"ground_truth={d / 'gt.tsv'}", "psds=false", "report.enabled=false")
+    # also_splits=[]: only the asked split (a generated data/mini-desed in the checkout has a public_eval)
+    cfg = cfg_for("ckpt=some/run", f"ground_truth={d / 'gt.tsv'}", "psds=false", "report.enabled=false", "also_splits=[]")
     run(cfg, tmp_path / "c")
     assert calls == [("some/run", "validation")]
     # no predictions and no ckpt: the latest training run under train_runs
@@ -187,6 +188,7 @@ def test_checkpoint_path_calls_predict_split(files, tmp_path, monkeypatch):
             f"ground_truth={d / 'gt.tsv'}",
             "psds=false",
             "report.enabled=false",
+            "also_splits=[]",
             f"train_runs={tmp_path / 'train'}",
         ),
         tmp_path / "c2",

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from sed.core.constants import CLASSES, FRAME_SECONDS
 from sed.eval import run as eval_run
-from sed.evaluation.predictions import Predictions
+from sed.core.predictions import Predictions
 from sed.evaluation.report import add_alpha_st0, zero_explanations
 from sed.postproc import PostprocParams
 from sed.tune import run as tune_run
@@ -155,25 +155,32 @@ def test_eval_and_tune_from_a_checkpoint_on_both_splits(tiny_desed, tmp_path):
 
 
 def test_detect_uses_the_tuned_file_of_the_checkpoint_run_and_paper_overrides(tmp_path):
+    """sedx detect asks the one resolver (sed.postproc.files.choose_postproc) and says its answer."""
     import io
 
-    from sed.detect.run import load_postproc_cfg
+    from sed.detect.run import DetectOptions, _postproc_for
+    from sed.postproc.files import write_postproc_file
 
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     ckpt = run / "checkpoints" / "best.ckpt"
     ckpt.write_bytes(b"")
-    model_default = {"tagging_threshold": 0.5}
-    assert load_postproc_cfg(None, model_default, ckpt=ckpt) == model_default  # no tuned file yet
-    tuned = PostprocParams(tagging_threshold=dict.fromkeys(CLASSES, 0.2), tuned_on="validation")
-    from sed.eval import write_postproc_file
+    stored = PostprocParams(tagging_threshold=0.3).to_dict()
 
+    class Model:
+        path, postproc_cfg = ckpt, stored
+
+    note = io.StringIO()
+    got = _postproc_for(Model(), DetectOptions(), CLASSES, note)  # no tuned file yet: the checkpoint's own
+    assert got == PostprocParams(tagging_threshold=0.3)
+    assert note.getvalue() == (f"sedx detect: post-processing: {ckpt} (stored at training) (the run's own: no tuned "
+                               "postproc.yaml for this run)\n")
+    tuned = PostprocParams(tagging_threshold=dict.fromkeys(CLASSES, 0.2), tuned_on="validation")
     write_postproc_file(tuned, str(run / "postproc.yaml"), header="tuned")
     note = io.StringIO()
-    got = load_postproc_cfg(None, model_default, ckpt=ckpt, note=note)
-    assert PostprocParams.from_cfg(got) == tuned
-    assert "tuned for this model" in note.getvalue() and str(run / "postproc.yaml") in note.getvalue()
-    assert PostprocParams.from_cfg(load_postproc_cfg("paper", model_default, ckpt=ckpt)) == PostprocParams()
+    assert _postproc_for(Model(), DetectOptions(), CLASSES, note) == tuned
+    assert "tuned for this run by sed.tune" in note.getvalue() and str(run / "postproc.yaml") in note.getvalue()
+    assert _postproc_for(Model(), DetectOptions(postproc="paper"), CLASSES, None) == PostprocParams()
 
 
 # ---------------------------------------------------------------------------- zeros explained (part 5)
@@ -282,7 +289,7 @@ def test_python_m_sed_tune_is_a_hydra_app(dataset, tmp_path):
 
 
 def test_ensemble_uses_the_fit_of_its_averaged_predictions_not_a_members(dataset, tmp_path):
-    from sed.evaluation.predictions import average
+    from sed.core.predictions import average
 
     root, pv, _pe, _ = dataset
     tune_run(compose_cfg("tune", f"data.root={root}", f"predictions={pv}", *SMALL_GRID), tmp_path / "t")
@@ -292,7 +299,7 @@ def test_ensemble_uses_the_fit_of_its_averaged_predictions_not_a_members(dataset
     quiet = ["psds=false", "segment=false", "report.enabled=false", "also_splits=[]", "compare_table1=false"]
     m = eval_run(compose_cfg("eval", f"data.root={root}", f"predictions=[{pv},{tmp_path / 'm2' / 'predictions.npz'}]",
                              *quiet), tmp_path / "e")
-    assert m["run"]["postproc"]["tuned_on"] is None and "no tuned postproc.yaml" in m["run"]["postproc_source"]
+    assert m["run"]["postproc"]["tuned_on"] is None and "no tuned postproc.yaml" in m["run"]["postproc_why"]
     # the ensemble's averaged predictions, tuned in their own folder, then evaluated: its fit is used
     avg = average([Predictions.load(pv), other]).save(tmp_path / "ens" / "predictions.npz")
     tune_run(compose_cfg("tune", f"data.root={root}", f"predictions={avg}", *SMALL_GRID), tmp_path / "t2")

@@ -8,7 +8,7 @@ import pytest
 
 from sed.core.constants import CLASSES, FRAME_SECONDS
 from sed.evaluation import metrics as M
-from sed.evaluation.predictions import Predictions
+from sed.core.predictions import Predictions
 from sed.postproc import Decoder, PostprocParams, decode_thresholds, psds_thresholds
 
 DT = FRAME_SECONDS

@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 from scipy.ndimage import median_filter
 
 from sed.core.constants import CLASSES, FRAME_SECONDS
-from sed.evaluation.predictions import Predictions
+from sed.core.predictions import Predictions
 from sed.postproc import (
     TABLE1,
     Decoder,

@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 from sed.core.errors import ConfigError
 from sed.datamodules.tsv import read_strong_tsv
 from sed.eval import run
-from sed.evaluation.predictions import Predictions
+from sed.core.predictions import Predictions
 from tests.score_helpers import truth_probs
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -47,7 +47,7 @@ def test_predictions_shorter_than_their_clips_are_refused(tmp_path):
     from sed.core.constants import CLASSES, FRAME_SECONDS
     from sed.evaluation.coverage import apply_real_durations
     from sed.evaluation.metrics import MetricsError, align
-    from sed.evaluation.predictions import Predictions, PredictionsError
+    from sed.core.predictions import Predictions, PredictionsError
 
     names = ["a.wav", "b.wav"]
     frame, clip = np.zeros((2, 100, 10), np.float32), np.zeros((2, 10), np.float32)
@@ -231,7 +231,7 @@ def test_timeline_titles_give_each_clips_own_length(tmp_path, monkeypatch):
 
     from sed.core.constants import CLASSES
     from sed.eval import run
-    from sed.evaluation.predictions import Predictions
+    from sed.core.predictions import Predictions
 
     frame = np.zeros((2, 640, 10), np.float32)
     frame[:, 64:200, 0] = 0.9

@@ -70,7 +70,7 @@ class Blind(pl.Callback):
 
 
 def test_resumed_run_keeps_the_pre_resume_best_and_best_ckpt_reproduces_its_score(tmp_path, data_cfg):
-    from sed.evaluation.inference import load_system, predict_split
+    from sed.inference.predictor import load_system, predict_split
 
     run = tmp_path / "run"
     fit(run, data_cfg, OV + ["trainer.max_epochs=2"], extra_callbacks=[FryingEverywhere(at=1)])

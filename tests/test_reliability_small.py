@@ -61,7 +61,7 @@ def test_strong_tsv_odd_events_are_warned_with_file_and_line(tmp_path, caplog):
 
 
 def test_non_zip_npz_says_so(tmp_path):
-    from sed.evaluation.predictions import Predictions, PredictionsError
+    from sed.core.predictions import Predictions, PredictionsError
 
     p = tmp_path / "p.npz"
     p.write_text("hello")
@@ -107,8 +107,8 @@ def test_missing_clips_warned_once_per_split(tiny_desed, tmp_path, caplog):
 
 
 def test_eval_names_the_checkpoint_it_runs(tmp_path, monkeypatch, caplog):
-    import sed.evaluation.inference as inference
-    from sed.eval import get_predictions
+    import sed.inference.inputs as inference
+    from sed.inference.inputs import get_predictions
     from tests.test_eval import cfg_for, make_set
 
     preds, _ = make_set()

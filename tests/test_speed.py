@@ -207,7 +207,7 @@ def test_gpu_features_on_device(data_cfg):
 
 def test_predictor_speed_up_same_outputs(tmp_path):
     """sed detect's inference rewrites (BatchNorm folded, channels_last): same probabilities up to rounding."""
-    from sed.evaluation.inference import fuse_batchnorm, load_system
+    from sed.inference.predictor import fuse_batchnorm, load_system
     from sed.models.common import ConvBlock
     from tests.detect_helpers import make_untrained_checkpoint
 

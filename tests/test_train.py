@@ -1,5 +1,5 @@
 """End to end on the tiny generated dataset: fit lowers the loss and leaves a checkpoint that
-sed.evaluation.inference reads; same seed -> same metrics; resume keeps the schedule; the baseline fits."""
+sed.inference.predictor reads; same seed -> same metrics; resume keeps the schedule; the baseline fits."""
 
 import json
 
@@ -15,7 +15,7 @@ def data_cfg(tiny_data_cfg, tmp_path_factory):
 
 
 def test_fit_lowers_loss_and_checkpoint_predicts(tmp_path, data_cfg):
-    from sed.evaluation.inference import load_system, predict_split
+    from sed.inference.predictor import load_system, predict_split
 
     # synthetic only, one long cosine cycle: the loss must fall
     best, log = fit(tmp_path, data_cfg, ["trainer.max_epochs=6", "datamodule.switch_epoch=10",
@@ -63,7 +63,7 @@ def test_resume_continues_schedule(tmp_path, data_cfg):
 
 
 def test_mean_teacher_baseline_fits(tmp_path, data_cfg):
-    from sed.evaluation.inference import predict_split
+    from sed.inference.predictor import predict_split
 
     best, log = fit(tmp_path, data_cfg, ["experiment=baseline", "trainer.max_epochs=1"])
     assert "train/l_cons" in log and log["train/l_strong"].notna().any()

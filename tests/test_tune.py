@@ -1,4 +1,4 @@
-"""Exact per-class post-processing search (issue 10 part 3): sed.postproc.tune against the decoder and
+"""Exact per-class post-processing search (issue 10 part 3): sed.evaluation.tuning against the decoder and
 sed_eval-rule metrics point by point, against a brute-force joint grid, and on hand-made cases."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from sed.evaluation.metrics import event_based, event_based_fast, ground_truth_table, segment_based
-from sed.evaluation.predictions import Predictions
+from sed.core.predictions import Predictions
 from sed.postproc import Decoder, PostprocParams
-from sed.postproc.tune import TuneError, TuneGrid, match_counts, tune
+from sed.evaluation.tuning import TuneError, TuneGrid, match_counts, tune
 
 CL3 = ("Cat", "Dog", "Speech")
 
@@ -218,7 +218,7 @@ def test_grid_errors_are_one_clear_line():
 def test_per_class_tagging_params_round_trip_and_scalar_form():
     from omegaconf import OmegaConf
 
-    from sed.eval import params_yaml
+    from sed.postproc.files import params_yaml
 
     p = base_params(tagging_threshold={"Cat": 0.2, "Dog": None, "Speech": 0.7})
     assert PostprocParams.from_cfg(OmegaConf.create(params_yaml(p))) == p

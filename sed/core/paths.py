@@ -19,6 +19,8 @@ from pathlib import Path
 
 CACHE_ROOT = "cache"
 MARKER = "DATA_ROOT"
+#: the configs of the checkout the package runs from (conf/ beside sed/)
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 def root_key(root: str | os.PathLike) -> str:

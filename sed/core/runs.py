@@ -20,6 +20,15 @@ class CheckpointError(SedError, ValueError):
     """A checkpoint that cannot be found or loaded as a trained system."""
 
 
+def run_folder(ckpt: str | Path) -> Path:
+    """The run folder of a checkpoint (``<run>/checkpoints/x.ckpt``, or ``<run>/x.ckpt`` in older layouts)
+    or of a run folder itself: the one place for this rule."""
+    p = Path(ckpt)
+    if p.is_dir():
+        return p
+    return p.parent.parent if p.parent.name == "checkpoints" else p.parent
+
+
 def run_checkpoint(run: str | Path, names: tuple[str, ...] = CKPT_NAMES) -> Path | None:
     """The first of ``names`` in run folder ``run`` (``checkpoints/<name>``, else ``<name>``), or None."""
     run = Path(run)
@@ -52,7 +61,7 @@ def run_folders(root: str | Path = TRAIN_RUNS, names: tuple[str, ...] = CKPT_NAM
     found: dict[Path, Path] = {}
     for name in names:
         for p in root.glob(f"**/{name}"):
-            run = p.parent.parent if p.parent.name == "checkpoints" else p.parent
+            run = run_folder(p)
             if run.is_symlink() or run.name == "latest":
                 continue
             found.setdefault(run.resolve(), run)

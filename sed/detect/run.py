@@ -28,6 +28,7 @@ from sed.detect.plot import MelSummary, safe_name
 from sed.detect.stream import AudioInputError, probe, stream_mono
 from sed.detect.windows import DEFAULT_OVERLAP, Stitcher, Windower, WindowSpec
 from sed.detect.writer import EventWriter, OutputError
+from sed.postproc.files import choose_postproc, tuned_postproc_file
 
 TAGGING_MODES = ("local", "file")
 NAME = "sedx detect"  # the prefix of every message (the console script is ``sedx``)
@@ -77,10 +78,8 @@ def load_postproc_cfg(spec: str | None, default: dict | None, ckpt: str | Path |
     model's tuned ``postproc.yaml`` (``sedx tune``, in the checkpoint's run folder; said on ``note``) when it
     exists, else ``default`` (the one shipped with the model)."""
     if spec is None and ckpt is not None:
-        from sed.tune import TUNED_FILE, run_folder
-
-        tuned = run_folder(ckpt) / TUNED_FILE
-        if tuned.is_file():
+        tuned = tuned_postproc_file([ckpt], [])
+        if tuned is not None:
             if note is not None:
                 print(f"sed detect: post-processing tuned for this model: {tuned} (--postproc paper: Table 1)", file=note)
             spec = str(tuned)
@@ -112,9 +111,25 @@ def load_postproc_cfg(spec: str | None, default: dict | None, ckpt: str | Path |
     return cfg
 
 
+def _postproc_for(predictor: Any, opts: DetectOptions, classes: Sequence[str], note: TextIO | None) -> Any:
+    """The post-processing (``sed.postproc.files.choose_postproc``: ``--postproc``, else the run's tuned
+    file, else the checkpoint's own), said on ``note``; a bad one is a DetectError."""
+    ckpt = getattr(predictor, "path", None)
+    tuned = tuned_postproc_file([ckpt], []) if opts.postproc is None and ckpt is not None else None
+    try:
+        choice = choose_postproc(file=opts.postproc, tuned=tuned, recorded=getattr(predictor, "postproc_cfg", None),
+                                 recorded_from=str(ckpt))
+        choice.params.check_classes(classes, source="the model")
+    except SedError as e:
+        raise DetectError(f"bad post-processing config: {e}") from None
+    if note is not None:
+        print(f"{NAME}: {choice.line()}", file=note)
+    return choice.params
+
+
 def load_predictor(ckpt: str | Path, device: str = "auto") -> Any:
-    """The trained system (``sed.evaluation.inference.load_system``); a seam for tests."""
-    from sed.evaluation.inference import load_system
+    """The trained system (``sed.inference.predictor.load_system``); a seam for tests."""
+    from sed.inference.predictor import load_system
 
     if not Path(ckpt).exists():
         raise DetectError(f"checkpoint not found: {ckpt}")
@@ -145,7 +160,7 @@ def decode_by_class(
     classes, with a tenth of the temporaries (a whole-array decode of an hour of 10 classes needs
     ~100 MB). A class whose column is all zero (untagged in every window) has no event and is skipped.
     """
-    from sed.evaluation.predictions import Predictions
+    from sed.core.predictions import Predictions
 
     parts = []
     for i, c in enumerate(classes):
@@ -262,17 +277,9 @@ def run_detect(
     sr = DEFAULT_FEATURES.sample_rate
     classes = tuple(predictor.classes)
 
-    pp_cfg = load_postproc_cfg(opts.postproc, getattr(predictor, "postproc_cfg", None),
-                               ckpt=getattr(predictor, "path", None), note=None if opts.quiet else err)
-    from sed.postproc import PostprocParams
-
+    params = _postproc_for(predictor, opts, classes, None if opts.quiet else err)
     if decode_fn is None:
         from sed.postproc import decode as decode_fn
-    try:
-        params = PostprocParams.from_cfg(pp_cfg)
-        params.check_classes(classes, source="the model")
-    except Exception as e:  # noqa: BLE001
-        raise DetectError(f"bad post-processing config: {e}") from e
     local = opts.tagging == "local" and params.tagging_threshold is not None
     tag_thr = params.tagging_for(classes) if local else None  # (C,): per-class thresholds, -inf: off
 

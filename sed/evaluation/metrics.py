@@ -28,7 +28,7 @@ from sed.evaluation.common import (  # noqa: F401 - re-exported for callers
     nan_to_none,
 )
 from sed.evaluation.names import METRIC_KEYS
-from sed.evaluation.predictions import Predictions, PredictionsError
+from sed.core.predictions import Predictions, PredictionsError
 from sed.evaluation.psds_eval_metrics import (  # noqa: F401 - re-exported for callers
     PSDS_2020,
     PSDS_SETTINGS,

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from sed.core.constants import CLASSES
-from sed.evaluation.predictions import Predictions
+from sed.core.predictions import Predictions
 from sed.postproc.median import iterative_median
 from sed.postproc.params import PostprocError, PostprocParams
 
@@ -278,7 +278,7 @@ def decode(
     """Events ``filename, onset, offset, event_label`` (seconds) from probabilities.
 
     Two call forms (docs/ARCHITECTURE.md): ``decode(preds, params)`` with a
-    :class:`~sed.evaluation.predictions.Predictions`, or
+    :class:`~sed.core.predictions.Predictions`, or
     ``decode(frame_probs, clip_probs, params, frame_seconds, filenames, durations=None)``.
     """
     if not isinstance(preds, Predictions):

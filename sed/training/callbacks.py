@@ -173,7 +173,7 @@ class ValidationScorer(pl.Callback):
         self._index.append(outputs["index"].cpu())
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        from sed.evaluation.predictions import Predictions
+        from sed.core.predictions import Predictions
 
         if not self._index or trainer.sanity_checking:
             return

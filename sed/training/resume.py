@@ -29,6 +29,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from sed.core.errors import ConfigError
+from sed.core.runs import run_folder
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,8 @@ def read_record(run_dir: Path) -> dict[str, Any] | None:
 
 
 def _run_dir_of(ckpt: Path) -> Path | None:
-    return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else None
+    """The run folder of a checkpoint inside one (``checkpoints/``), else None."""
+    return run_folder(ckpt) if ckpt.parent.name == "checkpoints" else None
 
 
 def _mismatch(run_dir: Path, current: Mapping[str, Any]) -> list[str]:
@@ -118,17 +120,17 @@ def find_resume(cfg: DictConfig, run_dir: Path) -> Resume | None:
     if spec == "last":
         cands = [run_dir / "checkpoints" / "last.ckpt"] if (run_dir / "checkpoints" / "last.ckpt").is_file() else []
         others = sorted(run_dir.parent.glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
-        cands += [p for p in others if p.parent.parent.name != "latest" and p not in cands]
+        cands += [p for p in others if run_folder(p).name != "latest" and p not in cands]
         if not cands:
             raise ConfigError(f"ckpt_path=last: no {run_dir.parent}/*/checkpoints/last.ckpt to resume from")
         rejected = []
         for c in cands:
-            diff = _mismatch(c.parent.parent, current)
+            diff = _mismatch(run_folder(c), current)
             if not diff:
                 log.info("ckpt_path=last: resuming run %s (%s), the newest matching this configuration",
-                         c.parent.parent, c)
-                return Resume(c, c.parent.parent)
-            rejected.append(f"{c.parent.parent.name}: {'; '.join(diff[:3])}{' ...' if len(diff) > 3 else ''}")
+                         run_folder(c), c)
+                return Resume(c, run_folder(c))
+            rejected.append(f"{run_folder(c).name}: {'; '.join(diff[:3])}{' ...' if len(diff) > 3 else ''}")
         raise ConfigError("ckpt_path=last: no run of " + str(run_dir.parent) + " matches this configuration ("
                           + " | ".join(rejected[:3]) + "); pass ckpt_path=<run folder> to resume one anyway")
     p = Path(str(spec))

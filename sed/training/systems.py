@@ -42,7 +42,7 @@ def _model_kwargs(cfg: Mapping | None) -> dict:
 
 class BaseSystem(pl.LightningModule):
     """What every system shares: ``predict`` for validation and inference, and the post-processing
-    setting it carries into its checkpoints (``postproc_cfg``, read by ``sed.evaluation.inference``)."""
+    setting it carries into its checkpoints (``postproc_cfg``, read by ``sed.inference.predictor``)."""
 
     def __init__(self, postproc: Mapping | None = None) -> None:
         super().__init__()

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from sed.evaluation.predictions import Predictions
+from sed.core.predictions import Predictions
 from sed.postproc.decoder import (
     TIME_DECIMALS,
     active_runs,

@@ -1,0 +1,1 @@
+"""Trained systems -> probabilities: checkpoints loaded as predictors, splits predicted (sed.inference.predictor)."""
