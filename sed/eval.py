@@ -17,6 +17,7 @@ ranked on it and reported on ``split``; the report says which split tuned the po
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import logging
@@ -35,6 +36,7 @@ from sed.core.constants import CLASSES
 from sed.core.errors import ConfigError, SedError
 from sed.core.paths import CONF_DIR
 from sed.core.predictions import Predictions, PredictionsError
+from sed.core.run_data import use_run_data
 from sed.evaluation.names import PSDS_EVAL_KEYS, SED_SCORES_KEYS
 from sed.inference.inputs import as_list, checkpoints_of, get_ground_truth, get_predictions, prepare_split
 from sed.inference.predictor import stored_postproc
@@ -120,6 +122,9 @@ def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict
     from sed.evaluation import metrics as M
 
     set_torch_threads(cfg.get("torch_threads"))
+    cfg = copy.deepcopy(cfg)
+    if (line := use_run_data(cfg, checkpoints_of(cfg) if not as_list(cfg.predictions) else [])) is not None:
+        log.info("%s", line)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     choice = resolve_postproc(cfg, multirun)

@@ -19,6 +19,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from sed.core.errors import SedError, unwrapped_sed_errors
+from sed.core.run_data import write_run_data
 from sed.core.threads import set_torch_threads
 from sed.training.schedules import sgdr_epochs
 
@@ -73,6 +74,7 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None, extr
         cfg.run_dir = str(run_dir)
     if _rank() == 0:
         write_record(cfg, run_dir)
+        write_run_data(cfg.data, run_dir)  # what sed.tune / sed.eval read back (sed/core/run_data.py)
     if "wandb" in (cfg.get("logger") or {}) and cfg.logger.wandb.get("offline", True):
         os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")

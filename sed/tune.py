@@ -14,6 +14,7 @@ into the run folder (the checkpoint's training run, else the folder of the predi
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import os
@@ -29,8 +30,9 @@ from omegaconf import DictConfig
 from sed.core.constants import CLASSES, FRAME_SECONDS
 from sed.core.errors import SedError
 from sed.core.paths import CONF_DIR
+from sed.core.run_data import use_run_data
 from sed.core.runs import latest_run, run_folder
-from sed.inference.inputs import as_list, get_ground_truth, get_predictions, prepare_split
+from sed.inference.inputs import as_list, checkpoints_of, get_ground_truth, get_predictions, prepare_split
 from sed.postproc.files import TUNED_FILE, write_postproc_file
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,9 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     from sed.postproc import PostprocParams
 
     set_torch_threads(cfg.get("torch_threads"))
+    cfg = copy.deepcopy(cfg)
+    if (line := use_run_data(cfg, checkpoints_of(cfg) if not as_list(cfg.predictions) else [])) is not None:
+        log.info("%s", line)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     split = str(cfg.split)
