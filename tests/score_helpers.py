@@ -16,7 +16,9 @@ CLASSES = ("Cat", "Dog", "Speech")
 FRAME = 0.128
 
 
-def make_truth(n_clips: int, seed: int = 0, classes: Sequence[str] = CLASSES, short: int = 2) -> tuple[dict, dict]:
+def make_truth(
+    n_clips: int, seed: int = 0, classes: Sequence[str] = CLASSES, short: int = 2
+) -> tuple[dict, dict]:
     """``(events, durations)``: 0-3 non-overlapping events per class per clip; ``short`` clips last 7 s."""
     rng = np.random.default_rng(seed)
     events, durations = {}, {}
@@ -38,7 +40,9 @@ def make_truth(n_clips: int, seed: int = 0, classes: Sequence[str] = CLASSES, sh
     return events, durations
 
 
-def make_scores(events: Mapping, durations: Mapping, seed: int = 1, noise: float = 0.35, classes=CLASSES) -> dict[str, np.ndarray]:
+def make_scores(
+    events: Mapping, durations: Mapping, seed: int = 1, noise: float = 0.35, classes=CLASSES
+) -> dict[str, np.ndarray]:
     """Per clip ``(frames, classes)`` scores in [0, 1]: high inside the (shifted) events, noise elsewhere."""
     rng = np.random.default_rng(seed)
     out = {}
@@ -46,7 +50,9 @@ def make_scores(events: Mapping, durations: Mapping, seed: int = 1, noise: float
         n = int(np.ceil(durations[f] / FRAME))
         t = (np.arange(n) + 0.5) * FRAME
         raw = rng.uniform(0, 1, size=(n + 4, len(classes)))
-        s = noise * (raw[:-4] + raw[1:-3] + raw[2:-2] + raw[3:-1] + raw[4:]) / 5  # smooth noise: fewer fragments
+        s = (
+            noise * (raw[:-4] + raw[1:-3] + raw[2:-2] + raw[3:-1] + raw[4:]) / 5
+        )  # smooth noise: fewer fragments
         for on, off, c in evs:
             shift = rng.normal(0, 0.15)
             inside = (t >= on + shift) & (t < off + shift)
@@ -55,7 +61,9 @@ def make_scores(events: Mapping, durations: Mapping, seed: int = 1, noise: float
     return out
 
 
-def detections_at(scores: Mapping[str, np.ndarray], durations: Mapping, threshold: float, classes=CLASSES) -> pd.DataFrame:
+def detections_at(
+    scores: Mapping[str, np.ndarray], durations: Mapping, threshold: float, classes=CLASSES
+) -> pd.DataFrame:
     """Events = runs of frames above ``threshold``, for every clip at once (clips padded to one length)."""
     names = list(scores)
     t_max = max(len(s) for s in scores.values())
@@ -71,8 +79,12 @@ def detections_at(scores: Mapping[str, np.ndarray], durations: Mapping, threshol
     on = np.round(st[o1] * FRAME, 6)
     off = np.round(np.minimum(et[o2] * FRAME, dur[n]), 6)
     return pd.DataFrame(
-        {"filename": np.asarray(names, dtype=object)[n], "onset": on, "offset": off,
-         "event_label": np.asarray(classes, dtype=object)[sc[o1]]}
+        {
+            "filename": np.asarray(names, dtype=object)[n],
+            "onset": on,
+            "offset": off,
+            "event_label": np.asarray(classes, dtype=object)[sc[o1]],
+        }
     )
 
 
@@ -94,7 +106,52 @@ def write_detections(path: Path, table: pd.DataFrame) -> Path:
     return path
 
 
-def write_operating_points(folder: Path, scores, durations, thresholds: Sequence[float]) -> list[pd.DataFrame]:
+#: the layouts systems publish detections in (``write_layout``), each as the field writes it
+LAYOUTS = ("desed", "dcase2020_ops", "desed_task_csv", "aliases", "no_header")
+
+
+def write_layout(path: Path, table: pd.DataFrame, layout: str) -> Path:
+    """``table`` written as a published system writes it: ``desed`` (tab, ``filename onset offset
+    event_label``), ``dcase2020_ops`` (the DCASE 2020 baseline's operating points: tab, ``event_label
+    onset offset filename index``), ``desed_task_csv`` (DESED_task: comma CSV with pandas' unnamed index column first,
+    ``,event_label,onset,offset,filename``), ``aliases`` (tab, ``file start end label``), ``no_header``
+    (tab, DCASE order, no header)."""
+    t = table[["filename", "onset", "offset", "event_label"]].reset_index(drop=True)
+    if layout == "desed":
+        t.to_csv(path, sep="\t", index=False, float_format="%.6g")
+    elif layout == "dcase2020_ops":
+        t[["event_label", "onset", "offset", "filename"]].assign(index=np.arange(len(t))).to_csv(
+            path, sep="\t", index=False, float_format="%.6g"
+        )
+    elif layout == "desed_task_csv":
+        t[["event_label", "onset", "offset", "filename"]].to_csv(path, float_format="%.6g")
+    elif layout == "aliases":
+        t.set_axis(["file", "start", "end", "label"], axis=1).to_csv(
+            path, sep="\t", index=False, float_format="%.6g"
+        )
+    elif layout == "no_header":
+        t.to_csv(path, sep="\t", index=False, header=False, float_format="%.6g")
+    else:
+        raise ValueError(f"unknown layout {layout!r}")
+    return path
+
+
+def read_layout(path: Path, layout: str) -> pd.DataFrame:
+    """What a direct library call gets from a file of ``layout``: pandas' own reading, DCASE columns."""
+    if layout == "desed_task_csv":
+        t = pd.read_csv(path, index_col=0)
+    elif layout == "no_header":
+        t = pd.read_csv(path, sep="\t", header=None, names=["filename", "onset", "offset", "event_label"])
+    else:
+        t = pd.read_csv(path, sep="\t").rename(
+            columns={"file": "filename", "start": "onset", "end": "offset", "label": "event_label"}
+        )
+    return t[["filename", "onset", "offset", "event_label"]]
+
+
+def write_operating_points(
+    folder: Path, scores, durations, thresholds: Sequence[float]
+) -> list[pd.DataFrame]:
     folder.mkdir(parents=True, exist_ok=True)
     tables = []
     for th in thresholds:

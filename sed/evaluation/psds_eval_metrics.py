@@ -110,15 +110,17 @@ def psds_eval_scores(
     operating_point: pd.DataFrame | None = None,
     workers: int = 1,
     scenarios: Sequence[Scenario] = PSDS_EVAL_DEFAULT,
+    per_class: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """PSDS figures via ``psds_eval`` from one detection table per operating point, one per scenario.
 
     Returns ``(figures, curves)``: a figure per scenario name (default: the DCASE 2020 ``psds``,
     ``psds_cross_trigger``, ``psds_macro``) and, when ``operating_point`` is given, ``psds_f_score`` and
     ``psds_f_per_class`` (with the first scenario's dtc/gtc/cttc); curves: each figure's PSD-ROC
-    (``efpr``, ``etpr``). ``workers``: processes evaluating the operating points (1, the default: all in
-    this process; ``sed.eval`` uses :func:`default_workers`). Overlapping same-class detections in a
-    table raise :class:`MetricsError`, as psds_eval refuses them.
+    (``efpr``, ``etpr``; ``per_class``: also each class's points, :func:`per_class_roc`). ``workers``:
+    processes evaluating the operating points (1, the default: all in this process; ``sed.eval`` uses
+    :func:`default_workers`). Overlapping same-class detections in a table raise :class:`MetricsError`,
+    as psds_eval refuses them.
     """
     from psds_eval import PSDSEval
 
@@ -140,9 +142,7 @@ def psds_eval_scores(
             ev = PSDSEval(dtc_threshold=dtc, gtc_threshold=gtc, cttc_threshold=cttc, ground_truth=gt, metadata=meta)
             _add_operating_points(ev, detections, infos, workers)
             for s in group:
-                res = ev.psds(alpha_ct=s.alpha_ct, alpha_st=s.alpha_st, max_efpr=s.max_efpr)
-                figures[s.name] = float(res.value)
-                curves[s.name] = {"efpr": np.asarray(res.plt.xp).tolist(), "etpr": np.asarray(res.plt.yp).tolist()}
+                figures[s.name], curves[s.name] = _psds_and_curve(ev, s, per_class)
             if operating_point is not None and (dtc, gtc, cttc) == first:
                 f, per_class = ev.compute_macro_f_score(
                     operating_point[["filename", "onset", "offset", "event_label"]]
@@ -150,6 +150,36 @@ def psds_eval_scores(
                 figures["psds_f_score"] = float(f)
                 figures["psds_f_per_class"] = {c: float(v) for c, v in per_class.items()}
     return figures, curves
+
+
+def _psds_and_curve(ev, s: Scenario, per_class: bool) -> tuple[float, dict[str, Any]]:
+    """``PSDSEval.psds`` of ``s``: the value and PSD-ROC (``per_class``: :func:`per_class_roc` too)."""
+    res = ev.psds(alpha_ct=s.alpha_ct, alpha_st=s.alpha_st, max_efpr=s.max_efpr)
+    curve: dict[str, Any] = {"efpr": np.asarray(res.plt.xp).tolist(), "etpr": np.asarray(res.plt.yp).tolist()}
+    if per_class:
+        curve["per_class"] = per_class_roc(ev, s.alpha_ct)
+    return float(res.value), curve
+
+
+def per_class_roc(ev, alpha_ct: float) -> dict[str, dict[str, list]]:
+    """Each class's PSD-ROC points as psds_eval holds them (``PSDSEval._effective_fp_rate``): per operating
+    point, in the order added, its ``threshold`` (the info given), ``tpr`` and ``efpr`` (per hour; eFPR =
+    FPR + alpha_ct x mean cross-trigger rate)."""
+    from psds_eval.psds import WORLD
+
+    rates = ev._effective_fp_rate(alpha_ct)
+    ops = ev.operating_points
+    n = len(ops)
+    ths = ops["threshold"].tolist() if "threshold" in ops.columns else [None] * n
+    classes = sorted(set(ev.class_names) - {WORLD})
+    return {
+        c: {
+            "threshold": ths,
+            "tpr": rates.tp_ratio[i, :n].tolist(),
+            "efpr": rates.effective_fp_rate[i, :n].tolist(),
+        }
+        for i, c in enumerate(classes)
+    }
 
 
 def _refuse_overlaps(table: pd.DataFrame, name: str) -> None:
@@ -281,7 +311,7 @@ class PsdsEvalResampler:
         ct_rate[np.arange(c), np.arange(c)] = np.nan
         return counts, tp_ratio, fp_rate, ct_rate
 
-    def library_figures(self) -> tuple[dict[str, float], dict[str, Any]]:
+    def library_figures(self, per_class: bool = False) -> tuple[dict[str, float], dict[str, Any]]:
         """The full set's figures and PSD-ROC curves exactly as :func:`psds_eval_scores` gives them: the
         library's rates of each operating point (``_confusion_matrix_and_rates``), ``_add_op``, ``psds``."""
         figures, curves = {}, {}
@@ -291,9 +321,7 @@ class PsdsEvalResampler:
                 for op_id, k, (cts, tpr, fpr, ctr) in exact:
                     ev._add_op(opid=op_id, counts=cts, tpr=tpr, fpr=fpr, ctr=ctr, info={"name": f"op{k:03d}", "threshold": self.thresholds[k]})
                 for s in group:
-                    res = ev.psds(alpha_ct=s.alpha_ct, alpha_st=s.alpha_st, max_efpr=s.max_efpr)
-                    figures[s.name] = float(res.value)
-                    curves[s.name] = {"efpr": np.asarray(res.plt.xp).tolist(), "etpr": np.asarray(res.plt.yp).tolist()}
+                    figures[s.name], curves[s.name] = _psds_and_curve(ev, s, per_class)
         return figures, curves
 
     def psds(self, weights: np.ndarray | None = None) -> dict[str, float]:

@@ -5,6 +5,8 @@
   (as the DCASE 2020 baseline); macro = class-wise average, micro = overall.
   :func:`event_based_fast` gives the same figures (checked in the tests) 50x faster, for sweeps.
 - Segment-based F1: ``sed_eval`` SegmentBasedMetrics, 1 s segments, each clip evaluated over its duration.
+- Both also give sed_eval's overall precision, recall and error rate with its substitution, deletion
+  and insertion rates (``overall``).
 - Classes: every class is listed to sed_eval; it gives a class without reference events F = nan, which
   the macro average skips (so the figure equals the DCASE 2020 baseline's, which listed only the
   classes present); a class with reference events but no output scores 0 ('zero_score', for the
@@ -26,6 +28,13 @@ from sed.evaluation.common import by_file, check_table, label_list, quiet
 T_COLLAR = 0.2
 PERCENTAGE_OF_LENGTH = 0.2
 SEGMENT_SECONDS = 1.0
+#: sed_eval's overall error-rate figures (``results_overall_metrics()['error_rate']``)
+ERROR_RATE_KEYS = ("error_rate", "substitution_rate", "deletion_rate", "insertion_rate")
+#: the per-clip counts :func:`clip_counts` reads from sed_eval's overall tally: Ntp, Nsys, Nref, S, D, I
+_OVERALL_KEYS = {
+    "event": ("Ntp", "Nsys", "Nref", "Nsubs", "Nfn", "Nfp"),
+    "segment": ("Ntp", "Nsys", "Nref", "S", "D", "I"),
+}
 
 
 def event_based(
@@ -209,10 +218,16 @@ def _sed_eval_results(metric) -> dict[str, Any]:
         }
         for c, r in class_wise.items()
     }
+    er = overall["error_rate"]
     return {
         "f1_macro": float(average["f_measure"]["f_measure"]),
         "f1_micro": float(overall["f_measure"]["f_measure"]),
         "per_class": per_class,
+        "overall": {
+            "precision": float(overall["f_measure"]["precision"]),
+            "recall": float(overall["f_measure"]["recall"]),
+            **{k: float(er[k]) for k in ERROR_RATE_KEYS},
+        },
     }
 
 
@@ -224,52 +239,72 @@ def clip_counts(
     kind: str = "event",
     durations: Mapping[str, float] | None = None,
     classes: Sequence[str] | None = None,
+    t_collar: float = T_COLLAR,
+    percentage_of_length: float = PERCENTAGE_OF_LENGTH,
+    time_resolution: float = SEGMENT_SECONDS,
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """sed_eval's counts clip by clip: ``(labels, class_wise (clips, labels, 3), overall (clips, 3))`` holding
-    (Ntp, Nsys, Nref), from the same metric object as :func:`event_based` / :func:`segment_based`
-    (``kind``) read after each clip. The counts add up over clips, so :func:`f1_from_counts` on their
-    (weighted) sum gives sed_eval's figures on any resampled clip set (bootstrap)."""
+    """sed_eval's counts clip by clip: ``(labels, class_wise (clips, labels, 3), overall (clips, 6))``,
+    class-wise (Ntp, Nsys, Nref) and overall (Ntp, Nsys, Nref, S, D, I), from the same metric object as
+    :func:`event_based` / :func:`segment_based` (``kind``, same settings) read after each clip. The counts add
+    up over clips, so :func:`f1_from_counts` on their (weighted) sum gives sed_eval's figures on any
+    resampled clip set (bootstrap)."""
     import sed_eval
 
     check_table(reference, "reference")
     check_table(estimated, "estimated")
     labels = label_list(reference, estimated, classes)
-    keys = ("Ntp", "Nsys", "Nref")
+    if kind not in _OVERALL_KEYS:
+        raise ValueError(f"kind must be 'event' or 'segment', got {kind!r}")
+    keys, okeys = ("Ntp", "Nsys", "Nref"), _OVERALL_KEYS[kind]
     cw = np.zeros((len(filenames), len(labels), 3))
-    ov = np.zeros((len(filenames), 3))
+    ov = np.zeros((len(filenames), len(okeys)))
     with quiet():
         if kind == "event":
             metric = sed_eval.sound_event.EventBasedMetrics(
                 event_label_list=labels,
-                t_collar=T_COLLAR,
-                percentage_of_length=PERCENTAGE_OF_LENGTH,
+                t_collar=t_collar,
+                percentage_of_length=percentage_of_length,
                 empty_system_output_handling="zero_score",
             )
-        elif kind == "segment":
-            metric = sed_eval.sound_event.SegmentBasedMetrics(event_label_list=labels, time_resolution=SEGMENT_SECONDS)
         else:
-            raise ValueError(f"kind must be 'event' or 'segment', got {kind!r}")
+            metric = sed_eval.sound_event.SegmentBasedMetrics(
+                event_label_list=labels, time_resolution=time_resolution
+            )
         ref, est = by_file(reference), by_file(estimated)
-        prev_c, prev_o = np.zeros((len(labels), 3)), np.zeros(3)
+        prev_c, prev_o = np.zeros((len(labels), 3)), np.zeros(len(okeys))
         for i, f in enumerate(filenames):
             kw = {} if kind == "event" else {"evaluated_length_seconds": None if durations is None else float(durations[f])}
             metric.evaluate(reference_event_list=ref.get(f, []), estimated_event_list=est.get(f, []), **kw)
             now_c = np.array([[metric.class_wise[lab][k] for k in keys] for lab in labels], float)
-            now_o = np.array([metric.overall[k] for k in keys], float)
+            now_o = np.array([metric.overall[k] for k in okeys], float)
             cw[i], ov[i] = now_c - prev_c, now_o - prev_o
             prev_c, prev_o = now_c, now_o
     return labels, cw, ov
 
 
 def f1_from_counts(labels: Sequence[str], class_wise: np.ndarray, overall: np.ndarray) -> dict[str, Any]:
-    """sed_eval's F1 rules ('zero_score') on summed counts ``class_wise`` (labels, 3) and ``overall`` (3,)."""
+    """sed_eval's rules ('zero_score') on summed counts ``class_wise`` (labels, 3) and ``overall`` (6,) as
+    :func:`clip_counts` gives them: F1 per class, macro and micro, and the ``overall`` P, R and error rates
+    (sed_eval's own ``metric`` functions); the same keys as :func:`event_based`."""
+    from sed_eval import metric as M
+
     per_class = {}
     for lab, (ntp, nsys, nref) in zip(labels, class_wise):
         f, p, r = _sed_eval_prf(ntp, nsys, nref)
         per_class[lab] = {"f1": f, "precision": p, "recall": r, "n_ref": int(nref), "n_sys": int(nsys)}
-    f_micro, _, _ = _sed_eval_prf(*overall)
+    ntp, nsys, nref, subs, dels, ins = overall
+    f_micro, p, r = _sed_eval_prf(ntp, nsys, nref)
+    rates = {
+        "substitution_rate": M.substitution_rate(Nref=nref, Nsubstitutions=subs),
+        "deletion_rate": M.deletion_rate(Nref=nref, Ndeletions=dels),
+        "insertion_rate": M.insertion_rate(Nref=nref, Ninsertions=ins),
+    }
+    rates["error_rate"] = M.error_rate(
+        rates["substitution_rate"], rates["deletion_rate"], rates["insertion_rate"]
+    )
     fs = [v["f1"] for v in per_class.values()]
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         macro = float(np.nanmean(fs)) if fs else math.nan
-    return {"f1_macro": macro, "f1_micro": f_micro, "per_class": per_class}
+    overall_figs = {"precision": p, "recall": r, **{k: float(rates[k]) for k in ERROR_RATE_KEYS}}
+    return {"f1_macro": macro, "f1_micro": f_micro, "per_class": per_class, "overall": overall_figs}

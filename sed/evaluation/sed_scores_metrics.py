@@ -54,13 +54,15 @@ def sed_scores_psds(
     scenarios: Sequence[Scenario] = SED_SCORES_DEFAULT,
     *,
     deltas: Mapping[str, Any] | None = None,
+    per_class: bool = False,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Threshold-independent PSDS figures via ``sed_scores_eval`` (all thresholds: every distinct score).
 
     ``scores``/``ground_truth``/``durations`` keyed by :func:`audio_id`; ``scenarios``: one figure each
     (default: ``psds_threshold_independent``, ``psds1``, ``psds2``). ``deltas``: ``{scenario name:
     intermediate statistics deltas}`` computed earlier (:func:`psds_deltas`; bootstrap), used instead of
-    the scores.
+    the scores. ``per_class``: each curve also holds the library's per-class PSD-ROC points
+    (``per_class``: ``{class: {threshold, tpr, efpr}}``, the score thresholds where the curve changes).
     """
     from sed_scores_eval import intersection_based
 
@@ -70,7 +72,7 @@ def sed_scores_psds(
     figures, curves = {}, {}
     with quiet():
         for s in scenarios:
-            value, _per_class, roc, _per_class_roc = intersection_based.psds(
+            value, _per_class, roc, class_rocs = intersection_based.psds(
                 scores=None if deltas is not None else dict(scores),
                 deltas=None if deltas is None else deltas[s.name],
                 ground_truth=gt,
@@ -80,6 +82,15 @@ def sed_scores_psds(
             figures[s.name] = float(value)
             etpr, efpr = roc
             curves[s.name] = {"efpr": np.asarray(efpr).tolist(), "etpr": np.asarray(etpr).tolist()}
+            if per_class:
+                curves[s.name]["per_class"] = {
+                    c: {
+                        "threshold": np.asarray(th).tolist(),
+                        "tpr": np.asarray(tpr).tolist(),
+                        "efpr": np.asarray(fpr).tolist(),
+                    }
+                    for c, (tpr, fpr, th) in class_rocs.items()
+                }
     return figures, curves
 
 
