@@ -23,26 +23,30 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import hydra
 import numpy as np
+import torch
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
+from sed_scores_eval.base_modules.io import write_sed_scores
 
 from sed.core.constants import CLASSES
 from sed.core.errors import ConfigError, SedError
-from sed.core.paths import CONF_DIR
 from sed.core.predictions import Predictions, PredictionsError
 from sed.core.run_data import use_run_data
-from sed.evaluation.names import PSDS_EVAL_KEYS, SED_SCORES_KEYS
+from sed.core.threads import set_torch_threads
+from sed.evaluation.metrics import default_workers, evaluate, score_tables
+from sed.evaluation.names import METRIC_KEYS, PSDS_EVAL_KEYS, SED_SCORES_KEYS
+from sed.evaluation.report import add_alpha_st0, write_report, zero_explanations
 from sed.inference.inputs import as_list, checkpoints_of, get_ground_truth, get_predictions, prepare_split
 from sed.inference.predictor import stored_postproc
 from sed.postproc import PostprocParams
 from sed.postproc.files import Choice, choose_postproc, tuned_postproc_file, write_postproc_file
-from sed.reporting.tables import markdown_table
+from sed.scoring.splits import compare_table1, split_rows
 
 log = logging.getLogger(__name__)
 
@@ -116,166 +120,157 @@ def tuned_elsewhere(params: PostprocParams, cfg: DictConfig) -> str | None:
 
 
 # ---------------------------------------------------------------------------- one run
-def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict[str, Any]:
-    """Evaluate as configured and write the outputs into ``out_dir``; returns the metrics dict written."""
-    from sed.core.threads import set_torch_threads
-    from sed.evaluation import metrics as M
+@dataclass(frozen=True)
+class Switches:
+    """What one evaluation computes (``auto`` values resolved: on in a single run, off in a sweep)."""
 
+    psds: bool
+    threshold_independent: bool
+    segment: bool
+    n_thresholds: int
+    engine: str
+    select_metric: str
+    tune_split: str | None
+
+    def eval_kw(self, on_missing: str) -> dict[str, Any]:
+        return dict(psds=self.psds, n_thresholds=self.n_thresholds, threshold_independent=self.threshold_independent,
+                    on_missing=on_missing, f1_engine=self.engine, segment=self.segment)
+
+
+def switches(cfg: DictConfig, multirun: bool) -> Switches:
+    """The figures to compute; the ranked figure is always computed on the split it is ranked on."""
+    psds = _auto(cfg.psds, multirun)
+    ti = _auto(cfg.threshold_independent, multirun) and psds
+    segment = _auto(cfg.segment, multirun)
+    tune_split = str(cfg.tune_split) if cfg.get("tune_split") else None
+    sel = str(cfg.select_metric)
+    if sel not in (*METRIC_KEYS, "segment_f1_micro"):
+        raise ConfigError(f"select_metric: {sel!r} is not one of {list(METRIC_KEYS)}")
+    if not tune_split or tune_split == str(cfg.split):  # the points are ranked on this split
+        ti = ti or sel in SED_SCORES_KEYS
+        psds = psds or ti or sel in PSDS_EVAL_KEYS
+        segment = segment or sel.startswith("segment")
+    engine = str(cfg.f1_engine) if str(cfg.f1_engine) != "auto" else ("fast" if multirun else "sed_eval")
+    return Switches(psds, ti, segment, int(cfg.n_thresholds), engine, sel, tune_split)
+
+
+def _setup(cfg: DictConfig, multirun: bool) -> tuple[DictConfig, Choice, PostprocParams]:
+    """Threads, the run's own data, the post-processing (said), the device and class checks."""
     set_torch_threads(cfg.get("torch_threads"))
     cfg = copy.deepcopy(cfg)
     if (line := use_run_data(cfg, checkpoints_of(cfg) if not as_list(cfg.predictions) else [])) is not None:
         log.info("%s", line)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     choice = resolve_postproc(cfg, multirun)
-    params, pp_source = choice.params, choice.source
-    if not multirun:
-        other = tuned_elsewhere(params, cfg)
-        if other:
-            log.warning("%s: %s", pp_source, other)
+    params = choice.params
+    if not multirun and (other := tuned_elsewhere(params, cfg)):
+        log.warning("%s: %s", choice.source, other)
     if cfg.get("global_threshold") is not None:
         params = params.with_threshold(_unit_float("global_threshold", cfg.global_threshold))
     dev = str(cfg.get("device", "auto"))
-    if dev.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device={dev}: this torch build sees no CUDA GPU (torch {torch.__version__}); "
-                              "use device=cpu or auto")
+    if dev.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={dev}: this torch build sees no CUDA GPU (torch {torch.__version__}); "
+                          "use device=cpu or auto")
     params.check_classes(CLASSES, source="the class list (sed.core.constants.CLASSES)")
-    psds = _auto(cfg.psds, multirun)
-    ti = _auto(cfg.threshold_independent, multirun) and psds
-    segment = _auto(cfg.segment, multirun)
-    n_th = int(cfg.n_thresholds)
-    tune_split = cfg.get("tune_split") or None
-    sel = str(cfg.select_metric)
-    if sel not in (*M.METRIC_KEYS, "segment_f1_micro"):
-        raise ConfigError(f"select_metric: {sel!r} is not one of {list(M.METRIC_KEYS)}")
-    if not tune_split or str(tune_split) == str(cfg.split):  # the points are ranked on this split
-        ti = ti or sel in SED_SCORES_KEYS
-        psds = psds or ti or sel in PSDS_EVAL_KEYS
-        segment = segment or sel.startswith("segment")
+    return cfg, choice, params
 
-    preds, source = get_predictions(cfg, str(cfg.split), cfg.predictions)
-    gt, gt_source = get_ground_truth(cfg, str(cfg.split), cfg.ground_truth)
-    preds, gt, coverage = prepare_split(cfg, str(cfg.split), preds, gt, source, gt_source, cfg.ground_truth, out_dir)
-    engine = str(cfg.f1_engine) if str(cfg.f1_engine) != "auto" else ("fast" if multirun else "sed_eval")
-    res = M.evaluate(
-        preds,
-        gt,
-        params,
-        psds=psds,
-        n_thresholds=n_th,
-        threshold_independent=ti,
-        on_missing=str(cfg.on_missing),
-        f1_engine=engine,
-        segment=segment,
-        decoder=_decoder_for(preds, params) if multirun else None,
-        workers=int(cfg.psds_workers) if cfg.get("psds_workers") else M.default_workers(),
-    )
 
-    tuned_on = params.tuned_on
-    metrics: dict[str, Any] = dict(res.metrics)
-    if not multirun:  # issue 10 part 5: the zeros explained
-        from sed.evaluation.report import add_alpha_st0, zero_explanations
-
-        add_alpha_st0(metrics, res, gt)
-        metrics["explanations"] = zero_explanations(res.decoder.preds if res.decoder else preds, params, metrics)
-    metrics["select_metric"] = str(cfg.select_metric)
-    if tune_split and str(tune_split) != str(cfg.split):
-        need_psds = sel in PSDS_EVAL_KEYS
-        if not as_list(cfg.tune_predictions) and as_list(cfg.predictions) and not as_list(cfg.ckpt):
-            raise ConfigError(
-                f"sed.eval: tune_split={tune_split} needs tune_predictions=<its predictions.npz> "
-                "(predictions= holds the reported split only) or ckpt=<checkpoint>"
-            )
-        tpreds, tsource = get_predictions(cfg, str(tune_split), cfg.tune_predictions)
-        tgt, tgt_source = get_ground_truth(cfg, str(tune_split), cfg.tune_ground_truth)
-        tpreds, tgt, _ = prepare_split(cfg, str(tune_split), tpreds, tgt, tsource, tgt_source, cfg.tune_ground_truth,
+def _tune_split_figures(cfg: DictConfig, sw: Switches, params: PostprocParams, out_dir: Path,
+                        multirun: bool) -> dict[str, Any]:
+    """The ``tune`` block: the figures of the split a sweep ranks its points on."""
+    if not as_list(cfg.tune_predictions) and as_list(cfg.predictions) and not as_list(cfg.ckpt):
+        raise ConfigError(f"sed.eval: tune_split={sw.tune_split} needs tune_predictions=<its predictions.npz> "
+                          "(predictions= holds the reported split only) or ckpt=<checkpoint>")
+    tpreds, tsource = get_predictions(cfg, sw.tune_split, cfg.tune_predictions)
+    tgt, tgt_source = get_ground_truth(cfg, sw.tune_split, cfg.tune_ground_truth)
+    tpreds, tgt, _ = prepare_split(cfg, sw.tune_split, tpreds, tgt, tsource, tgt_source, cfg.tune_ground_truth,
                                    out_dir)
-        tres = M.evaluate(
-            tpreds,
-            tgt,
-            params,
-            psds=need_psds,
-            n_thresholds=n_th,
-            threshold_independent=sel in SED_SCORES_KEYS,
-            on_missing=str(cfg.on_missing),
-            f1_engine=engine,
-            segment=sel.startswith("segment"),
-            decoder=_decoder_for(tpreds, params) if multirun else None,
-        )
-        metrics["tune"] = {
-            "split": str(tune_split),
-            "predictions": tsource,
-            "ground_truth": tgt_source,
-            **{k: tres.metrics.get(k) for k in M.METRIC_KEYS},
-        }
-    metrics["run"] = {
-        "split": str(cfg.split),
-        "tune_split": str(tune_split) if tune_split else None,
-        "postproc_tuned_on": tuned_on,
-        "predictions": source,
-        "ground_truth": gt_source,
-        "postproc_name": postproc_name(),
-        "postproc_source": pp_source,
-        "postproc_why": choice.why,
-        "postproc": params.to_dict(),
-        "overrides": _overrides(),
-        "libraries": dict(_library_versions()),
-        **coverage,
+    sel = sw.select_metric
+    tres = evaluate(tpreds, tgt, params, psds=sel in PSDS_EVAL_KEYS, n_thresholds=sw.n_thresholds,
+                    threshold_independent=sel in SED_SCORES_KEYS, on_missing=str(cfg.on_missing),
+                    f1_engine=sw.engine, segment=sel.startswith("segment"),
+                    decoder=_decoder_for(tpreds, params) if multirun else None)
+    return {"split": sw.tune_split, "predictions": tsource, "ground_truth": tgt_source,
+            **{k: tres.metrics.get(k) for k in METRIC_KEYS}}
+
+
+def _run_record(cfg: DictConfig, sw: Switches, choice: Choice, params: PostprocParams, source: str,
+                gt_source: str, coverage: dict) -> dict[str, Any]:
+    """``metrics["run"]``: what was scored, with which post-processing, and the library versions."""
+    return {
+        "split": str(cfg.split), "tune_split": sw.tune_split, "postproc_tuned_on": params.tuned_on,
+        "predictions": source, "ground_truth": gt_source, "postproc_name": postproc_name(),
+        "postproc_source": choice.source, "postproc_why": choice.why, "postproc": params.to_dict(),
+        "overrides": _overrides(), "libraries": dict(_library_versions()), **coverage,
     }
 
-    # outputs
+
+def _write_outputs(cfg: DictConfig, out_dir: Path, res, metrics: dict, preds, params: PostprocParams,
+                   sw: Switches, multirun: bool) -> None:
+    """detections.tsv, metrics.json, predictions.npz (computed or averaged), score TSVs, a written postproc."""
     res.detections.to_csv(out_dir / "detections.tsv", sep="\t", index=False)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    computed = (
-        not as_list(cfg.predictions) or len(as_list(cfg.predictions)) > 1
-    )  # by the model, or averaged
+    computed = not as_list(cfg.predictions) or len(as_list(cfg.predictions)) > 1  # by the model, or averaged
     if cfg.save_predictions is True or (cfg.save_predictions == "auto" and computed):
         preds.save(out_dir / "predictions.npz")
     if cfg.save_scores_tsv:
-        from sed_scores_eval.base_modules.io import write_sed_scores
-
-        write_sed_scores(M.score_tables(res.decoder), out_dir / "scores")
+        write_sed_scores(score_tables(res.decoder), out_dir / "scores")
     if cfg.write_postproc and not multirun:
-        p = write_postproc_file(
-            PostprocParams.from_cfg({**params.to_dict(), "tuned_on": str(tune_split or cfg.split)}),
-            str(cfg.write_postproc),
-            header=f"written by sed.eval from {out_dir}; tuned on split {tune_split or cfg.split}",
-        )
+        split = sw.tune_split or str(cfg.split)
+        p = write_postproc_file(PostprocParams.from_cfg({**params.to_dict(), "tuned_on": split}),
+                                str(cfg.write_postproc), header=f"written by sed.eval from {out_dir}; tuned on split {split}")
         log.info("wrote %s", p)
-    if not multirun and (cfg.get("also_splits") or _compare_table1(cfg, params)):
-        eval_kw = dict(psds=psds, n_thresholds=n_th, threshold_independent=ti, on_missing=str(cfg.on_missing),
-                       f1_engine=engine, segment=segment)
-        metrics["splits"] = split_rows(cfg, out_dir, params, pp_source, res, preds, gt, eval_kw,
-                                       main_explanations=metrics.get("explanations"))
-        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        for row in metrics["splits"]:
-            log.info(row["line"])
-            if row.get("explanations") is not metrics.get("explanations"):
-                for x in row.get("explanations") or []:
-                    log.info("  why zero: %s", x)
-    if _auto(cfg.report.enabled, multirun):
-        from sed.evaluation.report import write_report
 
-        write_report(
-            out_dir,
-            res,
-            metrics,
-            preds,
-            gt,
-            data_cfg=cfg.data,
-            split=str(cfg.split),
-            n_timelines=int(cfg.report.n_timelines),
-            logmel=bool(cfg.report.logmel),
-        )
+
+def _all_splits(cfg: DictConfig, out_dir: Path, metrics: dict, res, preds, gt, params: PostprocParams,
+                source: str, sw: Switches) -> None:
+    """``metrics["splits"]``: every split with the fitted and Table 1 post-processing, one line each."""
+    metrics["splits"] = split_rows(cfg, out_dir, params, source, res, preds, gt, sw.eval_kw(str(cfg.on_missing)),
+                                   main_explanations=metrics.get("explanations"))
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    for row in metrics["splits"]:
+        log.info(row["line"])
+        if row.get("explanations") is not metrics.get("explanations"):
+            for x in row.get("explanations") or []:
+                log.info("  why zero: %s", x)
+
+
+def _say(metrics: dict, out_dir: Path) -> None:
     for line in metrics["lines"].values():
         if "n/a" not in line:
             log.info(line)
     for line in metrics.get("explanations") or []:
         log.info("why zero: %s", line)
     log.info("outputs in %s", out_dir)
+
+
+def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict[str, Any]:
+    """Evaluate as configured and write the outputs into ``out_dir``; returns the metrics dict written."""
+    cfg, choice, params = _setup(cfg, multirun)
+    sw = switches(cfg, multirun)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    split = str(cfg.split)
+    preds, source = get_predictions(cfg, split, cfg.predictions)
+    gt, gt_source = get_ground_truth(cfg, split, cfg.ground_truth)
+    preds, gt, coverage = prepare_split(cfg, split, preds, gt, source, gt_source, cfg.ground_truth, out_dir)
+    workers = int(cfg.psds_workers) if cfg.get("psds_workers") else default_workers()
+    res = evaluate(preds, gt, params, **sw.eval_kw(str(cfg.on_missing)), workers=workers,
+                   decoder=_decoder_for(preds, params) if multirun else None)
+    metrics: dict[str, Any] = dict(res.metrics)
+    if not multirun:  # issue 10 part 5: the zeros explained
+        add_alpha_st0(metrics, res, gt)
+        metrics["explanations"] = zero_explanations(res.decoder.preds if res.decoder else preds, params, metrics)
+    metrics["select_metric"] = sw.select_metric
+    if sw.tune_split and sw.tune_split != split:
+        metrics["tune"] = _tune_split_figures(cfg, sw, params, out_dir, multirun)
+    metrics["run"] = _run_record(cfg, sw, choice, params, source, gt_source, coverage)
+    _write_outputs(cfg, out_dir, res, metrics, preds, params, sw, multirun)
+    if not multirun and (cfg.get("also_splits") or compare_table1(cfg, params)):
+        _all_splits(cfg, out_dir, metrics, res, preds, gt, params, choice.source, sw)
+    if _auto(cfg.report.enabled, multirun):
+        write_report(out_dir, res, metrics, preds, gt, data_cfg=cfg.data, split=split,
+                     n_timelines=int(cfg.report.n_timelines), logmel=bool(cfg.report.logmel))
+    _say(metrics, out_dir)
     return metrics
 
 
@@ -291,99 +286,6 @@ def _unit_float(key: str, value: Any) -> float:
 
 
 # ---------------------------------------------------------------------------- both splits (issue 10 part 1)
-SPLIT_FIGURES = ("event_f1_macro", "segment_f1_macro", "psds", "psds_macro", "psds1", "psds2")
-
-
-def _compare_table1(cfg: DictConfig, params: PostprocParams) -> bool:
-    return bool(cfg.get("compare_table1", True)) and params.tuned_on is not None
-
-
-def split_status(data_cfg: Any, split: str) -> str | None:
-    """None when ``split`` is a strong-label split of the dataset with its TSV on disk, else why not."""
-    from sed.datamodules.layout import DesedLayout
-
-    try:
-        s = DesedLayout.from_cfg(data_cfg).split(split)
-    except ConfigError:
-        return f"the data config has no split {split!r}"
-    if s.kind != "strong":
-        return f"split {split!r} has {s.kind} labels (scoring needs strong labels)"
-    if not Path(s.tsv).is_file():
-        return f"{s.tsv} not found"
-    return None
-
-
-def split_line(split: str, variant: str, tuned_on: str | None, m: Mapping[str, Any] | None, missing: str | None) -> str:
-    """One report line: the split, the post-processing and its tuning split, the role of the split, figures."""
-    pp = f"post-processing {variant}" + (f" (tuned on {tuned_on})" if tuned_on else "")
-    if missing:
-        return f"{split}: missing ({missing}); not reported"
-    role = (
-        "tuning split: optimistic (the post-processing was fitted on it)"
-        if tuned_on == split
-        else "reported split (never used for tuning)"
-    )
-    figs = ", ".join(
-        f"{k} {100 * m[k]:.1f} %" if k.endswith("f1_macro") else f"{k} {m[k]:.3f}"
-        for k in SPLIT_FIGURES
-        if m.get(k) is not None
-    )
-    return f"{split}, {pp}: {figs} [{role}]"
-
-
-def split_rows(
-    cfg: DictConfig, out_dir: Path, params: PostprocParams, pp_source: str, res, preds, gt, eval_kw: dict,
-    main_explanations: list[str] | None = None,
-) -> list[dict[str, Any]]:
-    """Figures of every split (``split`` + ``also_splits``) with the configured post-processing and, when it was
-    tuned, with Table 1 beside: one row (and one report line) each; extra evaluations under ``splits/``."""
-    from sed.evaluation import metrics as M
-    from sed.evaluation.report import add_alpha_st0, zero_explanations
-
-    variants = [("as configured" if params.tuned_on is None else "fitted", params, pp_source)]
-    if _compare_table1(cfg, params):
-        paper = PostprocParams.from_cfg(OmegaConf.load(CONF_DIR / "postproc" / "paper.yaml"))
-        variants.append(("Table 1", paper, "conf/postproc/paper.yaml"))
-    splits = list(dict.fromkeys([str(cfg.split), *as_list(cfg.get("also_splits"))]))
-    extra_preds = dict(cfg.get("also_predictions") or {})
-    metrics_expl = main_explanations or []
-    rows = []
-    for split in splits:
-        missing = None if split == str(cfg.split) else split_status(cfg.data, split)
-        sp, sg = (preds, gt) if split == str(cfg.split) else (None, None)
-        if missing is None and sp is None:
-            files = extra_preds.get(split)
-            if as_list(cfg.predictions) and not files and not as_list(cfg.ckpt):
-                missing = f"predictions= holds split {cfg.split} only; give also_predictions.{split}=<its .npz> or ckpt="
-            else:
-                try:
-                    sp, psrc = get_predictions(cfg, split, files)
-                    sg, gsrc = get_ground_truth(cfg, split, None)
-                    sp, sg, _ = prepare_split(cfg, split, sp, sg, psrc, gsrc, None, out_dir)  # missing audio left out
-                except (SedError, PredictionsError, OSError) as e:
-                    missing = f"cannot score it: {e}"
-        for variant, p, source in variants[:1] if missing else variants:  # a missing split: one line
-            row: dict[str, Any] = {"split": split, "postproc": variant, "postproc_source": source,
-                                   "tuned_on": p.tuned_on, "missing": missing}
-            if missing is None:
-                if split == str(cfg.split) and p is params:
-                    r = res
-                else:
-                    r = M.evaluate(sp, sg, p, **eval_kw)
-                    add_alpha_st0(r.metrics, r, sg)
-                    sub = out_dir / "splits" / f"{split}_{variant.replace(' ', '_').lower()}"
-                    sub.mkdir(parents=True, exist_ok=True)
-                    r.detections.to_csv(sub / "detections.tsv", sep="\t", index=False)
-                    (sub / "metrics.json").write_text(json.dumps(r.metrics, indent=2) + "\n")
-                row.update({k: r.metrics.get(k) for k in SPLIT_FIGURES})
-                row["n_clips"] = r.metrics.get("n_clips")
-                row["role"] = "tuning" if p.tuned_on == split else "reported"
-                row["explanations"] = (
-                    metrics_expl if r is res else zero_explanations(r.decoder.preds if r.decoder else sp, p, r.metrics)
-                )
-            row["line"] = split_line(split, variant, p.tuned_on, row, missing)
-            rows.append(row)
-    return rows
 
 
 def _overrides() -> list[str]:
@@ -407,95 +309,6 @@ def _library_versions() -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------- sweeps
-def collect_sweep(sweep_dir: str | Path) -> list[dict[str, Any]]:
-    """Every point's ``metrics.json`` under ``sweep_dir`` (numeric subfolders), in job order."""
-    from sed.reporting.sweeps import sweep_points
-
-    return [{**json.loads(p.read_text()), "_dir": str(p.parent)} for p in sweep_points(sweep_dir, "metrics.json")]
-
-
-def summarize_sweep(
-    sweep_dir: str | Path, select_metric: str = "event_f1_macro", write_postproc: str | None = None
-) -> dict:
-    """Table of all points (printed and written as summary.md/.csv/.json), the best point by ``select_metric``
-    on the tuning split (``tune`` block when present, else the reported split, flagged)."""
-    import pandas as pd
-
-    from sed.evaluation import metrics as M
-
-    sweep_dir = Path(sweep_dir)
-    rows = collect_sweep(sweep_dir)
-    if not rows:
-        log.warning("sweep summary: no metrics.json under %s", sweep_dir)
-        return {}
-    # the swept settings: overrides whose value differs between points
-    ov = [dict(o.split("=", 1) for o in m["run"].get("overrides", []) if "=" in o) for m in rows]
-    keys = sorted({k for o in ov for k in o})
-    swept = [k for k in keys if len({o.get(k) for o in ov}) > 1] or keys
-    table = []
-    for m, o in zip(rows, ov):
-        tune = m.get("tune") or {}
-        r = {"point": Path(m["_dir"]).name, "overrides": " ".join(f"{k}={o[k]}" for k in swept if k in o)}
-        r[f"tune:{select_metric}"] = tune.get(select_metric, m.get(select_metric))
-        for k in M.METRIC_KEYS:
-            r[k] = m.get(k)
-        table.append(r)
-    df = pd.DataFrame(table)
-    score = pd.to_numeric(df[f"tune:{select_metric}"], errors="coerce")
-    best_i = int(score.idxmax()) if score.notna().any() else None
-    tune_split = rows[0]["run"].get("tune_split") or rows[0]["run"]["split"]
-    report_split = rows[0]["run"]["split"]
-    same = tune_split == report_split
-    df.to_csv(sweep_dir / "summary.csv", index=False)
-    shown = df.dropna(axis=1, how="all")
-    lines = [
-        f"# Sweep summary ({len(df)} points)",
-        "",
-        f"Ranked by `{select_metric}` on split **{tune_split}**; figures reported on split **{report_split}**."
-        + (" Tuned and reported on the same split: the best point's figures are optimistic." if same else ""),
-        "",
-        markdown_table(shown.to_dict("records"), list(shown.columns)),
-    ]
-    out = {
-        "n_points": len(df),
-        "select_metric": select_metric,
-        "tune_split": tune_split,
-        "report_split": report_split,
-    }
-    if best_i is not None:
-        best = rows[best_i]
-        lines += [
-            "",
-            f"Best point: {df.loc[best_i, 'point']} ({df.loc[best_i, 'overrides']}), "
-            f"{select_metric} = {score[best_i]:.4f} on {tune_split}.",
-        ]
-        out.update(
-            best_point=df.loc[best_i, "point"],
-            best_overrides=df.loc[best_i, "overrides"],
-            best_score=float(score[best_i]),
-            best_postproc=best["run"]["postproc"],
-        )
-        if write_postproc:
-            params = PostprocParams.from_cfg({**best["run"]["postproc"], "tuned_on": tune_split})
-            p = write_postproc_file(
-                params,
-                write_postproc,
-                header=f"best of sweep {sweep_dir} by {select_metric} on split {tune_split}",
-            )
-            lines.append(f"Written as `{p}` (tuned_on: {tune_split}).")
-            out["written"] = str(p)
-    text = "\n".join(lines) + "\n"
-    (sweep_dir / "summary.md").write_text(text)
-    (sweep_dir / "summary.json").write_text(json.dumps(out, indent=2, default=str) + "\n")
-    print(text)
-    return out
-
-
-def sweep_summary(sweep_dir: Path, config: DictConfig) -> None:
-    """``hydra.callbacks.summary`` of conf/eval.yaml: :func:`summarize_sweep` with the sweep's settings."""
-    summarize_sweep(sweep_dir, str(config.select_metric), config.get("write_postproc") or None)
-
-
 # ---------------------------------------------------------------------------- entry point
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
 def main(cfg: DictConfig) -> float | None:

@@ -31,8 +31,12 @@ from sed.core.constants import CLASSES, FRAME_SECONDS
 from sed.core.errors import SedError
 from sed.core.paths import CONF_DIR
 from sed.core.run_data import use_run_data
-from sed.core.runs import latest_run, run_folder
+from sed.core.runs import run_folder
+from sed.core.threads import set_torch_threads
+from sed.evaluation.metrics import evaluate
+from sed.evaluation.tuning import TuneGrid, tune
 from sed.inference.inputs import as_list, checkpoints_of, get_ground_truth, get_predictions, prepare_split
+from sed.postproc import PostprocParams
 from sed.postproc.files import TUNED_FILE, write_postproc_file
 
 log = logging.getLogger(__name__)
@@ -72,13 +76,54 @@ def tuned_data_of(cfg: DictConfig) -> str:
     return os.path.realpath(str(cfg.data.root))
 
 
+def _inputs(cfg: DictConfig, split: str, out_dir: Path) -> tuple[Any, dict, str, str, dict]:
+    """The tuning split's predictions and ground truth (missing audio left out, as in sed.eval)."""
+    preds, source = get_predictions(cfg, split, as_list(cfg.predictions))
+    gt, gt_source = get_ground_truth(cfg, split, cfg.ground_truth)
+    preds.check_compatible(CLASSES, FRAME_SECONDS, source=source)
+    preds, gt, coverage = prepare_split(cfg, split, preds, gt, source, gt_source, cfg.ground_truth, out_dir)
+    if not as_list(cfg.predictions):
+        preds.save(out_dir / "predictions.npz")
+    return preds, gt, source, gt_source, coverage
+
+
+def _figures(preds, gt, params: PostprocParams, objective: str, on_missing: str) -> dict[str, Any]:
+    """The tuning objective's figures of ``params`` on the tuning split (fast engine, no PSDS)."""
+    return evaluate(preds, gt, params, psds=False, f1_engine="fast", segment=objective == "segment_f1",
+                    on_missing=on_missing).metrics
+
+
+def _target(cfg: DictConfig, out_dir: Path) -> Path | None:
+    """Where the fit goes besides ``out_dir``: ``run_dir``, the predictions file's folder, or the run's."""
+    files, ckpts = as_list(cfg.predictions), checkpoints_of(cfg)
+    if cfg.get("run_dir"):
+        target = Path(str(cfg.run_dir))
+    elif len(files) == 1:
+        target = Path(files[0]).parent
+    elif len(ckpts) == 1 and not files:
+        target = run_folder(ckpts[0])
+    else:
+        return None
+    return None if target.resolve() == out_dir.resolve() else target
+
+
+def _summary(cfg: DictConfig, res, grid: TuneGrid, base_m: dict, fitted_m: dict, source: str, gt_source: str,
+             coverage: dict, written: list[Path]) -> dict[str, Any]:
+    """tune.json: the fit, its grid, the base and fitted figures, per class."""
+    key = "event_f1_macro" if res.objective == "event_f1" else "segment_f1_macro"
+    per = "event_f1" if key.startswith("event") else "segment_f1"
+    return {
+        "split": str(cfg.split), "predictions": source, "ground_truth": gt_source, "objective": res.objective,
+        "grid": grid.to_dict(), "fitted": {key: res.macro, "check_by_decoder": fitted_m.get(key)},
+        "base": {key: base_m.get(key), "per_class": {c: v.get(per) for c, v in base_m["per_class"].items()}},
+        "hysteresis_low": res.low, "left_out": coverage.get("left_out"), "macro_by_hysteresis_low": res.macro_by_low,
+        "per_class": res.per_class, "seconds": res.seconds, "postproc": res.params.to_dict(),
+        "written": [str(p) for p in written],
+    }
+
+
 def run(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     """Tune as configured; write postproc.yaml and tune.json into ``out_dir`` and the run folder."""
-    from sed.core.threads import set_torch_threads
-    from sed.evaluation import metrics as M
-    from sed.evaluation.tuning import TuneGrid, tune
-    from sed.postproc import PostprocParams
-
     set_torch_threads(cfg.get("torch_threads"))
     cfg = copy.deepcopy(cfg)
     if (line := use_run_data(cfg, checkpoints_of(cfg) if not as_list(cfg.predictions) else [])) is not None:
@@ -89,63 +134,22 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     base = PostprocParams.from_cfg(cfg.postproc)
     base.check_classes(CLASSES, source="the class list (sed.core.constants.CLASSES)")
     grid = TuneGrid.from_cfg(cfg.grid)
-    ckpts = [latest_run(cfg.train_runs) if c == "latest" else c for c in as_list(cfg.ckpt)]
-    files = as_list(cfg.predictions)
-    if not files and not ckpts:  # as sed.eval: the last training run
-        ckpts = [latest_run(cfg.train_runs)]
-    preds, source = get_predictions(cfg, split, files)
-    gt, gt_source = get_ground_truth(cfg, split, cfg.ground_truth)
-    preds.check_compatible(CLASSES, FRAME_SECONDS, source=source)
-    # as sed.eval: clips whose audio is missing are left out (said, listed in left_out_<split>.tsv)
-    preds, gt, coverage = prepare_split(cfg, split, preds, gt, source, gt_source, cfg.ground_truth, out_dir)
-    if not files:
-        preds.save(out_dir / "predictions.npz")
-
+    preds, gt, source, gt_source, coverage = _inputs(cfg, split, out_dir)
     workers = None if cfg.get("workers") in (None, "auto") else int(cfg.workers)
     res = tune(preds, gt, grid, base, objective=str(cfg.objective), tuned_on=split,
                on_missing=str(cfg.on_missing), workers=workers)
     res.params = replace(res.params, tuned_data=tuned_data_of(cfg))
+    base_m = _figures(preds, gt, base, res.objective, str(cfg.on_missing))
+    fitted_m = _figures(preds, gt, res.params, res.objective, str(cfg.on_missing))
     key = "event_f1_macro" if res.objective == "event_f1" else "segment_f1_macro"
-    b = M.evaluate(preds, gt, base, psds=False, f1_engine="fast", segment=res.objective == "segment_f1",
-                   on_missing=str(cfg.on_missing)).metrics
-    fitted = M.evaluate(preds, gt, res.params, psds=False, f1_engine="fast", segment=res.objective == "segment_f1",
-                        on_missing=str(cfg.on_missing)).metrics
-    before = b.get(key)
-    header = header_lines(res, before, split, source, gt_source)
-    written = [write_postproc_file(res.params, str(out_dir / TUNED_FILE), header="\n# ".join(header))]
-    if cfg.get("run_dir"):
-        target = Path(str(cfg.run_dir))
-    elif len(files) == 1:
-        target = Path(files[0]).parent
-    elif len(ckpts) == 1 and not files:
-        target = run_folder(ckpts[0])
-    else:
-        target = None
-    if target is not None and target.resolve() != out_dir.resolve():
-        written.append(write_postproc_file(res.params, str(target / TUNED_FILE), header="\n# ".join(header)))
-    if cfg.get("name"):
-        written.append(write_postproc_file(res.params, str(cfg.name), header="\n# ".join(header)))
-    summary = {
-        "split": split,
-        "predictions": source,
-        "ground_truth": gt_source,
-        "objective": res.objective,
-        "grid": grid.to_dict(),
-        "fitted": {key: res.macro, "check_by_decoder": fitted.get(key)},
-        "base": {key: before, "per_class": {c: v.get("event_f1" if key.startswith("event") else "segment_f1")
-                                            for c, v in b["per_class"].items()}},
-        "hysteresis_low": res.low,
-        "left_out": coverage.get("left_out"),
-        "macro_by_hysteresis_low": res.macro_by_low,
-        "per_class": res.per_class,
-        "seconds": res.seconds,
-        "postproc": res.params.to_dict(),
-        "written": [str(p) for p in written],
-    }
-    (out_dir / "tune.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    if target is not None and target.resolve() != out_dir.resolve():
-        (target / "tune.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    for line in header:
+    header = "\n# ".join(lines := header_lines(res, base_m.get(key), split, source, gt_source))
+    target = _target(cfg, out_dir)
+    places = [out_dir / TUNED_FILE, *([target / TUNED_FILE] if target else []), *([str(cfg.name)] if cfg.get("name") else [])]
+    written = [write_postproc_file(res.params, str(p), header=header) for p in places]
+    summary = _summary(cfg, res, grid, base_m, fitted_m, source, gt_source, coverage, written)
+    for folder in (out_dir, *([target] if target else [])):
+        (folder / "tune.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    for line in lines:
         log.info(line)
     for p in written:
         log.info("wrote %s", p)

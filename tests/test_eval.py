@@ -15,7 +15,8 @@ from omegaconf import OmegaConf
 
 from sed.core.constants import CLASSES, FRAME_SECONDS
 from sed.core.errors import ConfigError
-from sed.eval import run, summarize_sweep
+from sed.eval import run
+from sed.evaluation.sweeps import summarize_sweep
 from sed.evaluation import metrics as M
 from sed.core.predictions import Predictions, PredictionsError, average
 from sed.postproc import PostprocParams, decode

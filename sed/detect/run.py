@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from sed.audio.features import LogMel
+from sed.audio.io import wav_truncation
 from sed.core.constants import DEFAULT_FEATURES
 from sed.core.errors import SedError
 from sed.detect.discover import AUDIO_EXTENSIONS, Source, discover
@@ -28,7 +30,9 @@ from sed.detect.plot import MelSummary, safe_name
 from sed.detect.stream import AudioInputError, probe, stream_mono
 from sed.detect.windows import DEFAULT_OVERLAP, Stitcher, Windower, WindowSpec
 from sed.detect.writer import EventWriter, OutputError
+from sed.postproc import decode
 from sed.postproc.files import choose_postproc, tuned_postproc_file
+from sed.reporting.plots import plot_timeline
 
 TAGGING_MODES = ("local", "file")
 NAME = "sedx detect"  # the prefix of every message (the console script is ``sedx``)
@@ -250,6 +254,221 @@ def _produce(files: list[_File], spec: WindowSpec, sr: int) -> Iterator[tuple]:
             yield ("fail", f, f"{f.src.name}: cannot decode ({type(e).__name__}: {e})")
 
 
+def _check_options(opts: DetectOptions, predictor: Any) -> WindowSpec:
+    """The window layout; a bad option or a model of another frame rate is a DetectError."""
+    if opts.tagging not in TAGGING_MODES:
+        raise DetectError(f"unknown tagging mode {opts.tagging!r} (one of {', '.join(TAGGING_MODES)})")
+    if opts.batch_size < 1:
+        raise DetectError("--batch-size must be at least 1")
+    if abs(float(predictor.frame_seconds) - DEFAULT_FEATURES.frame_seconds) > 1e-9:
+        raise DetectError(f"the model's frame length {predictor.frame_seconds} s is not the feature hop "
+                          f"{DEFAULT_FEATURES.frame_seconds} s")
+    try:
+        return WindowSpec.from_overlap(opts.overlap)
+    except ValueError as e:
+        raise DetectError(str(e)) from e
+
+
+class _Run:
+    """One ``sedx detect`` run: its settings, output, files and progress; :func:`run_detect` drives it."""
+
+    def __init__(self, predictor: Any, opts: DetectOptions, frontend: torch.nn.Module | None, err: TextIO,
+                 decode_fn: Callable | None) -> None:
+        self.predictor, self.opts, self.err = predictor, opts, err
+        self.spec = _check_options(opts, predictor)
+        self.sr = DEFAULT_FEATURES.sample_rate
+        self.classes = tuple(predictor.classes)
+        self.params = _postproc_for(predictor, opts, self.classes, None if opts.quiet else err)
+        self.decode_fn = decode_fn if decode_fn is not None else decode
+        local = opts.tagging == "local" and self.params.tagging_threshold is not None
+        self.tag_thr = self.params.tagging_for(self.classes) if local else None  # (C,), -inf: off
+        self.device = torch.device(str(predictor.device))
+        self.frontend = (frontend if frontend is not None else default_frontend()).to(self.device).eval()
+        n_fft = self.frontend.spec.n_fft if isinstance(self.frontend, LogMel) else None  # custom: no reuse
+        self.reuse = FrameReuse.plan(self.spec, n_fft, getattr(predictor, "frame_context", None)) if n_fft else None
+        self.mel_reuse = MelReuse.plan(self.spec, n_fft) if n_fft else None
+        self.plot_dir = Path(opts.plot_dir) if opts.plot_dir is not None else None
+        self.summary = DetectSummary()
+        self.checked = False
+        self.batch: list[tuple[_File, int, np.ndarray]] = []
+
+    # -- set-up ------------------------------------------------------------------------
+    def open(self, paths: Sequence[str | Path], out_stream: TextIO | None) -> None:
+        """Find the recordings, open the output, plan the files left to do and report the unusable ones."""
+        found = discover(paths)
+        if self.opts.out is not None:  # never write over a recording being read (by any name or link)
+            clash = [s.name for s in found.sources if _same_file(s.path, Path(self.opts.out))]
+            if clash:
+                raise DetectError(f"--out {self.opts.out} is one of the input recordings ({clash[0]}); "
+                                  "name another file")
+        try:
+            self.writer = EventWriter(self.opts.out, self.opts.fmt, resume=self.opts.resume, stream=out_stream,
+                                      force=self.opts.force)
+        except (OutputError, OSError) as e:
+            raise DetectError(str(e)) from e
+        self.todo, unnamable = self._plan(found.sources)
+        n_bad = len(found.missing) + len(unnamable) + len(found.unsupported) + len(found.empty)
+        self.bars = _Bars(len(self.todo) + n_bad, sum(f.expected_windows for f in self.todo), self.opts.quiet,
+                          self.err)
+        exts = ", ".join(AUDIO_EXTENSIONS)
+        for reason in ([f"{m}: no such file or folder" for m in found.missing]
+                       + [f"{u}: unsupported audio format (readable: {exts})" for u in found.unsupported]
+                       + [f"{d}: no audio file in this folder (looked for {exts})" for d in found.empty]
+                       + unnamable):
+            self.fail(None, reason)
+        if self.summary.skipped and not self.opts.quiet:
+            self.bars.line(f"{NAME}: --resume: {len(self.summary.skipped)} file(s) already in {self.opts.out}, "
+                           "skipped")
+
+    def _plan(self, sources: Sequence[Source]) -> tuple[list[_File], list[str]]:
+        """The files to do (done ones skipped, names the output cannot hold refused), with their window
+        counts from the headers; a WAV cut short is warned about (it is read as far as it goes)."""
+        todo, unnamable = [], []
+        for s in sources:
+            if self.writer.is_done(s.name, s.path):
+                self.summary.skipped.append(s.name)
+            elif any(ch in s.name for ch in "\t\n\r"):
+                unnamable.append(f"{s.name!r}: the file name holds a tab or line break, which the output cannot hold")
+            else:
+                todo.append(_File(s))
+        for f in todo:
+            if note := wav_truncation(f.src.path):
+                print(f"{NAME}: warning: {note}", file=self.err, flush=True)
+        for f in todo:  # header-only look, for the progress bar and buffer sizes
+            try:
+                f.expected_windows = self.spec.n_windows(int(round(probe(f.src.path, f.src.name).seconds * self.sr)))
+            except Exception:  # noqa: BLE001 - reported when the file is read
+                f.expected_windows = 0
+        return todo, unnamable
+
+    # -- per file ----------------------------------------------------------------------
+    def fail(self, f: _File | None, reason: str) -> None:
+        """Report a file that cannot be done (one line) and drop its state."""
+        if f is not None:
+            f.failed = True
+            f.stitcher = f.mel = f.prev_frames = f.prev_mel = None
+            self.bars.windows_done(max(0, f.expected_windows - f.n_done))  # its unread windows
+        self.summary.failed.append(reason)
+        self.bars.line(f"{NAME}: skipped {reason}")
+        self.bars.file_done()
+
+    def finish(self, f: _File) -> tuple[np.ndarray, pd.DataFrame, int, float]:
+        """Stitch, post-process and write one finished file; a failed write stops the run (DetectError)."""
+        n_frames = self.spec.n_frames(f.n_samples)
+        dur = f.n_samples / self.sr
+        fp = f.stitcher.frame_probs(n_frames)
+        clip = f.stitcher.clip_max.astype(np.float32)
+        gate = f.stitcher.local_tags(n_frames)
+        fp_dec = fp * gate if gate is not None else fp
+        ev = decode_by_class(self.decode_fn, f.src.name, fp_dec, clip, self.classes, self.params,
+                             self.predictor.frame_seconds, dur)
+        try:
+            self.writer.write(f.src.name, ev, dur, dict(zip(self.classes, clip.tolist())), path=f.src.path)
+        except OSError as e:  # a full disk is the output's fault, not this file's: stop, keep what is written
+            done = len(self.summary.processed) + len(self.summary.skipped)
+            raise DetectError(f"cannot write {self.opts.out or 'the output'} ({e.strerror or e}) while writing "
+                              f"{f.src.name}; the {done} file(s) finished before it are kept: free space and "
+                              "rerun with --resume") from None
+        self.summary.processed.append(f.src.name)
+        return fp, ev, n_frames, dur
+
+    def try_finish(self, f: _File) -> None:
+        """Finish ``f`` once all its windows are through (a failure is that file's alone)."""
+        if f.failed or f.n_windows is None or f.n_done < f.n_windows:
+            return
+        try:
+            fp, ev, n_frames, dur = self.finish(f)
+        except DetectError:
+            raise
+        except Exception as e:  # noqa: BLE001 - one file's failure never stops the run
+            self.fail(f, f"{f.src.name}: post-processing failed ({type(e).__name__}: {e})")
+            return
+        if self.plot_dir is not None:
+            self._plot(f, fp, ev, n_frames, dur)
+        f.stitcher = f.mel = f.prev_frames = f.prev_mel = None  # free
+        self.bars.file_done()
+
+    def _plot(self, f: _File, fp: np.ndarray, ev: pd.DataFrame, n_frames: int, dur: float) -> None:
+        try:
+            cols, pool = f.mel.result(n_frames)
+            events = list(zip(ev["onset"], ev["offset"], ev["event_label"])) if len(ev) else []
+            plot_timeline(self.plot_dir / f"{safe_name(f.src.name)}.png", f.src.name, fp, self.classes,
+                          self.predictor.frame_seconds, events, logmel=cols, mel_pool=pool, duration=dur,
+                          all_classes=True)
+        except Exception as e:  # noqa: BLE001 - its events are written; the plot is reported
+            self.summary.failed.append(f"{f.src.name}: plot failed ({type(e).__name__}: {e})")
+            self.bars.line(f"{NAME}: {self.summary.failed[-1]} (its events are in the output)")
+
+    # -- batches -----------------------------------------------------------------------
+    def _forward(self, items: list) -> tuple[np.ndarray, np.ndarray, dict | None, torch.Tensor]:
+        """Log-mel and the model on a batch of windows (SM once per frame with overlap reuse)."""
+        x = torch.from_numpy(np.stack([w for _, _, w in items])).to(self.device)
+        ks = [k for _, k, _ in items]
+        with torch.inference_mode():
+            mel = logmel_windows(self.frontend, self.mel_reuse, x, ks, [f for f, _, _ in items])
+            if self.reuse is None:
+                frame, clip = self.predictor.predict_logmel(mel)
+                return np.asarray(frame, dtype=np.float32), np.asarray(clip, dtype=np.float32), None, mel
+            clip = np.asarray(self.predictor.predict_clips_logmel(mel), dtype=np.float32)  # DM: whole windows
+            frame, parts = frame_forward(self.reuse, self.predictor.predict_frames_logmel, mel, ks)
+        return frame, clip, parts, mel
+
+    def _check_shapes(self, frame: np.ndarray, clip: np.ndarray, n: int) -> None:
+        if self.checked:
+            return
+        spec, c = self.spec, len(self.classes)
+        if frame.shape[1:] != (spec.win_frames, c) or clip.shape[1:] != (c,):
+            raise DetectError(f"the model returned frame probabilities {frame.shape} and clip probabilities "
+                              f"{clip.shape} for {n} windows of {spec.win_frames} frames, {c} classes")
+        self.checked = True
+
+    def run_batch(self) -> None:
+        """The model on the batch; each window's output into its file's stitcher; finished files written."""
+        items = [b for b in self.batch if not b[0].failed]
+        self.batch = []
+        if not items:
+            return
+        frame, clip, parts, mel = self._forward(items)
+        self._check_shapes(frame, clip, len(items))
+        mel_np = mel.float().cpu().numpy() if self.plot_dir is not None else None
+        for j, (f, k, _) in enumerate(items):
+            if f.failed:
+                continue
+            if f.stitcher is None:
+                f.stitcher = Stitcher(self.spec, len(self.classes), self.tag_thr, max(1, f.expected_windows))
+                if self.plot_dir is not None:
+                    f.mel = MelSummary(self.spec.hop_frames, self.spec.total_frames(f.expected_windows))
+            if parts is not None and j in parts:  # windows of a file come in order: k - 1 is done
+                frame[j] = self.reuse.assemble(*parts[j], f.prev_frames)
+            if self.reuse is not None:
+                f.prev_frames = frame[j].copy()
+            f.stitcher.add(k, frame[j], clip[j])
+            if f.mel is not None:
+                f.mel.add(k, mel_np[j])
+            f.n_done += 1
+        self.bars.windows_done(len(items))
+        for f in dict.fromkeys(f for f, _, _ in items):
+            self.try_finish(f)
+
+    def loop(self) -> None:
+        """Stream every file's windows through the model in batches; the output is closed in any case."""
+        try:
+            for item in _produce(self.todo, self.spec, self.sr):
+                kind, f = item[0], item[1]
+                if kind == "win":
+                    self.batch.append((f, item[2], item[3]))
+                    if len(self.batch) >= self.opts.batch_size:
+                        self.run_batch()
+                elif kind == "end":
+                    self.try_finish(f)
+                else:
+                    self.fail(f, item[2])
+            self.run_batch()
+        finally:
+            self.bars.close()
+            self.writer.close()
+
+
 def run_detect(
     paths: Sequence[str | Path],
     predictor: Any,
@@ -261,198 +480,10 @@ def run_detect(
     decode_fn: Callable | None = None,
 ) -> DetectSummary:
     """Detect events in every recording under ``paths``; see the module docstring."""
-    opts = opts or DetectOptions()
-    err = err if err is not None else sys.stderr
-    if opts.tagging not in TAGGING_MODES:
-        raise DetectError(f"unknown tagging mode {opts.tagging!r} (one of {', '.join(TAGGING_MODES)})")
-    if opts.batch_size < 1:
-        raise DetectError("--batch-size must be at least 1")
-    if abs(float(predictor.frame_seconds) - DEFAULT_FEATURES.frame_seconds) > 1e-9:
-        raise DetectError(f"the model's frame length {predictor.frame_seconds} s is not the feature hop "
-                          f"{DEFAULT_FEATURES.frame_seconds} s")
-    try:
-        spec = WindowSpec.from_overlap(opts.overlap)
-    except ValueError as e:
-        raise DetectError(str(e)) from e
-    sr = DEFAULT_FEATURES.sample_rate
-    classes = tuple(predictor.classes)
-
-    params = _postproc_for(predictor, opts, classes, None if opts.quiet else err)
-    if decode_fn is None:
-        from sed.postproc import decode as decode_fn
-    local = opts.tagging == "local" and params.tagging_threshold is not None
-    tag_thr = params.tagging_for(classes) if local else None  # (C,): per-class thresholds, -inf: off
-
-    device = torch.device(str(predictor.device))
-    frontend = (frontend if frontend is not None else default_frontend()).to(device).eval()
-    from sed.audio.features import LogMel
-
-    n_fft = frontend.spec.n_fft if isinstance(frontend, LogMel) else None  # a custom frontend: no reuse
-    reuse = FrameReuse.plan(spec, n_fft, getattr(predictor, "frame_context", None)) if n_fft else None
-    mel_reuse = MelReuse.plan(spec, n_fft) if n_fft else None
-
-    summary = DetectSummary()
-    found = discover(paths)
-    if opts.out is not None:  # never write over a recording being read (the same file by any name or link)
-        out_path = Path(opts.out)
-        clash = [s.name for s in found.sources if _same_file(s.path, out_path)]
-        if clash:
-            raise DetectError(f"--out {opts.out} is one of the input recordings ({clash[0]}); name another file")
-    try:
-        writer = EventWriter(opts.out, opts.fmt, resume=opts.resume, stream=out_stream, force=opts.force)
-    except (OutputError, OSError) as e:
-        raise DetectError(str(e)) from e
-    plot_dir = Path(opts.plot_dir) if opts.plot_dir is not None else None
-
-    todo: list[_File] = []
-    unnamable: list[str] = []
-    for s in found.sources:
-        if writer.is_done(s.name, s.path):
-            summary.skipped.append(s.name)
-        elif any(ch in s.name for ch in "\t\n\r"):
-            unnamable.append(f"{s.name!r}: the file name holds a tab or line break, which the output cannot hold")
-        else:
-            todo.append(_File(s))
-    from sed.audio.io import wav_truncation
-
-    for f in todo:  # a WAV cut short is read as far as it goes, with a warning
-        note = wav_truncation(f.src.path)
-        if note:
-            print(f"{NAME}: warning: {note}", file=err, flush=True)
-    n_win = 0
-    for f in todo:  # header-only look, for the progress bar and buffer sizes
-        try:
-            f.expected_windows = spec.n_windows(int(round(probe(f.src.path, f.src.name).seconds * sr)))
-        except Exception:  # noqa: BLE001 - reported when the file is read
-            f.expected_windows = 0
-        n_win += f.expected_windows
-
-    bars = _Bars(len(todo) + len(found.missing) + len(unnamable) + len(found.unsupported) + len(found.empty),
-                 n_win, opts.quiet, err)
-
-    def fail(f: _File | None, reason: str) -> None:
-        if f is not None:
-            f.failed = True
-            f.stitcher = f.mel = f.prev_frames = f.prev_mel = None
-            bars.windows_done(max(0, f.expected_windows - f.n_done))  # its unread windows
-        summary.failed.append(reason)
-        bars.line(f"{NAME}: skipped {reason}")
-        bars.file_done()
-
-    for m in found.missing:
-        fail(None, f"{m}: no such file or folder")
-    for u in found.unsupported:
-        fail(None, f"{u}: unsupported audio format (readable: {', '.join(AUDIO_EXTENSIONS)})")
-    for d in found.empty:
-        fail(None, f"{d}: no audio file in this folder (looked for {', '.join(AUDIO_EXTENSIONS)})")
-    for reason in unnamable:
-        fail(None, reason)
-    if summary.skipped and not opts.quiet:
-        bars.line(f"{NAME}: --resume: {len(summary.skipped)} file(s) already in {opts.out}, skipped")
-
-    def finish(f: _File) -> tuple[np.ndarray, pd.DataFrame, int, float]:
-        n_frames = spec.n_frames(f.n_samples)
-        dur = f.n_samples / sr
-        fp = f.stitcher.frame_probs(n_frames)
-        clip = f.stitcher.clip_max.astype(np.float32)
-        gate = f.stitcher.local_tags(n_frames)
-        fp_dec = fp * gate if gate is not None else fp
-        ev = decode_by_class(decode_fn, f.src.name, fp_dec, clip, classes, params, predictor.frame_seconds, dur)
-        try:
-            writer.write(f.src.name, ev, dur, dict(zip(classes, clip.tolist())), path=f.src.path)
-        except OSError as e:  # a full disk is the output's fault, not this file's: stop, keep what is written
-            done = len(summary.processed) + len(summary.skipped)
-            raise DetectError(f"cannot write {opts.out or 'the output'} ({e.strerror or e}) while writing "
-                              f"{f.src.name}; the {done} file(s) finished before it are kept: free space and rerun "
-                              "with --resume") from None
-        summary.processed.append(f.src.name)
-        return fp, ev, n_frames, dur
-
-    def try_finish(f: _File) -> None:
-        if f.failed or f.n_windows is None or f.n_done < f.n_windows:
-            return
-        try:
-            fp, ev, n_frames, dur = finish(f)
-        except DetectError:
-            raise
-        except Exception as e:  # noqa: BLE001 - one file's failure never stops the run
-            fail(f, f"{f.src.name}: post-processing failed ({type(e).__name__}: {e})")
-            return
-        if plot_dir is not None:
-            try:
-                cols, pool = f.mel.result(n_frames)
-                from sed.reporting.plots import plot_timeline
-
-                plot_timeline(plot_dir / f"{safe_name(f.src.name)}.png", f.src.name, fp, classes, predictor.frame_seconds,
-                              list(zip(ev["onset"], ev["offset"], ev["event_label"])) if len(ev) else [],
-                              logmel=cols, mel_pool=pool, duration=dur, all_classes=True)
-            except Exception as e:  # noqa: BLE001 - its events are written; the plot is reported
-                summary.failed.append(f"{f.src.name}: plot failed ({type(e).__name__}: {e})")
-                bars.line(f"{NAME}: {summary.failed[-1]} (its events are in the output)")
-        f.stitcher = f.mel = f.prev_frames = f.prev_mel = None  # free
-        bars.file_done()
-
-    checked = False
-    batch: list[tuple[_File, int, np.ndarray]] = []
-
-    def run_batch() -> None:
-        nonlocal batch, checked
-        items = [b for b in batch if not b[0].failed]
-        batch = []
-        if not items:
-            return
-        x = torch.from_numpy(np.stack([w for _, _, w in items])).to(device)
-        with torch.inference_mode():
-            mel = logmel_windows(frontend, mel_reuse, x, [k for _, k, _ in items], [f for f, _, _ in items])
-            if reuse is None:
-                frame, clip = predictor.predict_logmel(mel)
-                frame, clip = np.asarray(frame, dtype=np.float32), np.asarray(clip, dtype=np.float32)
-                parts = None
-            else:  # SM once per frame (sed/detect/overlap.py); DM on every whole window
-                clip = np.asarray(predictor.predict_clips_logmel(mel), dtype=np.float32)
-                frame, parts = frame_forward(reuse, predictor.predict_frames_logmel, mel, [k for _, k, _ in items])
-        if not checked:
-            if frame.shape[1:] != (spec.win_frames, len(classes)) or clip.shape[1:] != (len(classes),):
-                raise DetectError(f"the model returned frame probabilities {frame.shape} and clip probabilities "
-                                  f"{clip.shape} for {len(items)} windows of {spec.win_frames} frames, "
-                                  f"{len(classes)} classes")
-            checked = True
-        mel_np = mel.float().cpu().numpy() if plot_dir is not None else None
-        for j, (f, k, _) in enumerate(items):
-            if f.failed:
-                continue
-            if f.stitcher is None:
-                f.stitcher = Stitcher(spec, len(classes), tag_thr, max(1, f.expected_windows))
-                if plot_dir is not None:
-                    f.mel = MelSummary(spec.hop_frames, spec.total_frames(f.expected_windows))
-            if parts is not None and j in parts:  # windows of a file come in order: k - 1 is done
-                frame[j] = reuse.assemble(*parts[j], f.prev_frames)
-            if reuse is not None:
-                f.prev_frames = frame[j].copy()
-            f.stitcher.add(k, frame[j], clip[j])
-            if f.mel is not None:
-                f.mel.add(k, mel_np[j])
-            f.n_done += 1
-        bars.windows_done(len(items))
-        for f in dict.fromkeys(f for f, _, _ in items):
-            try_finish(f)
-
-    try:
-        for item in _produce(todo, spec, sr):
-            kind, f = item[0], item[1]
-            if kind == "win":
-                batch.append((f, item[2], item[3]))
-                if len(batch) >= opts.batch_size:
-                    run_batch()
-            elif kind == "end":
-                try_finish(f)
-            else:
-                fail(f, item[2])
-        run_batch()
-    finally:
-        bars.close()
-        writer.close()
-    return summary
+    run = _Run(predictor, opts or DetectOptions(), frontend, err if err is not None else sys.stderr, decode_fn)
+    run.open(paths, out_stream)
+    run.loop()
+    return run.summary
 
 
 def _same_file(a: Path, b: Path) -> bool:
