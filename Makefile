@@ -84,6 +84,7 @@ bench: $(STAMP) $(DATA_STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check sed tests benchmarks
+	$(VENV)/bin/lint-imports   # the layer contract (.importlinter, docs/ARCHITECTURE.md "Layers")
 
 clean:
 	rm -rf outputs multirun cache wandb .pytest_cache

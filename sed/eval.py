@@ -8,9 +8,10 @@ averaged), and on request ``scores/<clip>.tsv`` (sed_scores_eval format).
 
 Sweeps run post-processing and metrics only: ``python -m sed.eval -m predictions=p.npz
 postproc.hysteresis_low=0.05,0.08,0.1``; each point writes its ``metrics.json`` and
-the sweep-summary callback (``sed.reporting.sweeps``, :func:`sweep_summary`) prints and writes ``summary.md``/``summary.csv`` in the sweep folder
-(``multirun/eval/<timestamp>``), ranked by ``select_metric`` on ``tune_split``, and with
-``write_postproc=<name>`` writes the best setting as ``conf/postproc/<name>.yaml`` (``tuned_on`` records
+the sweep-summary callback (``sed.reporting.sweeps``, :func:`sed.evaluation.sweeps.sweep_summary`) prints
+and writes ``summary.md``/``summary.csv`` in the sweep folder (``multirun/eval/<timestamp>``), ranked by
+``select_metric`` on ``tune_split``, and with ``write_postproc=<name>`` writes the best setting as
+``conf/postproc/<name>.yaml`` (``tuned_on`` records
 the split). The split tuned on and the split reported are kept apart: with ``tune_split`` set, points are
 ranked on it and reported on ``split``; the report says which split tuned the post-processing.
 """
@@ -24,6 +25,7 @@ import logging
 import os
 import sys
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +38,17 @@ from sed_scores_eval.base_modules.io import write_sed_scores
 
 from sed.core.constants import CLASSES
 from sed.core.errors import ConfigError, SedError
+from sed.core.memory import keep_freed_memory
 from sed.core.predictions import Predictions, PredictionsError
 from sed.core.run_data import use_run_data
 from sed.core.threads import set_torch_threads
+from sed.core.warnings import quiet_third_party
 from sed.evaluation.metrics import default_workers, evaluate, score_tables
 from sed.evaluation.names import METRIC_KEYS, PSDS_EVAL_KEYS, SED_SCORES_KEYS
 from sed.evaluation.report import add_alpha_st0, write_report, zero_explanations
 from sed.inference.inputs import as_list, checkpoints_of, get_ground_truth, get_predictions, prepare_split
 from sed.inference.predictor import stored_postproc
-from sed.postproc import PostprocParams
+from sed.postproc import Decoder, PostprocParams
 from sed.postproc.files import Choice, choose_postproc, tuned_postproc_file, write_postproc_file
 from sed.scoring.splits import compare_table1, split_rows
 
@@ -74,7 +78,6 @@ def postproc_name(cfg: DictConfig | None = None) -> str | None:
 
 
 def _decoder_for(preds: Predictions, params: PostprocParams):
-    from sed.postproc import Decoder
 
     dec = _DECODERS.get(id(preds))
     if dec is None or not dec.reusable_for(preds, params):
@@ -100,8 +103,8 @@ def resolve_postproc(cfg: DictConfig, multirun: bool = False) -> Choice:
         tuned = tuned_postproc_file(runs, as_list(cfg.predictions))
         recorded = stored_postproc(runs[0]) if len(runs) == 1 and tuned is None else None
     choice = choose_postproc(file=cfg.get("postproc_file"), name=name if not fixed else (name or "default"),
-                             node=cfg.postproc, overridden=_postproc_overridden(), tuned=tuned, recorded=recorded,
-                             recorded_from=str(runs[0]) if recorded else "")
+                             node=cfg.postproc, overridden=_postproc_overridden(), tuned=tuned,
+                             recorded=recorded, recorded_from=str(runs[0]) if recorded else "")
     if not multirun:
         log.info("%s", choice.line())
     return choice
@@ -116,7 +119,8 @@ def tuned_elsewhere(params: PostprocParams, cfg: DictConfig) -> str | None:
     if here == there or Path(there).is_file() and Path(there).is_relative_to(here):
         return None
     return (f"this post-processing was tuned on {there}, not on the data evaluated now ({here}); tune it on "
-            f"this data (python -m sed.tune data.root={cfg.data.root} ...) or pass postproc=paper for Table 1")
+            f"this data (python -m sed.tune data.root={cfg.data.root} ...) or pass postproc=paper "
+            "for Table 1")
 
 
 # ---------------------------------------------------------------------------- one run
@@ -133,8 +137,9 @@ class Switches:
     tune_split: str | None
 
     def eval_kw(self, on_missing: str) -> dict[str, Any]:
-        return dict(psds=self.psds, n_thresholds=self.n_thresholds, threshold_independent=self.threshold_independent,
-                    on_missing=on_missing, f1_engine=self.engine, segment=self.segment)
+        return dict(psds=self.psds, n_thresholds=self.n_thresholds,
+                    threshold_independent=self.threshold_independent, on_missing=on_missing,
+                    f1_engine=self.engine, segment=self.segment)
 
 
 def switches(cfg: DictConfig, multirun: bool) -> Switches:
@@ -178,12 +183,13 @@ def _tune_split_figures(cfg: DictConfig, sw: Switches, params: PostprocParams, o
                         multirun: bool) -> dict[str, Any]:
     """The ``tune`` block: the figures of the split a sweep ranks its points on."""
     if not as_list(cfg.tune_predictions) and as_list(cfg.predictions) and not as_list(cfg.ckpt):
-        raise ConfigError(f"sed.eval: tune_split={sw.tune_split} needs tune_predictions=<its predictions.npz> "
-                          "(predictions= holds the reported split only) or ckpt=<checkpoint>")
+        raise ConfigError(f"sed.eval: tune_split={sw.tune_split} needs tune_predictions=<its "
+                          "predictions.npz> (predictions= holds the reported split only) or "
+                          "ckpt=<checkpoint>")
     tpreds, tsource = get_predictions(cfg, sw.tune_split, cfg.tune_predictions)
     tgt, tgt_source = get_ground_truth(cfg, sw.tune_split, cfg.tune_ground_truth)
-    tpreds, tgt, _ = prepare_split(cfg, sw.tune_split, tpreds, tgt, tsource, tgt_source, cfg.tune_ground_truth,
-                                   out_dir)
+    tpreds, tgt, _ = prepare_split(cfg, sw.tune_split, tpreds, tgt, tsource, tgt_source,
+                                   cfg.tune_ground_truth, out_dir)
     sel = sw.select_metric
     tres = evaluate(tpreds, tgt, params, psds=sel in PSDS_EVAL_KEYS, n_thresholds=sw.n_thresholds,
                     threshold_independent=sel in SED_SCORES_KEYS, on_missing=str(cfg.on_missing),
@@ -206,7 +212,8 @@ def _run_record(cfg: DictConfig, sw: Switches, choice: Choice, params: PostprocP
 
 def _write_outputs(cfg: DictConfig, out_dir: Path, res, metrics: dict, preds, params: PostprocParams,
                    sw: Switches, multirun: bool) -> None:
-    """detections.tsv, metrics.json, predictions.npz (computed or averaged), score TSVs, a written postproc."""
+    """detections.tsv, metrics.json, predictions.npz (computed or averaged), score TSVs, a written
+    post-processing."""
     res.detections.to_csv(out_dir / "detections.tsv", sep="\t", index=False)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     computed = not as_list(cfg.predictions) or len(as_list(cfg.predictions)) > 1  # by the model, or averaged
@@ -217,14 +224,16 @@ def _write_outputs(cfg: DictConfig, out_dir: Path, res, metrics: dict, preds, pa
     if cfg.write_postproc and not multirun:
         split = sw.tune_split or str(cfg.split)
         p = write_postproc_file(PostprocParams.from_cfg({**params.to_dict(), "tuned_on": split}),
-                                str(cfg.write_postproc), header=f"written by sed.eval from {out_dir}; tuned on split {split}")
+                                str(cfg.write_postproc),
+                                header=f"written by sed.eval from {out_dir}; tuned on split {split}")
         log.info("wrote %s", p)
 
 
 def _all_splits(cfg: DictConfig, out_dir: Path, metrics: dict, res, preds, gt, params: PostprocParams,
                 source: str, sw: Switches) -> None:
     """``metrics["splits"]``: every split with the fitted and Table 1 post-processing, one line each."""
-    metrics["splits"] = split_rows(cfg, out_dir, params, source, res, preds, gt, sw.eval_kw(str(cfg.on_missing)),
+    metrics["splits"] = split_rows(cfg, out_dir, params, source, res, preds, gt,
+                                   sw.eval_kw(str(cfg.on_missing)),
                                    main_explanations=metrics.get("explanations"))
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     for row in metrics["splits"]:
@@ -259,7 +268,8 @@ def run(cfg: DictConfig, out_dir: str | Path, *, multirun: bool = False) -> dict
     metrics: dict[str, Any] = dict(res.metrics)
     if not multirun:  # issue 10 part 5: the zeros explained
         add_alpha_st0(metrics, res, gt)
-        metrics["explanations"] = zero_explanations(res.decoder.preds if res.decoder else preds, params, metrics)
+        decoded = res.decoder.preds if res.decoder else preds
+        metrics["explanations"] = zero_explanations(decoded, params, metrics)
     metrics["select_metric"] = sw.select_metric
     if sw.tune_split and sw.tune_split != split:
         metrics["tune"] = _tune_split_figures(cfg, sw, params, out_dir, multirun)
@@ -297,7 +307,6 @@ def _overrides() -> list[str]:
 
 @functools.lru_cache(maxsize=1)
 def _library_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
 
     out = {}
     for name in ("sed_eval", "psds_eval", "sed_scores_eval", "numpy", "pandas", "scipy"):
@@ -312,8 +321,6 @@ def _library_versions() -> dict[str, str]:
 # ---------------------------------------------------------------------------- entry point
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
 def main(cfg: DictConfig) -> float | None:
-    from sed.core.memory import keep_freed_memory
-    from sed.core.warnings import quiet_third_party
 
     quiet_third_party()
     keep_freed_memory()  # batches of predictions reuse the heap: about 2x faster forward passes on CPU

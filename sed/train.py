@@ -3,12 +3,14 @@
 A straight line: seed, datamodule, model, callbacks, loggers, trainer, fit, summary -- each object
 built by ``hydra.utils.instantiate`` from its ``_target_`` in the config.  A run folder
 ``outputs/train/<experiment>/<timestamp>/`` holds ``checkpoints/{best,last}.ckpt``,
-``metrics.json`` (the selected epoch's figures, :mod:`sed.training.selection`), ``reports/`` (per-class table, plots) and the logger's files.
+``metrics.json`` (the selected epoch's figures, :mod:`sed.training.selection`), ``reports/`` (per-class
+table, plots), ``run_info.json`` and ``data.yaml`` (what it trains on) and the logger's files.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import math
 import os
@@ -16,12 +18,31 @@ import sys
 from pathlib import Path
 
 import hydra
+import pytorch_lightning as pl
+from hydra import compose as _compose
+from hydra import initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from sed.core.errors import SedError, unwrapped_sed_errors
 from sed.core.run_data import write_run_data
 from sed.core.threads import set_torch_threads
+from sed.core.warnings import quiet_loggers, quiet_third_party
+from sed.evaluation.names import SUMMARY_KEYS
+from sed.reporting.sweeps import sweep_points
+from sed.reporting.tables import markdown_table, write_csv
+from sed.training.callbacks import RunSummary
+from sed.training.resume import (
+    check_resumable,
+    continue_in,
+    final_run_dir,
+    find_resume,
+    resume_hint,
+    write_record,
+)
 from sed.training.schedules import sgdr_epochs
+from sed.training.speed import speed_callbacks
 
 log = logging.getLogger(__name__)
 
@@ -33,29 +54,22 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     """conf/train.yaml with ``overrides``, outside a Hydra app (``run_dir``/``overrides`` left unset)."""
-    from hydra import compose as _compose
-    from hydra import initialize_config_dir
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return _compose("train", overrides=list(overrides))
 
 
 def build_model(overrides: list[str] | tuple[str, ...] = ()):
-    """The (untrained) system that conf/train.yaml with ``overrides`` trains, e.g. ``["experiment=baseline"]``."""
-    from hydra.utils import instantiate
+    """The (untrained) system that conf/train.yaml with ``overrides`` trains, e.g.
+    ``["experiment=baseline"]``."""
 
     return instantiate(compose(overrides).model)
 
 
-def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None, extra_callbacks: list | None = None) -> dict:
+def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None,
+        extra_callbacks: list | None = None) -> dict:
     """Train as ``cfg`` says, in ``run_dir``; returns the best validation figures."""
-    import pytorch_lightning as pl
-    from hydra.utils import instantiate
 
-    from sed.core.warnings import quiet_loggers
-    from sed.training.callbacks import RunSummary
-    from sed.training.resume import check_resumable, continue_in, find_resume, resume_hint, write_record
-    from sed.training.speed import speed_callbacks  # channels_last / torch.compile switches (conf: speed)
 
     cfg = copy.deepcopy(cfg)
     OmegaConf.set_struct(cfg, False)
@@ -111,11 +125,7 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None, extr
 def summarize_sweep(sweep_dir: Path, config=None) -> str:
     """A multirun's ``summary.md`` and ``summary.csv``: one row per run (its overrides and best validation
     figures from ``metrics.json``), best event-F1 first (``hydra.callbacks.summary`` in conf/train.yaml)."""
-    import json
 
-    from sed.evaluation.names import SUMMARY_KEYS
-    from sed.reporting.sweeps import sweep_points
-    from sed.reporting.tables import markdown_table, write_csv
 
     rows = []
     for p in sweep_points(sweep_dir, "metrics.json"):
@@ -125,8 +135,8 @@ def summarize_sweep(sweep_dir: Path, config=None) -> str:
             continue
         best = m.get("best") or {}
         rows.append({"job": p.parent.name, "overrides": " ".join(m.get("overrides") or []),
-                     **{k: best.get(k) for k in SUMMARY_KEYS}, "holdout_frame_map": best.get("holdout_frame_map"),
-                     "best_epoch": m.get("best_epoch")})
+                     **{k: best.get(k) for k in SUMMARY_KEYS},
+                     "holdout_frame_map": best.get("holdout_frame_map"), "best_epoch": m.get("best_epoch")})
     cols = ["job", "overrides", *SUMMARY_KEYS, "holdout_frame_map", "best_epoch"]
     rows.sort(key=lambda r: -(r.get("event_f1_macro") or -math.inf))
     table = markdown_table(rows, cols) if rows else "(no finished run)"
@@ -141,7 +151,8 @@ def _rank() -> int:
 
 
 def link_latest(run_dir: Path) -> None:
-    """``<run_dir>/../latest`` -> ``run_dir`` (so make eval finds outputs/train/<experiment>/latest/checkpoints/best.ckpt)."""
+    """``<run_dir>/../latest`` -> ``run_dir`` (so make eval finds
+    outputs/train/<experiment>/latest/checkpoints/best.ckpt)."""
     run_dir = Path(os.path.realpath(run_dir))  # a run resumed through `latest` is its target, never the link
     link = run_dir.parent / "latest"
     try:
@@ -154,9 +165,7 @@ def link_latest(run_dir: Path) -> None:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    from hydra.core.hydra_config import HydraConfig
 
-    from sed.core.warnings import quiet_third_party
 
     quiet_third_party()
     hc = HydraConfig.get()
@@ -164,8 +173,6 @@ def main(cfg: DictConfig) -> float | None:
     try:
         best = run(cfg, run_dir, overrides=list(hc.overrides.task))
         if not str(hc.mode).endswith("MULTIRUN"):
-            from sed.training.resume import final_run_dir
-
             link_latest(final_run_dir(run_dir))
     except SedError as e:
         print(f"error: {e}", file=sys.stderr)

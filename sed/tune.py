@@ -1,4 +1,5 @@
-"""``python -m sed.tune`` / ``sedx tune``: fit the post-processing of one model (or ensemble) per class (issue 10).
+"""``python -m sed.tune`` / ``sedx tune``: fit the post-processing of one model (or ensemble) per class
+(issue 10).
 
 From saved predictions (``predictions=<file.npz>``, a list: ensemble average) or a checkpoint
 (``ckpt=<file or run folder>`` or ``latest``: the model runs on the split) and the split's strong ground
@@ -47,7 +48,8 @@ def header_lines(res, before: float | None, split: str, pred_source: str, gt_sou
     g = res.grid
     obj = res.objective
     lines = [
-        f"post-processing fitted by sed.tune on split {split} (predictions: {pred_source}; ground truth: {gt_source})",
+        f"post-processing fitted by sed.tune on split {split} (predictions: {pred_source}; "
+        f"ground truth: {gt_source})",
         f"objective: macro {obj.replace('_', ' ')}; exact per-class search over "
         f"{g.settings_per_class()} settings per class x {len(g.lows(res.params))} hysteresis bound(s)",
         f"grid: thresholds {list(g.thresholds)}; first windows {list(g.first_windows)}; "
@@ -62,7 +64,8 @@ def header_lines(res, before: float | None, split: str, pred_source: str, gt_sou
         if r.get("tuned"):
             lines.append(
                 f"  {c}: threshold {r['frame_threshold']}, windows {r['median_windows']}, tagging "
-                f"{'off' if r['tagging_threshold'] is None else r['tagging_threshold']}: {obj} {100 * r[obj]:.1f} % ({r['n_tp']} tp / {r['n_sys']} sys / {r['n_ref']} ref)"
+                f"{'off' if r['tagging_threshold'] is None else r['tagging_threshold']}: {obj} "
+                f"{100 * r[obj]:.1f} % ({r['n_tp']} tp / {r['n_sys']} sys / {r['n_ref']} ref)"
             )
         else:
             lines.append(f"  {c}: not tuned ({r['reason']}): base values kept")
@@ -116,7 +119,8 @@ def _summary(cfg: DictConfig, res, grid: TuneGrid, base_m: dict, fitted_m: dict,
         "split": str(cfg.split), "predictions": source, "ground_truth": gt_source, "objective": res.objective,
         "grid": grid.to_dict(), "fitted": {key: res.macro, "check_by_decoder": fitted_m.get(key)},
         "base": {key: base_m.get(key), "per_class": {c: v.get(per) for c, v in base_m["per_class"].items()}},
-        "hysteresis_low": res.low, "left_out": coverage.get("left_out"), "macro_by_hysteresis_low": res.macro_by_low,
+        "hysteresis_low": res.low, "left_out": coverage.get("left_out"),
+        "macro_by_hysteresis_low": res.macro_by_low,
         "per_class": res.per_class, "seconds": res.seconds, "postproc": res.params.to_dict(),
         "written": [str(p) for p in written],
     }
@@ -144,7 +148,8 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     key = "event_f1_macro" if res.objective == "event_f1" else "segment_f1_macro"
     header = "\n# ".join(lines := header_lines(res, base_m.get(key), split, source, gt_source))
     target = _target(cfg, out_dir)
-    places = [out_dir / TUNED_FILE, *([target / TUNED_FILE] if target else []), *([str(cfg.name)] if cfg.get("name") else [])]
+    places = [out_dir / TUNED_FILE, *([target / TUNED_FILE] if target else []),
+              *([str(cfg.name)] if cfg.get("name") else [])]
     written = [write_postproc_file(res.params, str(p), header=header) for p in places]
     summary = _summary(cfg, res, grid, base_m, fitted_m, source, gt_source, coverage, written)
     for folder in (out_dir, *([target] if target else [])):
@@ -179,17 +184,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "tune",
         help="fit the post-processing per class on a tuning split",
         description="Fit each class's frame threshold, median windows and tagging threshold on saved "
-        "predictions (or a checkpoint) of a strongly-labelled split; writes postproc.yaml into the run folder.",
+        "predictions (or a checkpoint) of a strongly-labelled split; writes postproc.yaml into the run "
+        "folder.",
     )
-    p.add_argument("predictions", nargs="*", help="predictions .npz of the tuning split (several: ensemble average)")
-    p.add_argument("--ckpt", default=None, help="checkpoint, run folder or `latest` (when no predictions are given)")
+    p.add_argument("predictions", nargs="*",
+                   help="predictions .npz of the tuning split (several: ensemble average)")
+    p.add_argument("--ckpt", default=None,
+                   help="checkpoint, run folder or `latest` (when no predictions are given)")
     p.add_argument("--split", default="validation", help="the tuning split (default validation)")
-    p.add_argument("--ground-truth", default=None, help="strong-label TSV of the split (default: the data config's)")
+    p.add_argument("--ground-truth", default=None,
+                   help="strong-label TSV of the split (default: the data config's)")
     p.add_argument("--objective", default="event_f1", choices=("event_f1", "segment_f1"))
     p.add_argument("--name", default=None, help="also write conf/postproc/<name>.yaml")
     p.add_argument("--run-dir", default=None, help="where postproc.yaml goes (default: the run folder)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                   help="a Hydra override of conf/tune.yaml, e.g. --set data=desed --set grid.hysteresis_lows=[null,0.1]")
+                   help="a Hydra override of conf/tune.yaml, e.g. --set data=desed "
+                   "--set grid.hysteresis_lows=[null,0.1]")
 
     def run_cli(a: argparse.Namespace) -> int:
         from hydra import compose, initialize_config_dir

@@ -24,12 +24,17 @@ from sed.audio.features import LogMel
 from sed.audio.io import wav_truncation
 from sed.core.constants import DEFAULT_FEATURES
 from sed.core.errors import SedError
+from sed.core.memory import keep_freed_memory
+from sed.core.predictions import Predictions
+from sed.core.runs import newest_best_checkpoint
+from sed.core.threads import set_torch_threads
 from sed.detect.discover import AUDIO_EXTENSIONS, Source, discover
 from sed.detect.overlap import FrameReuse, MelReuse, frame_forward, logmel_windows
 from sed.detect.plot import MelSummary, safe_name
 from sed.detect.stream import AudioInputError, probe, stream_mono
 from sed.detect.windows import DEFAULT_OVERLAP, Stitcher, Windower, WindowSpec
 from sed.detect.writer import EventWriter, OutputError
+from sed.inference.predictor import load_system
 from sed.postproc import decode
 from sed.postproc.files import choose_postproc, tuned_postproc_file
 from sed.reporting.plots import plot_timeline
@@ -71,58 +76,14 @@ class DetectSummary:
 
 # ----------------------------------------------------------------------------- configuration
 
-def _repo_conf_dirs() -> list[Path]:
-    here = Path(__file__).resolve().parents[2]  # the project root when run from a checkout
-    return [Path.cwd() / "conf" / "postproc", here / "conf" / "postproc"]
-
-
-def load_postproc_cfg(spec: str | None, default: dict | None, ckpt: str | Path | None = None,
-                      note: TextIO | None = None) -> dict:
-    """The post-processing config: ``spec`` is a name in conf/postproc/ or a YAML path; None gives the
-    model's tuned ``postproc.yaml`` (``sedx tune``, in the checkpoint's run folder; said on ``note``) when it
-    exists, else ``default`` (the one shipped with the model)."""
-    if spec is None and ckpt is not None:
-        tuned = tuned_postproc_file([ckpt], [])
-        if tuned is not None:
-            if note is not None:
-                print(f"sed detect: post-processing tuned for this model: {tuned} (--postproc paper: Table 1)", file=note)
-            spec = str(tuned)
-    if spec is None:
-        if default is None:
-            raise DetectError("the model ships no post-processing settings: pass --postproc NAME or a YAML path")
-        return dict(default)
-    from omegaconf import OmegaConf
-
-    p = Path(spec)
-    if p.suffix.lower() in (".yaml", ".yml") or p.exists():
-        if not p.is_file():
-            raise DetectError(f"post-processing config not found: {spec}")
-        path = p
-    else:
-        cands = [d / f"{spec}.yaml" for d in _repo_conf_dirs()]
-        found = [c for c in cands if c.is_file()]
-        if not found:
-            raise DetectError(f"no post-processing config named {spec!r} (looked for {', '.join(map(str, cands))})")
-        path = found[0]
-    try:
-        cfg = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    except Exception as e:  # noqa: BLE001
-        raise DetectError(f"{path}: cannot read post-processing config ({e})") from e
-    if isinstance(cfg, dict) and set(cfg) == {"postproc"} and isinstance(cfg["postproc"], dict):
-        cfg = cfg["postproc"]
-    if not isinstance(cfg, dict):
-        raise DetectError(f"{path}: a post-processing config must be a mapping")
-    return cfg
-
-
 def _postproc_for(predictor: Any, opts: DetectOptions, classes: Sequence[str], note: TextIO | None) -> Any:
     """The post-processing (``sed.postproc.files.choose_postproc``: ``--postproc``, else the run's tuned
     file, else the checkpoint's own), said on ``note``; a bad one is a DetectError."""
     ckpt = getattr(predictor, "path", None)
     tuned = tuned_postproc_file([ckpt], []) if opts.postproc is None and ckpt is not None else None
     try:
-        choice = choose_postproc(file=opts.postproc, tuned=tuned, recorded=getattr(predictor, "postproc_cfg", None),
-                                 recorded_from=str(ckpt))
+        choice = choose_postproc(file=opts.postproc, tuned=tuned,
+                                 recorded=getattr(predictor, "postproc_cfg", None), recorded_from=str(ckpt))
         choice.params.check_classes(classes, source="the model")
     except SedError as e:
         raise DetectError(f"bad post-processing config: {e}") from None
@@ -133,7 +94,6 @@ def _postproc_for(predictor: Any, opts: DetectOptions, classes: Sequence[str], n
 
 def load_predictor(ckpt: str | Path, device: str = "auto") -> Any:
     """The trained system (``sed.inference.predictor.load_system``); a seam for tests."""
-    from sed.inference.predictor import load_system
 
     if not Path(ckpt).exists():
         raise DetectError(f"checkpoint not found: {ckpt}")
@@ -141,7 +101,6 @@ def load_predictor(ckpt: str | Path, device: str = "auto") -> Any:
 
 
 def default_frontend() -> torch.nn.Module:
-    from sed.audio.features import LogMel
 
     return LogMel(DEFAULT_FEATURES)
 
@@ -164,7 +123,6 @@ def decode_by_class(
     classes, with a tenth of the temporaries (a whole-array decode of an hour of 10 classes needs
     ~100 MB). A class whose column is all zero (untagged in every window) has no event and is skipped.
     """
-    from sed.core.predictions import Predictions
 
     parts = []
     for i, c in enumerate(classes):
@@ -180,7 +138,8 @@ def decode_by_class(
     if not parts:
         return pd.DataFrame({"onset": pd.Series(dtype=float), "offset": pd.Series(dtype=float),
                              "event_label": pd.Series(dtype=object)})
-    return pd.concat(parts, ignore_index=True).sort_values(["onset", "offset", "event_label"], ignore_index=True)
+    events = pd.concat(parts, ignore_index=True)
+    return events.sort_values(["onset", "offset", "event_label"], ignore_index=True)
 
 
 # ----------------------------------------------------------------------------- per-file state
@@ -210,9 +169,10 @@ class _Bars:
         self.files = self.windows = None
         tty = bool(getattr(err, "isatty", lambda: False)())
         if not quiet and tty:
-            from tqdm.auto import tqdm
+            from tqdm.auto import tqdm  # lazy: only a terminal shows bars (tqdm.auto probes for Jupyter)
 
-            self.files = tqdm(total=n_files, desc="files", unit="file", file=err, position=0, dynamic_ncols=True)
+            self.files = tqdm(total=n_files, desc="files", unit="file", file=err, position=0,
+                              dynamic_ncols=True)
             self.windows = tqdm(total=n_windows, desc="windows", unit="win", file=err, position=1,
                                 dynamic_ncols=True, leave=False)
 
@@ -285,7 +245,8 @@ class _Run:
         self.device = torch.device(str(predictor.device))
         self.frontend = (frontend if frontend is not None else default_frontend()).to(self.device).eval()
         n_fft = self.frontend.spec.n_fft if isinstance(self.frontend, LogMel) else None  # custom: no reuse
-        self.reuse = FrameReuse.plan(self.spec, n_fft, getattr(predictor, "frame_context", None)) if n_fft else None
+        context = getattr(predictor, "frame_context", None)
+        self.reuse = FrameReuse.plan(self.spec, n_fft, context) if n_fft else None
         self.mel_reuse = MelReuse.plan(self.spec, n_fft) if n_fft else None
         self.plot_dir = Path(opts.plot_dir) if opts.plot_dir is not None else None
         self.summary = DetectSummary()
@@ -302,8 +263,8 @@ class _Run:
                 raise DetectError(f"--out {self.opts.out} is one of the input recordings ({clash[0]}); "
                                   "name another file")
         try:
-            self.writer = EventWriter(self.opts.out, self.opts.fmt, resume=self.opts.resume, stream=out_stream,
-                                      force=self.opts.force)
+            self.writer = EventWriter(self.opts.out, self.opts.fmt, resume=self.opts.resume,
+                                      stream=out_stream, force=self.opts.force)
         except (OutputError, OSError) as e:
             raise DetectError(str(e)) from e
         self.todo, unnamable = self._plan(found.sources)
@@ -317,8 +278,8 @@ class _Run:
                        + unnamable):
             self.fail(None, reason)
         if self.summary.skipped and not self.opts.quiet:
-            self.bars.line(f"{NAME}: --resume: {len(self.summary.skipped)} file(s) already in {self.opts.out}, "
-                           "skipped")
+            self.bars.line(f"{NAME}: --resume: {len(self.summary.skipped)} file(s) already in "
+                           f"{self.opts.out}, skipped")
 
     def _plan(self, sources: Sequence[Source]) -> tuple[list[_File], list[str]]:
         """The files to do (done ones skipped, names the output cannot hold refused), with their window
@@ -328,7 +289,8 @@ class _Run:
             if self.writer.is_done(s.name, s.path):
                 self.summary.skipped.append(s.name)
             elif any(ch in s.name for ch in "\t\n\r"):
-                unnamable.append(f"{s.name!r}: the file name holds a tab or line break, which the output cannot hold")
+                unnamable.append(f"{s.name!r}: the file name holds a tab or line break, which the output "
+                                 "cannot hold")
             else:
                 todo.append(_File(s))
         for f in todo:
@@ -336,7 +298,8 @@ class _Run:
                 print(f"{NAME}: warning: {note}", file=self.err, flush=True)
         for f in todo:  # header-only look, for the progress bar and buffer sizes
             try:
-                f.expected_windows = self.spec.n_windows(int(round(probe(f.src.path, f.src.name).seconds * self.sr)))
+                seconds = probe(f.src.path, f.src.name).seconds
+                f.expected_windows = self.spec.n_windows(int(round(seconds * self.sr)))
             except Exception:  # noqa: BLE001 - reported when the file is read
                 f.expected_windows = 0
         return todo, unnamable
@@ -366,9 +329,9 @@ class _Run:
             self.writer.write(f.src.name, ev, dur, dict(zip(self.classes, clip.tolist())), path=f.src.path)
         except OSError as e:  # a full disk is the output's fault, not this file's: stop, keep what is written
             done = len(self.summary.processed) + len(self.summary.skipped)
-            raise DetectError(f"cannot write {self.opts.out or 'the output'} ({e.strerror or e}) while writing "
-                              f"{f.src.name}; the {done} file(s) finished before it are kept: free space and "
-                              "rerun with --resume") from None
+            raise DetectError(f"cannot write {self.opts.out or 'the output'} ({e.strerror or e}) while "
+                              f"writing {f.src.name}; the {done} file(s) finished before it are kept: "
+                              "free space and rerun with --resume") from None
         self.summary.processed.append(f.src.name)
         return fp, ev, n_frames, dur
 
@@ -480,7 +443,8 @@ def run_detect(
     decode_fn: Callable | None = None,
 ) -> DetectSummary:
     """Detect events in every recording under ``paths``; see the module docstring."""
-    run = _Run(predictor, opts or DetectOptions(), frontend, err if err is not None else sys.stderr, decode_fn)
+    err = err if err is not None else sys.stderr
+    run = _Run(predictor, opts or DetectOptions(), frontend, err, decode_fn)
     run.open(paths, out_stream)
     run.loop()
     return run.summary
@@ -511,16 +475,12 @@ def cli_detect(args: Any) -> int:
         return 2
     ckpt = args.ckpt
     if ckpt is None:
-        from sed.core.runs import newest_best_checkpoint
-
         try:
             ckpt = newest_best_checkpoint()
         except SedError as e:
             print(f"{NAME}: {e}", file=err)
             return 2
         print(f"{NAME}: no --ckpt given: using {ckpt} (the newest training run)", file=err)
-    from sed.core.memory import keep_freed_memory
-    from sed.core.threads import set_torch_threads
 
     try:
         set_torch_threads(getattr(args, "threads", None), key="--threads")

@@ -18,8 +18,9 @@ A system is one of:
 Clip durations: ``--durations`` (DESED's ``filename<TAB>duration``), else ``--audio`` (the files'
 headers), else 10 s with a note. ``--bootstrap N``: clips resampled with replacement N times (seeded;
 a clip drawn k times counts k times), each headline figure recomputed on every resample from the
-libraries' per-clip statistics (:func:`bootstrap`); 95 % percentile intervals. Two systems: the same resamples for both, the
-difference's interval and the share of resamples where A beats B (paired bootstrap).
+libraries' per-clip statistics (:func:`bootstrap`); 95 % percentile intervals. Two systems: the same
+resamples for both, the difference's interval and the share of resamples where A beats B (paired
+bootstrap).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +40,9 @@ import numpy as np
 import pandas as pd
 
 from sed.core.errors import ConfigError, DataError, SedError
+from sed.core.predictions import Predictions, PredictionsError
 from sed.evaluation.common import MetricsError, audio_id, ground_truth_table, merge_connected, nan_to_none
+from sed.evaluation.metrics import align
 from sed.evaluation.names import (
     SCORE_BOOTSTRAP_KEYS,
     SCORE_DETECTION_KEYS,
@@ -70,7 +74,14 @@ from sed.evaluation.sed_eval_metrics import (
     f1_from_counts,
     segment_based,
 )
-from sed.evaluation.sed_scores_metrics import SedScoresResampler, collar_best_f1, sed_scores_psds
+from sed.evaluation.sed_scores_metrics import (
+    SedScoresResampler,
+    collar_best_f1,
+    score_tables,
+    sed_scores_psds,
+)
+from sed.postproc import Decoder
+from sed.postproc.files import choose_postproc, tuned_postproc_file
 
 CONFIDENCE = 0.95
 #: figures printed as percentages (F-scores, precision, recall); PSDS figures and error rates print as ratios
@@ -220,12 +231,6 @@ def _refuse_empty(system: System, allow_empty: bool) -> None:
 
 
 def _load_predictions(path: Path, truth: Truth, *, on_missing: str, postproc: str | None) -> System:
-    from sed.core.predictions import Predictions, PredictionsError
-    from sed.detect.run import load_postproc_cfg
-    from sed.evaluation.metrics import align
-    from sed.evaluation.sed_scores_metrics import score_tables
-    from sed.postproc import Decoder, PostprocParams
-
     try:
         preds = Predictions.load(path)
     except PredictionsError as e:
@@ -234,13 +239,15 @@ def _load_predictions(path: Path, truth: Truth, *, on_missing: str, postproc: st
     if unknown:
         raise DataError(f"{truth.path}: class {unknown[0]!r} is not among {path}'s classes")
     preds, _ = align(preds, truth.events, on_missing=on_missing, source=str(path))
-    params = PostprocParams.from_cfg(load_postproc_cfg(postproc or "default", None))
+    tuned = tuned_postproc_file([], [path]) if postproc is None else None
+    choice = choose_postproc(file=postproc, tuned=tuned)
+    params = choice.params
     dec = Decoder.prepare(preds, params)
     det = dec.events(params=params)
     det = det[det["event_label"].isin(truth.classes)].reset_index(drop=True)
     scores = {k: v[["onset", "offset", *truth.classes]] for k, v in score_tables(dec).items()}
     durations = {f: float(d) for f, d in zip(preds.filenames, preds.durations)}
-    notes = [f"{path.name}: decoded with post-processing {postproc or 'default'}"]
+    notes = [f"{path.name}: decoded with {choice.line()}"]
     return System(
         str(path),
         "predictions",
@@ -257,7 +264,8 @@ def resolve_durations(
     audio_dir: str | None,
     system_durations: Mapping[str, float] | None = None,
 ) -> tuple[dict[str, float], str, list[str]]:
-    """Each clip's duration: ``--durations`` file, else ``--audio`` headers, else the predictions', else 10 s."""
+    """Each clip's duration: ``--durations`` file, else ``--audio`` headers, else the predictions',
+    else 10 s."""
     if durations:
         return read_durations(durations, truth.clips), f"{durations}", []
     if audio_dir:
@@ -539,18 +547,18 @@ def bootstrap(
 
     A resample draws the clips with replacement (a clip drawn k times counts k times). Each library's
     per-clip statistics are computed once, by the library: sed_eval's counts read clip by clip from its
-    metric object (:func:`~sed.evaluation.sed_eval_metrics.clip_counts`), psds_eval's true positives and
-    cross-triggers per clip and operating point (:class:`~sed.evaluation.psds_eval_metrics.PsdsEvalResampler`),
-    sed_scores_eval's per-clip deltas (:class:`~sed.evaluation.sed_scores_metrics.SedScoresResampler`); a resample sums them with the clip multiplicities and applies the
-    library's own final step. ``timing``: filled with ``setup_s`` and ``per_resample_s``;
-    ``ops_resamplers``: per system, its operating points already evaluated (:func:`ops_resampler_for`).
+    metric object (:func:`~sed.evaluation.sed_eval_metrics.clip_counts`), psds_eval's true positives
+    and cross-triggers per clip and operating point
+    (:class:`~sed.evaluation.psds_eval_metrics.PsdsEvalResampler`), sed_scores_eval's per-clip deltas
+    (:class:`~sed.evaluation.sed_scores_metrics.SedScoresResampler`); a resample sums them with the
+    clip multiplicities and applies the library's own final step. ``timing``: filled with ``setup_s``
+    and ``per_resample_s``; ``ops_resamplers``: per system, its operating points already evaluated
+    (:func:`ops_resampler_for`).
     """
-    import time as _time
-
-    t0 = _time.perf_counter()
+    t0 = time.perf_counter()
     rs = list(ops_resamplers) if ops_resamplers is not None else [None] * len(systems)
     fns = [_resampler(s, truth, durations, scenarios, settings, r) for s, r in zip(systems, rs)]
-    t1 = _time.perf_counter()
+    t1 = time.perf_counter()
     keys = [headline_keys(s, scenarios) for s in systems]
     out = [{k: np.full(n, np.nan) for k in ks} for ks in keys]
     rng = np.random.default_rng(seed)
@@ -565,7 +573,7 @@ def bootstrap(
                 out[i][k][b] = np.nan if v is None else float(v)
     if timing is not None:
         timing["setup_s"] = round(t1 - t0, 3)
-        timing["per_resample_s"] = round((_time.perf_counter() - t1) / max(n, 1), 4)
+        timing["per_resample_s"] = round((time.perf_counter() - t1) / max(n, 1), 4)
     return out
 
 
@@ -835,8 +843,6 @@ def compare(
 
 
 def library_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
     out = {}
     for name in ("sed_eval", "psds_eval", "sed_scores_eval"):
         try:
@@ -917,7 +923,8 @@ def figure_lines(
         key = f"{s.name}_threshold_independent" if system.kind == "predictions" else s.name
         if system.scores is not None and key in figs:
             lines[key] = (
-                f"{key}: {_fmt(figs[key])} (sed_scores_eval intersection_based.psds, all thresholds, {s.describe()})"
+                f"{key}: {_fmt(figs[key])} (sed_scores_eval intersection_based.psds, all thresholds, "
+                f"{s.describe()})"
             )
     return lines
 
@@ -925,7 +932,8 @@ def figure_lines(
 def text_report(out: Mapping[str, Any]) -> list[str]:
     """The report's figure lines (also what the CLI prints)."""
     lines = [
-        f"ground truth: {out['ground_truth']} ({out['n_clips']} clips, {out['n_events']} events, {len(out['classes'])} classes)",
+        f"ground truth: {out['ground_truth']} ({out['n_clips']} clips, {out['n_events']} events, "
+        f"{len(out['classes'])} classes)",
         f"durations: {out['durations']}",
     ]
     for i, r in enumerate(out["systems"]):
@@ -977,6 +985,7 @@ def write_outputs(out_dir: Path, out: Mapping[str, Any]) -> None:
 
 def _system_md(out_dir: Path, r: Mapping[str, Any], tag: str, suffix: str) -> list[str]:
     """One system's part of ``report.md``: the per-class table and its plots (written to ``plots/``)."""
+    # Lazy: sed.evaluation.report loads matplotlib (~0.35 s), needed only when a report is written.
     from sed.evaluation.report import plot_per_class_f1, plot_psd_roc
 
     plots = out_dir / "plots"
@@ -1084,7 +1093,8 @@ def add_score_parser(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=None,
         help=f"PSDS scenario(s): dcase2020, psds1, psds2 (comma lists), key=value settings "
-        f"(name,dtc,gtc,cttc,alpha_ct,alpha_st,max_efpr) or a YAML file; repeatable (default {SCORE_DEFAULT})",
+        f"(name,dtc,gtc,cttc,alpha_ct,alpha_st,max_efpr) or a YAML file; repeatable "
+        f"(default {SCORE_DEFAULT})",
     )
     _add_detection_options(p)
     p.add_argument(

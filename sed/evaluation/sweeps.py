@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 def collect_sweep(sweep_dir: str | Path) -> list[dict[str, Any]]:
     """Every point's ``metrics.json`` under ``sweep_dir`` (numeric subfolders), in job order."""
-    return [{**json.loads(p.read_text()), "_dir": str(p.parent)} for p in sweep_points(sweep_dir, "metrics.json")]
+    return [{**json.loads(p.read_text()), "_dir": str(p.parent)}
+            for p in sweep_points(sweep_dir, "metrics.json")]
 
 
 def points_table(rows: list[dict[str, Any]], select_metric: str) -> pd.DataFrame:
@@ -41,8 +42,9 @@ def points_table(rows: list[dict[str, Any]], select_metric: str) -> pd.DataFrame
     return pd.DataFrame(table)
 
 
-def _best(sweep_dir: Path, rows: list[dict], df: pd.DataFrame, score: pd.Series, best_i: int, select_metric: str,
-          tune_split: str, write_postproc: str | None) -> tuple[list[str], dict[str, Any]]:
+def _best(sweep_dir: Path, rows: list[dict], df: pd.DataFrame, score: pd.Series, best_i: int,
+          select_metric: str, tune_split: str,
+          write_postproc: str | None) -> tuple[list[str], dict[str, Any]]:
     """The best point's lines and summary entries; its post-processing written when asked."""
     best = rows[best_i]
     lines = ["", f"Best point: {df.loc[best_i, 'point']} ({df.loc[best_i, 'overrides']}), "
@@ -77,7 +79,8 @@ def summarize_sweep(
     lines = [
         f"# Sweep summary ({len(df)} points)",
         "",
-        f"Ranked by `{select_metric}` on split **{tune_split}**; figures reported on split **{report_split}**."
+        f"Ranked by `{select_metric}` on split **{tune_split}**; "
+        f"figures reported on split **{report_split}**."
         + (" Tuned and reported on the same split: the best point's figures are optimistic."
            if tune_split == report_split else ""),
         "",
@@ -86,7 +89,8 @@ def summarize_sweep(
     out = {"n_points": len(df), "select_metric": select_metric, "tune_split": tune_split,
            "report_split": report_split}
     if score.notna().any():
-        more, best = _best(sweep_dir, rows, df, score, int(score.idxmax()), select_metric, tune_split, write_postproc)
+        more, best = _best(sweep_dir, rows, df, score, int(score.idxmax()), select_metric, tune_split,
+                           write_postproc)
         lines += more
         out.update(best)
     text = "\n".join(lines) + "\n"

@@ -43,7 +43,7 @@ def split_status(data_cfg: Any, split: str) -> str | None:
 
 def split_line(split: str, variant: str, tuned_on: str | None, m: Mapping[str, Any] | None,
                missing: str | None) -> str:
-    """One report line: the split, the post-processing and its tuning split, the role of the split, figures."""
+    """One report line: the split, the post-processing and its tuning split, the split's role, figures."""
     pp = f"post-processing {variant}" + (f" (tuned on {tuned_on})" if tuned_on else "")
     if missing:
         return f"{split}: missing ({missing}); not reported"
@@ -60,8 +60,8 @@ def _split_inputs(cfg: DictConfig, split: str, out_dir: Path) -> tuple[Any, Any,
         return None, None, missing
     files = dict(cfg.get("also_predictions") or {}).get(split)
     if as_list(cfg.predictions) and not files and not as_list(cfg.ckpt):
-        return None, None, (f"predictions= holds split {cfg.split} only; give also_predictions.{split}=<its .npz> "
-                            "or ckpt=")
+        return None, None, (f"predictions= holds split {cfg.split} only; give "
+                            f"also_predictions.{split}=<its .npz> or ckpt=")
     try:
         sp, psrc = get_predictions(cfg, split, files)
         sg, gsrc = get_ground_truth(cfg, split, None)
@@ -103,8 +103,9 @@ def split_rows(
                 row.update({k: r.metrics.get(k) for k in SPLIT_FIGURES})
                 row["n_clips"] = r.metrics.get("n_clips")
                 row["role"] = "tuning" if p.tuned_on == split else "reported"
+                decoded = r.decoder.preds if r.decoder else sp
                 row["explanations"] = (main_explanations or [] if r is res
-                                       else zero_explanations(r.decoder.preds if r.decoder else sp, p, r.metrics))
+                                       else zero_explanations(decoded, p, r.metrics))
             row["line"] = split_line(split, variant, p.tuned_on, row, missing)
             rows.append(row)
     return rows
