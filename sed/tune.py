@@ -26,11 +26,15 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from sed.core.constants import CLASSES, FRAME_SECONDS
 from sed.core.errors import SedError
+from sed.core.memory import keep_freed_memory
 from sed.core.paths import CONF_DIR
+from sed.core.predictions import PredictionsError
 from sed.core.run_data import use_run_data
 from sed.core.runs import run_folder
 from sed.core.threads import set_torch_threads
@@ -163,11 +167,6 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="tune")
 def main(cfg: DictConfig) -> float | None:
-    from hydra.core.hydra_config import HydraConfig
-
-    from sed.core.memory import keep_freed_memory
-    from sed.core.predictions import PredictionsError
-
     keep_freed_memory()  # batches of predictions reuse the heap: about 2x faster forward passes on CPU
     try:
         s = run(cfg, HydraConfig.get().runtime.output_dir)
@@ -202,10 +201,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "--set grid.hysteresis_lows=[null,0.1]")
 
     def run_cli(a: argparse.Namespace) -> int:
-        from hydra import compose, initialize_config_dir
-
-        from sed.core.predictions import PredictionsError
-
         ov = list(a.overrides)
         if a.predictions:
             ov.append("predictions=[" + ",".join(a.predictions) + "]")

@@ -10,7 +10,9 @@ from pathlib import Path
 #: always tried, whatever its extension: soundfile decides whether it can read it.
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
 #: Audio formats soundfile cannot read: found in a folder, they are reported (never silently ignored).
-UNSUPPORTED_AUDIO: tuple[str, ...] = (".m4a", ".aac", ".mp4", ".wma", ".opus", ".amr", ".webm", ".mka", ".ape", ".ac3")
+UNSUPPORTED_AUDIO: tuple[str, ...] = (
+    ".m4a", ".aac", ".mp4", ".wma", ".opus", ".amr", ".webm", ".mka", ".ape", ".ac3"
+)
 
 
 @dataclass(frozen=True)

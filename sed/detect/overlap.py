@@ -145,7 +145,10 @@ class FrameReuse:
 
 
 def frame_forward(
-    reuse: FrameReuse, predict_frames: Callable[[torch.Tensor], np.ndarray], mel: torch.Tensor, ks: Sequence[int]
+    reuse: FrameReuse,
+    predict_frames: Callable[[torch.Tensor], np.ndarray],
+    mel: torch.Tensor,
+    ks: Sequence[int],
 ) -> tuple[np.ndarray, dict[int, tuple[np.ndarray, np.ndarray]]]:
     """The frame model over a batch of windows ``mel`` (B, F, n_mels) with window indices ``ks``: first
     windows (k = 0) run whole, into ``frames`` (B, F, C; zeros elsewhere); the others give their two slices'

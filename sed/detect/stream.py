@@ -86,7 +86,9 @@ def stream_mono(
     name = name or str(path)
     info = probe(path, name)
     if info.samplerate <= 0 or info.channels <= 0:
-        raise AudioInputError(f"{name}: invalid header (sample rate {info.samplerate}, {info.channels} channels)")
+        raise AudioInputError(
+            f"{name}: invalid header (sample rate {info.samplerate}, {info.channels} channels)"
+        )
     try:
         f = sf.SoundFile(str(path))
     except Exception as e:  # noqa: BLE001

@@ -54,7 +54,9 @@ class WindowSpec:
         return 1.0 - self.hop_samples / self.win_samples
 
     @classmethod
-    def from_overlap(cls, overlap: float = DEFAULT_OVERLAP, spec: FeatureSpec = DEFAULT_FEATURES) -> WindowSpec:
+    def from_overlap(
+        cls, overlap: float = DEFAULT_OVERLAP, spec: FeatureSpec = DEFAULT_FEATURES
+    ) -> WindowSpec:
         """The frame-aligned hop nearest to ``overlap`` (0 <= overlap < 1); overlap 0 gives the
         largest hop that leaves no sample unseen (639 frames)."""
         if not 0.0 <= overlap < 1.0:
@@ -139,7 +141,9 @@ class Stitcher:
     grows with the recording. ``tag_threshold`` (None: no tagging) builds the local tagging mask.
     """
 
-    def __init__(self, spec: WindowSpec, n_classes: int, tag_threshold: float | None = None, expected_windows: int = 1):
+    def __init__(
+        self, spec: WindowSpec, n_classes: int, tag_threshold: float | None = None, expected_windows: int = 1
+    ):
         self.spec = spec
         self.c = n_classes
         self.tag_threshold = tag_threshold

@@ -37,6 +37,11 @@ from typing import TextIO
 
 import pandas as pd
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no lock
+    fcntl = None  # type: ignore[assignment]
+
 FORMATS = ("tsv", "json")
 TSV_HEADER = "filename\tonset\toffset\tevent_label"
 
@@ -159,16 +164,15 @@ def _locked_progress(out: Path) -> TextIO:
     run writing the same output (whose rows would interleave with or truncate this one's) is refused
     in one line. The lock goes with the file handle (closed or the process ended)."""
     fh = open(progress_path(out), "a", encoding="utf-8", newline="\n")  # noqa: SIM115
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX: no lock
+    if fcntl is None:  # pragma: no cover - not POSIX: no lock
         return fh
     try:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         fh.close()
-        raise OutputError(f"--out {out} is being written by another run right now (its {progress_path(out).name} "
-                          "is locked); wait for it to finish or name another --out") from None
+        raise OutputError(f"--out {out} is being written by another run right now "
+                          f"(its {progress_path(out).name} is locked); "
+                          "wait for it to finish or name another --out") from None
     return fh
 
 
@@ -176,8 +180,8 @@ class EventWriter:
     """Writes one block per recording; ``done`` lists the recordings already in the output (their
     names), ``done_paths`` their resolved input paths."""
 
-    def __init__(self, out: str | Path | None, fmt: str = "tsv", *, resume: bool = False, stream: TextIO | None = None,
-                 force: bool = False):
+    def __init__(self, out: str | Path | None, fmt: str = "tsv", *, resume: bool = False,
+                 stream: TextIO | None = None, force: bool = False):
         if fmt not in FORMATS:
             raise OutputError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
         if resume and out is None:
@@ -219,8 +223,8 @@ class EventWriter:
         self._fh.write(text)
         self._fh.flush()
 
-    def write(self, filename: str, events: pd.DataFrame, duration: float, clip_probs: dict[str, float] | None = None,
-              path: str | Path | None = None) -> None:
+    def write(self, filename: str, events: pd.DataFrame, duration: float,
+              clip_probs: dict[str, float] | None = None, path: str | Path | None = None) -> None:
         """Write one recording's events (columns onset, offset, event_label; any order); ``path`` (default
         ``filename``) is the input it came from, recorded in the progress file once the rows are out."""
         ev = events.sort_values(["onset", "offset", "event_label"]) if len(events) else events
@@ -245,9 +249,11 @@ class EventWriter:
             text = json.dumps(obj) + "\n"
         self._emit(text)
         self.done.add(filename)
-        if self._progress is not None:  # after the rows: the marker never names a recording not fully written
+        # after the rows: the marker never names a recording not fully written
+        if self._progress is not None:
             real = os.path.realpath(path if path is not None else filename)
-            self._progress.write(json.dumps({"path": real, "name": filename, "rows": text.count("\n")}) + "\n")
+            marker = {"path": real, "name": filename, "rows": text.count("\n")}
+            self._progress.write(json.dumps(marker) + "\n")
             self._progress.flush()
             self.done_paths.add(real)
 

@@ -1,1 +1,2 @@
-"""Evaluation: predictions files, inference from checkpoints, metrics against the reference libraries, reports."""
+"""Evaluation: predictions files, inference from checkpoints, metrics against the reference libraries,
+reports."""

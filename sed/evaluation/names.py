@@ -14,7 +14,13 @@ VAL_LOG_KEYS = ("event_f1_macro", "event_f1_micro", "segment_f1_macro", *PSDS_EV
 SUMMARY_KEYS = ("event_f1_macro", *PSDS_EVAL_KEYS, "segment_f1_macro")
 
 #: ``sedx score``: figures from a detections table (sed_eval F1, psds_eval intersection F1).
-SCORE_DETECTION_KEYS = ("event_f1_macro", "event_f1_micro", "segment_f1_macro", "segment_f1_micro", "psds_f_score")
+SCORE_DETECTION_KEYS = (
+    "event_f1_macro",
+    "event_f1_micro",
+    "segment_f1_macro",
+    "segment_f1_micro",
+    "psds_f_score",
+)
 #: ``sedx score``: sed_eval's overall precision and recall of a detections table (percentages).
 SCORE_PR_KEYS = (
     "event_precision_micro",

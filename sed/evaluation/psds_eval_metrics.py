@@ -12,6 +12,7 @@ DCASE 2020. psds_eval takes its class list from the ground truth.
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -24,9 +25,13 @@ from sed.evaluation.scenarios import PSDS_EVAL_DEFAULT, SCENARIOS, Scenario, gro
 
 log = logging.getLogger(__name__)
 
-PSDS_2020 = dict(zip(("dtc_threshold", "gtc_threshold", "cttc_threshold"), SCENARIOS["psds"].psds_eval_criteria()))
+PSDS_2020 = dict(
+    zip(("dtc_threshold", "gtc_threshold", "cttc_threshold"), SCENARIOS["psds"].psds_eval_criteria())
+)
 #: the DCASE 2020 settings as ``{figure: settings}`` (from :mod:`sed.evaluation.scenarios`)
-PSDS_SETTINGS = {s.name: {k: v for k, v in s.to_dict().items() if k not in ("name", "max_efpr")} for s in PSDS_EVAL_DEFAULT}
+PSDS_SETTINGS = {
+    s.name: {k: v for k, v in s.to_dict().items() if k not in ("name", "max_efpr")} for s in PSDS_EVAL_DEFAULT
+}
 
 
 def _psds_tables(reference: pd.DataFrame, durations: Mapping[str, float]):
@@ -75,8 +80,6 @@ def _add_operating_points(
     results = None
     if workers > 1 and len(tables) > 1:
         try:
-            import multiprocessing as mp
-
             _PSDS_EV = ev
             with mp.get_context("fork").Pool(min(workers, len(tables))) as pool:
                 results = pool.map(_psds_eval_op, [t for _, t in tables], chunksize=1)
@@ -122,6 +125,7 @@ def psds_eval_scores(
     :func:`default_workers`). Overlapping same-class detections in a table raise :class:`MetricsError`,
     as psds_eval refuses them.
     """
+    # Lazy: psds_eval costs ~0.3 s to import, kept off `sedx --help` (which imports this module).
     from psds_eval import PSDSEval
 
     if reference.empty:
@@ -139,7 +143,9 @@ def psds_eval_scores(
     first = scenarios[0].psds_eval_criteria()
     with quiet():
         for (dtc, gtc, cttc), group in group_by_criteria(scenarios).items():
-            ev = PSDSEval(dtc_threshold=dtc, gtc_threshold=gtc, cttc_threshold=cttc, ground_truth=gt, metadata=meta)
+            ev = PSDSEval(
+                dtc_threshold=dtc, gtc_threshold=gtc, cttc_threshold=cttc, ground_truth=gt, metadata=meta
+            )
             _add_operating_points(ev, detections, infos, workers)
             for s in group:
                 figures[s.name], curves[s.name] = _psds_and_curve(ev, s, per_class)
@@ -165,6 +171,7 @@ def per_class_roc(ev, alpha_ct: float) -> dict[str, dict[str, list]]:
     """Each class's PSD-ROC points as psds_eval holds them (``PSDSEval._effective_fp_rate``): per operating
     point, in the order added, its ``threshold`` (the info given), ``tpr`` and ``efpr`` (per hour; eFPR =
     FPR + alpha_ct x mean cross-trigger rate)."""
+    # Lazy: psds_eval costs ~0.3 s to import, kept off `sedx --help` (which imports this module).
     from psds_eval.psds import WORLD
 
     rates = ev._effective_fp_rate(alpha_ct)
@@ -199,6 +206,7 @@ def psds_f_score(
 ) -> tuple[float, dict]:
     """``PSDSEval.compute_macro_f_score`` on one detection table, with the scenario's dtc/gtc/cttc
     (default dtc 0.5, gtc 0.5, cttc 0.3: the DCASE 2020 PSDS-F)."""
+    # Lazy: psds_eval costs ~0.3 s to import, kept off `sedx --help` (which imports this module).
     from psds_eval import PSDSEval
 
     if reference.empty:
@@ -206,7 +214,9 @@ def psds_f_score(
     gt, meta = _psds_tables(reference, durations)
     dtc, gtc, cttc = scenario.psds_eval_criteria()
     with quiet():
-        ev = PSDSEval(dtc_threshold=dtc, gtc_threshold=gtc, cttc_threshold=cttc, ground_truth=gt, metadata=meta)
+        ev = PSDSEval(
+            dtc_threshold=dtc, gtc_threshold=gtc, cttc_threshold=cttc, ground_truth=gt, metadata=meta
+        )
         f, per_class = ev.compute_macro_f_score(detections[["filename", "onset", "offset", "event_label"]])
     return float(f), {c: float(v) for c, v in per_class.items()}
 
@@ -215,6 +225,7 @@ def _psds_value(ev, s: Scenario) -> float:
     """``PSDSEval.psds(alpha_ct, alpha_st, max_efpr).value`` (psds_eval 0.5.3, step curves) without the
     per-class-pair cross-trigger and plain-FPR curves that ``psd_roc_curves`` also draws and ``psds`` does
     not use: the same library steps on the eFPR curve only (10x fewer pandas merges; tested equal)."""
+    # Lazy: psds_eval costs ~0.3 s to import, kept off `sedx --help` (which imports this module).
     from psds_eval.psds import PSDROC
 
     pcr = ev._effective_fp_rate(s.alpha_ct)
@@ -248,6 +259,7 @@ class PsdsEvalResampler:
         scenarios: Sequence[Scenario],
         thresholds: Sequence[float | None] | None = None,
     ) -> None:
+        # Lazy: psds_eval costs ~0.3 s to import, kept off `sedx --help` (which imports this module).
         from psds_eval import PSDSEval
         from psds_eval.psds import WORLD
 
@@ -272,7 +284,9 @@ class PsdsEvalResampler:
         self.exact = []  # per group: the library's own (op id, index, rates) of every operating point
         with quiet():
             for (dtc, gtc, cttc), group in group_by_criteria(scenarios).items():
-                ev = PSDSEval(dtc_threshold=dtc, gtc_threshold=gtc, cttc_threshold=cttc, ground_truth=gt, metadata=meta)
+                ev = PSDSEval(
+                    dtc_threshold=dtc, gtc_threshold=gtc, cttc_threshold=cttc, ground_truth=gt, metadata=meta
+                )
                 per_op, seen, exact = [], set(), []
                 for k, det in enumerate(detections):
                     op_id, t = _operating_point_table(ev, det)
@@ -285,10 +299,12 @@ class PsdsEvalResampler:
                     ct = ct.drop_duplicates(["id_det", "event_label_gt"])
                     tp = tp.drop_duplicates("id_gt")
                     tp_n = np.zeros((n, c))
-                    np.add.at(tp_n, (tp["filename"].map(index).to_numpy(int), tp["event_label_gt"].map(cls).to_numpy(int)), 1)
+                    tp_file = tp["filename"].map(index).to_numpy(int)
+                    np.add.at(tp_n, (tp_file, tp["event_label_gt"].map(cls).to_numpy(int)), 1)
                     ct_n = np.zeros((n, c, c + 1))
                     j = ct["event_label_gt"].map(lambda x: c if x == WORLD else cls[x]).to_numpy(int)
-                    np.add.at(ct_n, (ct["filename"].map(index).to_numpy(int), ct["event_label_det"].map(cls).to_numpy(int), j), 1)
+                    ct_file = ct["filename"].map(index).to_numpy(int)
+                    np.add.at(ct_n, (ct_file, ct["event_label_det"].map(cls).to_numpy(int), j), 1)
                     per_op.append((k, tp_n, ct_n))
                     exact.append((op_id, k, ev._confusion_matrix_and_rates(tp, ct)))
                 self.groups.append((ev, group, per_op))
@@ -319,7 +335,8 @@ class PsdsEvalResampler:
             for (ev, group, _), exact in zip(self.groups, self.exact):
                 ev.clear_all_operating_points()
                 for op_id, k, (cts, tpr, fpr, ctr) in exact:
-                    ev._add_op(opid=op_id, counts=cts, tpr=tpr, fpr=fpr, ctr=ctr, info={"name": f"op{k:03d}", "threshold": self.thresholds[k]})
+                    info = {"name": f"op{k:03d}", "threshold": self.thresholds[k]}
+                    ev._add_op(opid=op_id, counts=cts, tpr=tpr, fpr=fpr, ctr=ctr, info=info)
                 for s in group:
                     figures[s.name], curves[s.name] = _psds_and_curve(ev, s, per_class)
         return figures, curves
@@ -333,7 +350,8 @@ class PsdsEvalResampler:
                 ev.clear_all_operating_points()
                 for k, tp_n, ct_n in per_op:
                     counts, tpr, fpr, ctr = self._rates(ev, w, tp_n, ct_n)
-                    ev._add_op(opid=f"op{k}", counts=counts, tpr=tpr, fpr=fpr, ctr=ctr, info={"threshold": self.thresholds[k]})
+                    info = {"threshold": self.thresholds[k]}
+                    ev._add_op(opid=f"op{k}", counts=counts, tpr=tpr, fpr=fpr, ctr=ctr, info=info)
                 for s in group:
                     out[s.name] = _psds_value(ev, s)
         return out

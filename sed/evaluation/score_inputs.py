@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import soundfile as sf
 
 from sed.core.errors import DataError
 from sed.datamodules.tsv import _parse_time, _rows, read_lines
@@ -113,8 +114,6 @@ def read_durations(path: str | Path, clips: Sequence[str]) -> dict[str, float]:
 
 def durations_from_audio(folder: str | Path, clips: Sequence[str]) -> dict[str, float]:
     """Each clip's length read from its audio file's header in ``folder``."""
-    import soundfile as sf
-
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: audio folder not found")
@@ -300,7 +299,8 @@ def read_detections(
             raise DataError(f"on_missing must be 'error' or 'drop', got {on_missing!r}")
         n_clips = df.loc[bad, "filename"].nunique()
         notes.append(
-            f"{path.name}: {int(bad.sum())} detection(s) of {n_clips} clip(s) absent from the ground truth dropped"
+            f"{path.name}: {int(bad.sum())} detection(s) of {n_clips} clip(s) absent from the ground truth "
+            "dropped"
         )
         df, line = df[~bad].reset_index(drop=True), line[~bad]
     df, n_merged = _overlaps(df, line, path, merge_overlaps)
@@ -329,7 +329,8 @@ def _check_values(path: Path, df: pd.DataFrame, line: np.ndarray, truth: Truth) 
     if bad.any():
         j = _first(bad)
         raise DataError(
-            f"{path}:{line[j]}: unknown class {df['event_label'].iloc[j]!r} (classes: {', '.join(truth.classes)})"
+            f"{path}:{line[j]}: unknown class {df['event_label'].iloc[j]!r} "
+            f"(classes: {', '.join(truth.classes)})"
         )
     return df
 
@@ -355,9 +356,9 @@ def _overlaps(df: pd.DataFrame, line: np.ndarray, path: Path, merge: bool) -> tu
         j = _first(overlap)
         earlier = ln[j - 1]
         raise DataError(
-            f"{path}:{ln[j]}: {t['event_label'].iloc[j]} detection overlaps the one at line {earlier} in clip "
-            f"{t['filename'].iloc[j]!r} ({int(overlap.sum())} such row(s)); psds_eval refuses overlapping "
-            "same-class detections (--merge-overlaps merges them)"
+            f"{path}:{ln[j]}: {t['event_label'].iloc[j]} detection overlaps the one at line {earlier} "
+            f"in clip {t['filename'].iloc[j]!r} ({int(overlap.sum())} such row(s)); "
+            "psds_eval refuses overlapping same-class detections (--merge-overlaps merges them)"
         )
     run = np.cumsum(~overlap)
     merged = (
@@ -379,7 +380,8 @@ _NUM = re.compile(r"(\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)")
 
 
 def threshold_from_name(path: str | Path) -> float | None:
-    """The operating point's threshold from its file name (the last number: ``predictions_th_0.50.tsv`` -> 0.5)."""
+    """The operating point's threshold from its file name (the last number:
+    ``predictions_th_0.50.tsv`` -> 0.5)."""
     nums = _NUM.findall(Path(path).stem)
     return float(nums[-1]) if nums else None
 
@@ -466,6 +468,7 @@ def read_operating_points(
 # ---------------------------------------------------------------------------- score TSVs
 def read_score_tsv(path: Path, classes: Sequence[str]) -> pd.DataFrame:
     """One clip's sed_scores_eval score table (``onset offset <class>...``, one row per frame), checked."""
+    # Lazy: sed_scores_eval costs ~0.85 s to import, kept off `sedx --help`.
     from sed_scores_eval.base_modules.scores import create_score_dataframe
 
     try:

@@ -48,12 +48,14 @@ def event_based(
     evaluate_offset: bool = True,
     classes: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Event-based F1 via ``sed_eval`` (SPEC 7): ``f1_macro``, ``f1_micro``, ``per_class`` ``{class: {f1, precision, recall}}``.
+    """Event-based F1 via ``sed_eval`` (SPEC 7): ``f1_macro``, ``f1_micro``, ``per_class``
+    ``{class: {f1, precision, recall}}``.
 
     ``filenames``: every clip scored (a clip with no reference and no estimate still counts);
     ``classes``: labels reported per class besides those present (sed_eval gives a class without
     reference events F = nan, which the macro average skips).
     """
+    # Lazy: sed_eval (~0.1 s, and dcase_util's import warning) kept off `sedx --help`.
     import sed_eval
 
     check_table(reference, "reference")
@@ -118,9 +120,10 @@ def event_based_fast(
     computed on whole tables at once: 50-100x faster, for sweeps. The tests check equality with sed_eval.
 
     A reference and an estimated event of the same clip and class hit when
-    ``|on_r - on_e| <= t_collar`` and ``|off_r - off_e| <= max(t_collar, percentage_of_length * (off_r - on_r))``;
-    true positives per clip and class are a maximum matching of the hits (pairs whose events hit
-    nothing else are matched directly; the rare ambiguous groups by augmenting paths).
+    ``|on_r - on_e| <= t_collar`` and
+    ``|off_r - off_e| <= max(t_collar, percentage_of_length * (off_r - on_r))``; true positives per
+    clip and class are a maximum matching of the hits (pairs whose events hit nothing else are matched
+    directly; the rare ambiguous groups by augmenting paths).
     """
     check_table(reference, "reference")
     check_table(estimated, "estimated")
@@ -181,10 +184,12 @@ def segment_based(
 ) -> dict[str, Any]:
     """Segment-based F1 via ``sed_eval`` (1 s segments); same keys as :func:`event_based`.
 
-    ``durations``: each clip's length in seconds (the evaluated length); default: sed_eval's (the last offset).
+    ``durations``: each clip's length in seconds (the evaluated length); default: sed_eval's (the last
+    offset).
     A class never output scores precision 0 ('zero_score', as for the event-based figure; sed_eval's
     segment default would make it nan and drop it from the macro average).
     """
+    # Lazy: sed_eval (~0.1 s, and dcase_util's import warning) kept off `sedx --help`.
     import sed_eval
 
     check_table(reference, "reference")
@@ -248,6 +253,7 @@ def clip_counts(
     :func:`event_based` / :func:`segment_based` (``kind``, same settings) read after each clip. The counts add
     up over clips, so :func:`f1_from_counts` on their (weighted) sum gives sed_eval's figures on any
     resampled clip set (bootstrap)."""
+    # Lazy: sed_eval (~0.1 s, and dcase_util's import warning) kept off `sedx --help`.
     import sed_eval
 
     check_table(reference, "reference")
@@ -273,7 +279,9 @@ def clip_counts(
         ref, est = by_file(reference), by_file(estimated)
         prev_c, prev_o = np.zeros((len(labels), 3)), np.zeros(len(okeys))
         for i, f in enumerate(filenames):
-            kw = {} if kind == "event" else {"evaluated_length_seconds": None if durations is None else float(durations[f])}
+            kw = {}
+            if kind != "event":
+                kw = {"evaluated_length_seconds": None if durations is None else float(durations[f])}
             metric.evaluate(reference_event_list=ref.get(f, []), estimated_event_list=est.get(f, []), **kw)
             now_c = np.array([[metric.class_wise[lab][k] for k in keys] for lab in labels], float)
             now_o = np.array([metric.overall[k] for k in okeys], float)
@@ -286,6 +294,7 @@ def f1_from_counts(labels: Sequence[str], class_wise: np.ndarray, overall: np.nd
     """sed_eval's rules ('zero_score') on summed counts ``class_wise`` (labels, 3) and ``overall`` (6,) as
     :func:`clip_counts` gives them: F1 per class, macro and micro, and the ``overall`` P, R and error rates
     (sed_eval's own ``metric`` functions); the same keys as :func:`event_based`."""
+    # Lazy: sed_eval (~0.1 s, and dcase_util's import warning) kept off `sedx --help`.
     from sed_eval import metric as M
 
     per_class = {}

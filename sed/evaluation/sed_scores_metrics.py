@@ -23,7 +23,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from sed.postproc import Decoder
 
 #: the sed.eval settings as ``{figure: settings}`` (from :mod:`sed.evaluation.scenarios`)
-SED_SCORES_SETTINGS = {s.name: {k: v for k, v in s.sed_scores_kwargs().items() if k != "max_efpr"} for s in SED_SCORES_DEFAULT}
+SED_SCORES_SETTINGS = {
+    s.name: {k: v for k, v in s.sed_scores_kwargs().items() if k != "max_efpr"} for s in SED_SCORES_DEFAULT
+}
 
 
 def score_tables(decoder: Decoder) -> dict[str, pd.DataFrame]:
@@ -32,6 +34,7 @@ def score_tables(decoder: Decoder) -> dict[str, pd.DataFrame]:
     Scores are the decoder's hysteresis scores; frames beyond a clip's duration are cut and the
     last frame's offset is clipped to it.
     """
+    # Lazy: sed_scores_eval costs ~0.85 s to import, kept off `sedx --help`.
     from sed_scores_eval.base_modules.scores import create_score_dataframe
 
     p = decoder.preds
@@ -64,6 +67,7 @@ def sed_scores_psds(
     the scores. ``per_class``: each curve also holds the library's per-class PSD-ROC points
     (``per_class``: ``{class: {threshold, tpr, efpr}}``, the score thresholds where the curve changes).
     """
+    # Lazy: sed_scores_eval costs ~0.85 s to import, kept off `sedx --help`.
     from sed_scores_eval import intersection_based
 
     gt = _check_gt(ground_truth)
@@ -102,9 +106,12 @@ def _check_gt(ground_truth: Mapping[str, Sequence]) -> dict[str, list]:
 
 
 def _present_classes(scores: Mapping[str, pd.DataFrame], gt: Mapping[str, list]) -> dict[str, pd.DataFrame]:
-    """Like psds_eval, score only the classes that have ground-truth events (sed_scores_eval refuses others)."""
+    """Like psds_eval, score only the classes that have ground-truth events (sed_scores_eval refuses
+    others)."""
     present = {e[2] for v in gt.values() for e in v}
-    return {k: df[[c for c in df.columns if c in ("onset", "offset") or c in present]] for k, df in scores.items()}
+    return {
+        k: df[[c for c in df.columns if c in ("onset", "offset") or c in present]] for k, df in scores.items()
+    }
 
 
 def psds_deltas(
@@ -112,6 +119,7 @@ def psds_deltas(
 ) -> dict[str, dict]:
     """sed_scores_eval's per-clip intermediate statistics deltas, per scenario (its dtc/gtc/cttc), for
     :func:`sed_scores_psds` on resampled clip sets (bootstrap: a clip drawn twice is its deltas twice)."""
+    # Lazy: sed_scores_eval costs ~0.85 s to import, kept off `sedx --help`.
     from sed_scores_eval.intersection_based.intermediate_statistics import intermediate_statistics_deltas
 
     gt = _check_gt(ground_truth)
@@ -123,7 +131,11 @@ def psds_deltas(
             key = (kw["dtc_threshold"], kw["gtc_threshold"], kw["cttc_threshold"])
             if key not in cache:
                 cache[key] = intermediate_statistics_deltas(
-                    scores=dict(scores), ground_truth=gt, dtc_threshold=key[0], gtc_threshold=key[1], cttc_threshold=key[2]
+                    scores=dict(scores),
+                    ground_truth=gt,
+                    dtc_threshold=key[0],
+                    gtc_threshold=key[1],
+                    cttc_threshold=key[2],
                 )
             out[s.name] = cache[key]
     return out
@@ -136,7 +148,9 @@ def collar_deltas(
     t_collar: float = 0.2,
     percentage_of_length: float = 0.2,
 ) -> dict:
-    """sed_scores_eval's per-clip collar-based intermediate statistics deltas (for :func:`collar_best_f1` on resampled sets)."""
+    """sed_scores_eval's per-clip collar-based intermediate statistics deltas (for
+    :func:`collar_best_f1` on resampled sets)."""
+    # Lazy: sed_scores_eval costs ~0.85 s to import, kept off `sedx --help`.
     from sed_scores_eval.collar_based.intermediate_statistics import intermediate_statistics_deltas
 
     gt = _check_gt(ground_truth)
@@ -160,8 +174,10 @@ def collar_best_f1(
 ) -> dict[str, Any]:
     """Collar-based F1 at the best threshold per class via ``sed_scores_eval.collar_based.best_fscore``
     (onset collar = offset collar = ``t_collar``, offset collar rate ``percentage_of_length``: sed_eval's
-    event-based rules). Returns ``f1_macro`` and ``per_class`` ``{class: {f1, precision, recall, threshold}}``.
-    ``deltas``: from :func:`collar_deltas`, used instead of the scores."""
+    event-based rules). Returns ``f1_macro`` and ``per_class``
+    ``{class: {f1, precision, recall, threshold}}``. ``deltas``: from :func:`collar_deltas`, used instead
+    of the scores."""
+    # Lazy: sed_scores_eval costs ~0.85 s to import, kept off `sedx --help`.
     from sed_scores_eval import collar_based
 
     gt = _check_gt(ground_truth)
@@ -186,12 +202,13 @@ class SedScoresResampler:
     """sed_scores_eval's PSDS (per scenario) and collar-based best F1 on resampled clip sets (bootstrap).
 
     The library accumulates per-clip deltas (``intermediate_statistics_deltas``, computed here once) by
-    concatenating them over clips, merging equal scores and summing (``_intermediate_statistics_from_deltas``);
-    a clip drawn k times adds its deltas k times. So a resample (``weights``: each clip's multiplicity)
-    keeps the drawn clips' deltas, multiplied by their multiplicity, and hands them to the library's own
-    steps (``_intermediate_statistics_from_deltas``, ``_single_class_roc_from_intermediate_statistics``,
-    ``multi_class_psd_roc_from_single_class_psd_rocs``, ``psds_from_psd_roc``,
-    ``best_fscore_from_intermediate_statistics``), without the per-clip Python loop of re-concatenation.
+    concatenating them over clips, merging equal scores and summing
+    (``_intermediate_statistics_from_deltas``); a clip drawn k times adds its deltas k times. So a
+    resample (``weights``: each clip's multiplicity) keeps the drawn clips' deltas, multiplied by their
+    multiplicity, and hands them to the library's own steps (``_intermediate_statistics_from_deltas``,
+    ``_single_class_roc_from_intermediate_statistics``, ``multi_class_psd_roc_from_single_class_psd_rocs``,
+    ``psds_from_psd_roc``, ``best_fscore_from_intermediate_statistics``), without the per-clip Python
+    loop of re-concatenation.
     Tested equal to the library run on the resampled set itself. sed_scores_eval 0.0.4 (pinned).
     """
 
@@ -234,21 +251,29 @@ class SedScoresResampler:
             cps = [np.asarray(deltas[k][c][0]) for k in self.ids]
             idx = np.repeat(np.arange(len(self.ids)), [len(x) for x in cps])
             keys = list(deltas[self.ids[0]][c][1])
-            out[c] = (np.concatenate(cps), idx, {key: np.concatenate([np.asarray(deltas[k][c][1][key]) for k in self.ids]) for key in keys})
+            out[c] = (
+                np.concatenate(cps),
+                idx,
+                {key: np.concatenate([np.asarray(deltas[k][c][1][key]) for k in self.ids]) for key in keys},
+            )
         return out
 
     def _stats(self, packed: Mapping[str, tuple], w: np.ndarray) -> dict[str, tuple]:
+        # Lazy: sed_scores_eval costs ~0.85 s to import, kept off `sedx --help`.
         from sed_scores_eval.base_modules.statistics import _intermediate_statistics_from_deltas
 
         out = {}
         for c, (cp, idx, deltas) in packed.items():
             m = w[idx]
             keep = m > 0
-            out[c] = _intermediate_statistics_from_deltas(cp[keep], {k: v[keep] * m[keep] for k, v in deltas.items()})
+            out[c] = _intermediate_statistics_from_deltas(
+                cp[keep], {k: v[keep] * m[keep] for k, v in deltas.items()}
+            )
         return out
 
     def figures(self, weights: np.ndarray | None = None) -> dict[str, float]:
         """Each scenario's PSDS and ``collar_f1_best_macro`` on the clip set drawn as ``weights``."""
+        # Lazy: sed_scores_eval costs ~0.85 s to import, kept off `sedx --help`.
         from sed_scores_eval.base_modules.precision_recall import best_fscore_from_intermediate_statistics
         from sed_scores_eval.intersection_based.psds import (
             _single_class_roc_from_intermediate_statistics,
@@ -277,7 +302,9 @@ class SedScoresResampler:
                 rocs = _single_class_roc_from_intermediate_statistics(
                     full, dataset_duration=dataset_duration, alpha_ct=kw["alpha_ct"], max_efpr=kw["max_efpr"]
                 )
-                etpr, efpr = multi_class_psd_roc_from_single_class_psd_rocs(rocs, alpha_st=kw["alpha_st"], max_efpr=kw["max_efpr"])
+                etpr, efpr = multi_class_psd_roc_from_single_class_psd_rocs(
+                    rocs, alpha_st=kw["alpha_st"], max_efpr=kw["max_efpr"]
+                )
                 out[s.name] = float(psds_from_psd_roc(etpr, efpr, kw["max_efpr"]))
             stats = self._stats(self.collar_packed, w)
             full = {c: (stats[c][0], {**stats[c][1], "n_ref": n_ref[i]}) for i, c in enumerate(self.classes)}
