@@ -11,19 +11,9 @@ import time
 
 import pytest
 
-from sed.claims import (
-    BEGIN,
-    END,
-    FIGURES,
-    aggregate,
-    claim,
-    claims_table,
-    k_sd,
-    main,
-    mean_sd,
-    parse_args,
-    replace_section,
-)
+from sed.claims.aggregate import FIGURES, aggregate, claim, claims_table, k_sd, mean_sd
+from sed.claims.cli import main, parse_args
+from sed.claims.markdown import BEGIN, END, replace_section
 from sed.core.constants import CLASSES
 from sed.core.errors import ConfigError
 
@@ -67,10 +57,12 @@ def test_aggregate_and_claims_table_on_hand_made_numbers():
     }
     agg = aggregate(per_seed)
     ps1 = agg["ps1"]["public_eval"]
-    assert ps1["event_f1_fitted"]["mean"] == pytest.approx(0.50) and ps1["event_f1_fitted"]["sd"] == pytest.approx(0.02)
+    assert ps1["event_f1_fitted"]["mean"] == pytest.approx(0.50)
+    assert ps1["event_f1_fitted"]["sd"] == pytest.approx(0.02)
     assert ps1["event_f1_table1"]["mean"] == pytest.approx(0.25)
     assert agg["baseline"]["public_eval"]["per_class_f1"]["Dog"]["min"] == 0.0
-    rows = {(r["claim"], r["figure"]): r for r in claims_table(agg, "public_eval", ["ps1", "ps2", "baseline", "ensemble"])}
+    table = claims_table(agg, "public_eval", ["ps1", "ps2", "baseline", "ensemble"])
+    rows = {(r["claim"], r["figure"]): r for r in table}
     # PS1 vs baseline event F1: 0.50 +- 0.02 vs 0.30 +- 0.02 -> k = 10
     r = rows[("PS1 > baseline", "event_f1_fitted")]
     assert r["k_sd"] == pytest.approx(10.0) and r["verdict"] == "holds"
@@ -79,8 +71,10 @@ def test_aggregate_and_claims_table_on_hand_made_numbers():
     assert r["k_sd"] == pytest.approx(0.1 / math.sqrt(0.0401 / 2)) and r["verdict"] == "fails"
     assert rows[("ensemble > PS1", "event_f1_fitted")]["verdict"] == "holds"  # 0.53 > 0.50
     assert rows[("ensemble > PS2", "psds")]["verdict"] == "holds"  # 0.63 > 0.50
-    assert rows[("Baseline (CRNN mean teacher): every class non-zero F1", "per-class event F1 (fitted)")]["verdict"] == "fails"
-    assert "Dog" in rows[("Baseline (CRNN mean teacher): every class non-zero F1", "per-class event F1 (fitted)")]["note"]
+    baseline_nonzero = ("Baseline (CRNN mean teacher): every class non-zero F1",
+                        "per-class event F1 (fitted)")
+    assert rows[baseline_nonzero]["verdict"] == "fails"
+    assert "Dog" in rows[baseline_nonzero]["note"]
     assert rows[("PS1: every class non-zero F1", "per-class event F1 (fitted)")]["verdict"] == "holds"
 
 
@@ -112,15 +106,20 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys):
 
 # ---------------------------------------------------------------------------- end to end
 TINY_SMDM = ("schedule.n_cycles=1 model.sm.channels=[4,8] model.sm.freq_pools=[8,8] model.sm.head_units=8 "
-             "model.sm.head_kernel=3 model.dm.channels=[4,8,8] model.dm.pools=[[4,4],[4,4],[2,2]] model.dm.hidden=8")
-TINY_CRNN = "schedule.max_epochs=1 model.crnn.channels=[4,4,8,8,8,8,8] model.crnn.rnn_cells=8 model.crnn.rnn_layers=1"
+             "model.sm.head_kernel=3 model.dm.channels=[4,8,8] model.dm.pools=[[4,4],[4,4],[2,2]] "
+             "model.dm.hidden=8")
+TINY_CRNN = ("schedule.max_epochs=1 model.crnn.channels=[4,4,8,8,8,8,8] model.crnn.rnn_cells=8 "
+             "model.crnn.rnn_layers=1")
 FAST = [
     "--seeds", "2", "--data-seed", "5", "--jobs", "2", "--gen-args", "--limit 8 --workers 1",
-    "--train-args", "trainer=cpu datamodule.switch_epoch=0 datamodule.batch_size=8 datamodule.iters_per_epoch=2 "
+    "--train-args", "trainer=cpu datamodule.switch_epoch=0 datamodule.batch_size=8 "
+                    "datamodule.iters_per_epoch=2 "
                     "callbacks.scorer.psds=false "
                     "callbacks.report.plots=false trainer.enable_model_summary=false",
-    "--system-args", f"ps1={TINY_SMDM}", "--system-args", f"ps2={TINY_SMDM}", "--system-args", f"baseline={TINY_CRNN}",
-    "--tune-args", "workers=1 grid.thresholds=[0.1,0.3,0.5] grid.first_windows=[1,5] grid.second_windows=[1,9] "
+    "--system-args", f"ps1={TINY_SMDM}", "--system-args", f"ps2={TINY_SMDM}",
+    "--system-args", f"baseline={TINY_CRNN}",
+    "--tune-args", "workers=1 grid.thresholds=[0.1,0.3,0.5] grid.first_windows=[1,5] "
+                   "grid.second_windows=[1,9] "
                    "grid.tagging_thresholds=[null,0.5]",
     "--eval-args", "n_thresholds=3 report.enabled=false psds_workers=1 segment=false f1_engine=fast",
 ]
@@ -149,20 +148,24 @@ def test_claims_end_to_end_writes_everything(claims_run):
     out = claims_run["out"]
     assert claims_run["rc"] == 0
     assert (claims_run["tmp"] / "data" / "claims-5" / "generated.json").is_file()
-    for name in ("claims.json", "claims.md", "claims_curves.png", "claims_per_class.png", "step_data.json", "step_nmf.json"):
+    for name in ("claims.json", "claims.md", "claims_curves.png", "claims_per_class.png", "step_data.json",
+                 "step_nmf.json"):
         assert (out / name).is_file(), name
     for unit in ("ps1", "ps2", "baseline", "ensemble"):
         for seed in (0, 1):
             d = out / unit / f"seed{seed}"
             assert (d / "step_eval.json").is_file() and (d / "postproc.yaml").is_file()
-            assert (d / "predictions" / "validation.npz").is_file() and (d / "predictions" / "public_eval.npz").is_file()
+            assert (d / "predictions" / "validation.npz").is_file()
+            assert (d / "predictions" / "public_eval.npz").is_file()
             assert "tuned_on: validation" in (d / "postproc.yaml").read_text()
             if unit != "ensemble":
                 assert (d / "checkpoints" / "best.ckpt").is_file() and (d / "step_train.json").is_file()
                 assert "logger=csv" in (d / "claims_train.log").read_text()
     text = claims_run["results"].read_text()
-    assert text.startswith("# Results\n\n" + BEGIN) and text.rstrip().endswith("## Earlier figures\nkept as they are")
-    assert "](figures/claims_curves.png)" in text and (claims_run["results"].parent / "figures" / "claims_curves.png").is_file()
+    assert text.startswith("# Results\n\n" + BEGIN)
+    assert text.rstrip().endswith("## Earlier figures\nkept as they are")
+    assert "](figures/claims_curves.png)" in text
+    assert (claims_run["results"].parent / "figures" / "claims_curves.png").is_file()
     md = (out / "claims.md").read_text()
     assert "report split; the post-processing was tuned on validation" in md and "tuning split" in md
 
@@ -199,11 +202,13 @@ def test_claims_aggregates_and_verdicts_recomputed_by_hand(claims_run):
             lowest = min(v["min"] for v in pc.values() if v["min"] is not None)
             assert r["verdict"] == ("holds" if lowest > 0 else "fails")
             continue
-        k = (a["mean"] - b["mean"]) / math.sqrt((a["sd"] ** 2 + b["sd"] ** 2) / 2) if (a["sd"] or b["sd"]) else None
+        spread = a["sd"] or b["sd"]
+        k = (a["mean"] - b["mean"]) / math.sqrt((a["sd"] ** 2 + b["sd"] ** 2) / 2) if spread else None
         if r["rule"] == "mean higher":
             assert r["verdict"] == ("holds" if a["mean"] > b["mean"] else "fails")
         else:
-            kk = k if k is not None else (0.0 if a["mean"] == b["mean"] else math.copysign(math.inf, a["mean"] - b["mean"]))
+            inf = 0.0 if a["mean"] == b["mean"] else math.copysign(math.inf, a["mean"] - b["mean"])
+            kk = k if k is not None else inf
             assert r["k_sd"] == pytest.approx(kk)
             assert r["verdict"] == ("holds" if kk > 2 else "fails")
 
@@ -236,7 +241,8 @@ def test_a_crashed_training_loses_only_itself(claims_run, tmp_path, capsys):
     out = tmp_path / "out"
     shutil.copytree(claims_run["out"], out, symlinks=True)
     (out / "baseline" / "seed1" / "step_train.json").unlink()
-    argv = [*claims_run["argv"], "--out", str(out), "--results", "none", "--system-args", "baseline=+trainer.no_such_option=1"]
+    argv = [*claims_run["argv"], "--out", str(out), "--results", "none",
+            "--system-args", "baseline=+trainer.no_such_option=1"]
     cwd = os.getcwd()
     os.chdir(claims_run["tmp"])
     try:
@@ -247,7 +253,8 @@ def test_a_crashed_training_loses_only_itself(claims_run, tmp_path, capsys):
     assert rc == 1
     errors = [ln for ln in cap.err.splitlines() if ln.startswith("error")]
     assert errors == ["error: 1 step(s) failed: training of baseline seed 1; rerun to retry them"]
-    assert "baseline seed 1 FAILED (exit 1)" in cap.out and "ckpt_path=" in (out / "baseline" / "seed1" / "claims_train.log").read_text()
+    assert "baseline seed 1 FAILED (exit 1)" in cap.out
+    assert "ckpt_path=" in (out / "baseline" / "seed1" / "claims_train.log").read_text()
     res = json.loads((out / "claims.json").read_text())
     assert res["failed"] == ["training of baseline seed 1"]
     assert sorted(res["per_seed"]["baseline"]) == ["0"] and sorted(res["per_seed"]["ps1"]) == ["0", "1"]
@@ -258,8 +265,8 @@ def test_a_crashed_training_loses_only_itself(claims_run, tmp_path, capsys):
 
 
 def test_last_checkpoint_reevaluates_every_unit_without_training(claims_run, tmp_path, capsys):
-    """``--checkpoint last`` on a copy of the finished claims: no training, every unit (ensembles too) evaluated
-    again from the runs' last.ckpt, and the records and the report say which checkpoint."""
+    """``--checkpoint last`` on a copy of the finished claims: no training, every unit (ensembles too)
+    evaluated again from the runs' last.ckpt, and the records and the report say which checkpoint."""
     import shutil
 
     out = tmp_path / "out"
@@ -275,6 +282,7 @@ def test_last_checkpoint_reevaluates_every_unit_without_training(claims_run, tmp
     assert "training ps1 seed" not in printed and "(done earlier: skipped)" not in printed
     for unit in ("ps1", "ps2", "baseline", "ensemble"):
         for seed in (0, 1):
-            assert json.loads((out / unit / f"seed{seed}" / "step_eval.json").read_text())["checkpoint"] == "last"
+            rec = json.loads((out / unit / f"seed{seed}" / "step_eval.json").read_text())
+            assert rec["checkpoint"] == "last"
     assert json.loads((out / "claims.json").read_text())["checkpoint"] == "last"
     assert "evaluated at its last epoch (`last.ckpt`" in (out / "claims.md").read_text()
