@@ -23,7 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="small sizes (a sanity run, not figures to report)")
     p.add_argument("names", nargs="*", help="benchmarks to run (default: all but scale), e.g. features nmf")
     a = p.parse_args(argv)
-    names = a.names or sorted(n for f in HERE.glob("bench_*.py") if (n := f.stem[len("bench_"):]) not in NOT_DEFAULT)
+    names = a.names or sorted(
+        n for f in HERE.glob("bench_*.py") if (n := f.stem[len("bench_"):]) not in NOT_DEFAULT
+    )
     failed = []
     for name in names:
         print(f"\n### bench_{name}", flush=True)

@@ -136,7 +136,9 @@ def child_profile(audio: str, ckpt: str, out: str, batch_size: int, overlap: flo
     from sed.postproc import PostprocParams, decode
 
     keep_freed_memory()  # as sedx detect
-    t = dict.fromkeys(("decode", "resample", "windowing", "logmel", "sm", "dm", "stitch", "postproc", "write"), 0.0)
+    t = dict.fromkeys(
+        ("decode", "resample", "windowing", "logmel", "sm", "dm", "stitch", "postproc", "write"), 0.0
+    )
     dur = sf.info(audio).duration
     t0 = time.perf_counter()
     with sf.SoundFile(audio) as f:
@@ -224,8 +226,8 @@ def child_profile(audio: str, ckpt: str, out: str, batch_size: int, overlap: flo
     w.write("rec", ev, dur, dict(zip(CLASSES, st.clip_max.tolist())))
     w.close()
     t["write"] = time.perf_counter() - a
-    return {"audio_s": dur, "stage_s": t, "windows": n, "windows_no_overlap": n0, "forward_no_overlap_s": fwd0,
-            "threads": torch.get_num_threads()}
+    return {"audio_s": dur, "stage_s": t, "windows": n, "windows_no_overlap": n0,
+            "forward_no_overlap_s": fwd0, "threads": torch.get_num_threads()}
 
 
 def child_whole_file(audio: str) -> dict:
@@ -314,9 +316,10 @@ def main(argv: list[str] | None = None) -> None:
                                        str(args.batch_size), "0.5"])
             print(f"  {runs[minutes]}", flush=True)
         print(f"detect on {short_min:g} min without overlap ...", flush=True)
-        no_overlap = _in_child(["detect", str(tmp / f"rec_{short_min:g}min.wav"), str(ckpt), str(tmp / "out_0.tsv"),
-                                str(args.batch_size), "0.0"])
-        print(f"detect on {short_min:g} min, log-mel and SM on every whole window (before overlap.py) ...", flush=True)
+        no_overlap = _in_child(["detect", str(tmp / f"rec_{short_min:g}min.wav"), str(ckpt),
+                                str(tmp / "out_0.tsv"), str(args.batch_size), "0.0"])
+        print(f"detect on {short_min:g} min, log-mel and SM on every whole window (before overlap.py) ...",
+              flush=True)
         whole_windows = _in_child(["detect", str(tmp / f"rec_{short_min:g}min.wav"), str(ckpt),
                                    str(tmp / "out_w.tsv"), str(args.batch_size), "0.5", "whole"])
         print(f"detect on {long_min:g} min with glibc's default allocator settings ...", flush=True)
@@ -338,34 +341,40 @@ def main(argv: list[str] | None = None) -> None:
         f"rtf_cpu_{lbl_l}": {"value": rtf, "unit": "x real time"},
         f"run_time_{lbl_l}": {"value": lg["run_s"], "unit": "s"},
         f"rtf_cpu_{lbl_s}": {"value": s["audio_s"] / s["run_s"], "unit": "x real time"},
-        f"rtf_cpu_{lbl_s}_no_overlap": {"value": no_overlap["audio_s"] / no_overlap["run_s"], "unit": "x real time",
-                                        "ratio": (no_overlap["audio_s"] / no_overlap["run_s"]) / (s["audio_s"] / s["run_s"]),
-                                        "reference": "the default overlap 0.5"},
+        f"rtf_cpu_{lbl_s}_no_overlap": {
+            "value": no_overlap["audio_s"] / no_overlap["run_s"], "unit": "x real time",
+            "ratio": (no_overlap["audio_s"] / no_overlap["run_s"]) / (s["audio_s"] / s["run_s"]),
+            "reference": "the default overlap 0.5"},
         f"rtf_cpu_{lbl_s}_sm_on_whole_windows": {
             "value": whole_windows["audio_s"] / whole_windows["run_s"], "unit": "x real time",
             "ratio": (s["audio_s"] / s["run_s"]) / (whole_windows["audio_s"] / whole_windows["run_s"]),
-            "reference": "speed-up of the log-mel and SM once per frame (sed/detect/overlap.py) over every whole window"},
+            "reference": "speed-up of the log-mel and SM once per frame (sed/detect/overlap.py) "
+                         "over every whole window"},
         f"rtf_cpu_{lbl_l}_glibc_default_malloc": {
-            "value": glibc["audio_s"] / glibc["run_s"], "unit": "x real time", "ratio": rtf / (glibc["audio_s"] / glibc["run_s"]),
+            "value": glibc["audio_s"] / glibc["run_s"], "unit": "x real time",
+            "ratio": rtf / (glibc["audio_s"] / glibc["run_s"]),
             "reference": "speed-up of sed.core.memory.keep_freed_memory (freed batches stay in the heap)"},
         f"peak_rss_{lbl_l}_glibc_default_malloc": {"value": glibc["peak_rss_mb"], "unit": "MB"},
         f"peak_rss_{lbl_s}": {"value": s["peak_rss_mb"], "unit": "MB"},
         f"peak_rss_{lbl_l}": {"value": lg["peak_rss_mb"], "unit": "MB",
-                              "ratio": lg["peak_rss_mb"] / s["peak_rss_mb"], "reference": f"the {lbl_s} peak"},
+                              "ratio": lg["peak_rss_mb"] / s["peak_rss_mb"],
+                              "reference": f"the {lbl_s} peak"},
         f"peak_rss_growth_{lbl_s}_to_{lbl_l}": {"value": lg["peak_rss_mb"] - s["peak_rss_mb"], "unit": "MB"},
         f"rss_after_model_load_{lbl_l}": {"value": lg["rss_loaded_mb"], "unit": "MB"},
         f"working_memory_{lbl_s}": {"value": s["peak_rss_mb"] - s["rss_loaded_mb"], "unit": "MB"},
         f"working_memory_{lbl_l}": {"value": lg["peak_rss_mb"] - lg["rss_loaded_mb"], "unit": "MB"},
         f"whole_file_decode_memory_{lbl_l}": {
             "value": whole["peak_rss_mb"] - whole["base_rss_mb"], "unit": "MB",
-            "ratio": (whole["peak_rss_mb"] - whole["base_rss_mb"]) / max(lg["peak_rss_mb"] - lg["rss_loaded_mb"], 1e-9),
+            "ratio": (whole["peak_rss_mb"] - whole["base_rss_mb"])
+            / max(lg["peak_rss_mb"] - lg["rss_loaded_mb"], 1e-9),
             "reference": "the streaming run's working memory (model activations included)"},
         f"per_file_state_{state_hours:g}h": {"value": state_mb, "unit": "MB"},
         f"stitch_and_postproc_time_{state_hours:g}h": {"value": state_s, "unit": "s"},
         "torch_threads": {"value": float(lg["threads"]), "unit": "threads"},
     }
     # each stage's own limit (x real time if it were the only work), and the end-to-end figure against the
-    # no-overlap forward-pass limit measured in the same run (the machine is shared: ratios travel, times less)
+    # no-overlap forward-pass limit measured in the same run (the machine is shared: ratios travel, times
+    # less)
     fwd_limit = prof["audio_s"] / prof["forward_no_overlap_s"]
     for k, v in prof["stage_s"].items():
         figures[f"stage_{k}_x_real_time"] = {"value": prof["audio_s"] / max(v, 1e-9), "unit": "x real time",
@@ -376,10 +385,11 @@ def main(argv: list[str] | None = None) -> None:
                                                              "ratio": rtf / fwd_limit,
                                                              "reference": "the no-overlap forward-pass limit"}
     write_result("detect", figures, quick=args.quick,
-                 notes=f"CPU only; SM+DM {'from ' + str(args.ckpt) if args.ckpt else 'untrained'}; input 16 kHz "
-                       f"mono PCM_16; overlap 0.5; batch {args.batch_size}; VmHWM of fresh subprocesses; load average "
-                       f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end; predictor with BatchNorm "
-                       "folded and channels_last (Predictor.speed_up)")
+                 notes=f"CPU only; SM+DM {'from ' + str(args.ckpt) if args.ckpt else 'untrained'}; "
+                       f"input 16 kHz mono PCM_16; overlap 0.5; batch {args.batch_size}; "
+                       f"VmHWM of fresh subprocesses; load average "
+                       f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end; "
+                       "predictor with BatchNorm folded and channels_last (Predictor.speed_up)")
 
 
 if __name__ == "__main__":

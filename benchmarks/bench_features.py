@@ -36,7 +36,8 @@ def bench_frontend(n_clips: int, batch: int) -> dict:
     def ref():
         for x in clips:
             np.log(librosa.feature.melspectrogram(y=x, sr=SPEC.sample_rate, n_fft=SPEC.n_fft,
-                                                  hop_length=SPEC.hop_length, n_mels=SPEC.n_mels) + SPEC.log_floor)
+                                                  hop_length=SPEC.hop_length, n_mels=SPEC.n_mels)
+                   + SPEC.log_floor)
 
     ours()  # warm-up (allocations, filterbank)
     t_ours, t_ref = best_of(ours), best_of(ref)
@@ -69,7 +70,9 @@ def bench_cache_epoch(data_root: Path, batch: int) -> dict:
             for i in range(0, n, batch):
                 idx = np.sort(order[i:i + batch])
                 x = torch.from_numpy(np.asarray(feats.logmel[idx]))
-                y = torch.from_numpy(np.stack([events_to_frame_targets(labels[feats.filenames[j]]) for j in idx]))
+                y = torch.from_numpy(
+                    np.stack([events_to_frame_targets(labels[feats.filenames[j]]) for j in idx])
+                )
                 assert x.shape[0] == y.shape[0]
 
         epoch()

@@ -35,7 +35,8 @@ N_MELS, N_FRAMES = 64, 640
 
 
 def make_clips(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` mel-power-like clips ``(n, 64, 640)`` (a template switched on and off, over noise) and a template."""
+    """``n`` mel-power-like clips ``(n, 64, 640)`` (a template switched on and off, over noise) and a
+    template."""
     rng = np.random.default_rng(seed)
     template = rng.gamma(2.0, 1.0, N_MELS)
     template /= np.linalg.norm(template)
@@ -46,7 +47,9 @@ def make_clips(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return V.astype(np.float32), template.astype(np.float32)[:, None]
 
 
-def run_sklearn(V: np.ndarray, W: np.ndarray, beta_loss: str, tol: float, max_iter: int) -> tuple[np.ndarray, np.ndarray]:
+def run_sklearn(
+    V: np.ndarray, W: np.ndarray, beta_loss: str, tol: float, max_iter: int
+) -> tuple[np.ndarray, np.ndarray]:
     """H ``(n, r, 640)`` and the iteration counts, one ``non_negative_factorization`` call per clip."""
     from sklearn.decomposition import non_negative_factorization
 
@@ -79,9 +82,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-iter", type=int, default=200)
     ap.add_argument("--batch", type=int, default=256,
                     help="clips per torch call (256: the fastest of 32-1000 measured on one thread)")
-    ap.add_argument("--repeat", type=int, default=3, help="timed runs of each side (best and median reported)")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="timed runs of each side (best and median reported)")
     ap.add_argument("--threads", type=int, default=0,
-                    help="threads for both sides (0: each library's default; 1 is steadier on a shared machine)")
+                    help="threads for both sides "
+                         "(0: each library's default; 1 is steadier on a shared machine)")
     args = ap.parse_args(argv)
     n = args.n or (100 if args.quick else 1000)
 
@@ -98,7 +103,8 @@ def main(argv: list[str] | None = None) -> None:
         figures = _run(args, n)
     write_result("nmf", figures, quick=args.quick,
                  notes=f"{n} clips 64x640, fixed W rank 1, tol {args.tol}, max_iter {args.max_iter}, "
-                       f"torch batch {args.batch}, threads {args.threads or 'default'} (torch {torch.get_num_threads()}), "
+                       f"torch batch {args.batch}, threads {args.threads or 'default'} "
+                       f"(torch {torch.get_num_threads()}), "
                        f"best of {args.repeat} runs per side, taking turns")
 
 

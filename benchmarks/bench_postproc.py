@@ -1,11 +1,12 @@
 """Benchmark: post-processing and scoring a DESED-validation-sized set (issue 4).
 
 1168 clips x 640 frames x 10 classes of structured synthetic probabilities with matching ground truth,
-50 PSDS operating points. Ours (``sed.postproc.Decoder`` + ``sed.evaluation.metrics``) against a straightforward
-reference as the DCASE 2020 baseline did it: per threshold, per clip, per class ``scipy.signal.medfilt``
-and event decoding in Python loops, then ``psds_eval`` one operating point at a time. Both feed the same
-psds_eval; the benchmark checks that both give the same detections and the same PSDS figures. Each stage is timed in wall seconds and in CPU
-seconds of this process (the machine may be shared: CPU time is the figure that compares).
+50 PSDS operating points. Ours (``sed.postproc.Decoder`` + ``sed.evaluation.metrics``) against a
+straightforward reference as the DCASE 2020 baseline did it: per threshold, per clip, per class
+``scipy.signal.medfilt`` and event decoding in Python loops, then ``psds_eval`` one operating point at a
+time. Both feed the same psds_eval; the benchmark checks that both give the same detections and the same
+PSDS figures. Each stage is timed in wall seconds and in CPU seconds of this process (the machine may be
+shared: CPU time is the figure that compares).
 
 Also times a 100-point threshold sweep (post-processing + event-based F1 per point, the figure a sweep
 ranks by), in-process and as the real ``python -m sed.eval -m ... global_threshold=...`` Hydra multirun.
@@ -184,7 +185,8 @@ def reference_psds(ops: list[pd.DataFrame], reference: pd.DataFrame, durations: 
 
 
 def hydra_sweep(preds: Predictions, gt: dict, n_points: int) -> float:
-    """Wall time of ``python -m sed.eval -m predictions=... global_threshold=<n points>`` on saved predictions."""
+    """Wall time of ``python -m sed.eval -m predictions=... global_threshold=<n points>`` on saved
+    predictions."""
     import subprocess
     import sys
     import tempfile
@@ -259,7 +261,8 @@ def main(argv=None) -> dict:
     reference = M.ground_truth_table(gt)
     durations = {f: float(d) for f, d in zip(preds.filenames, preds.durations)}
     print(
-        f"{n_clips} clips x {preds.frame_probs.shape[1]} frames x {len(preds.classes)} classes, {n_th} thresholds"
+        f"{n_clips} clips x {preds.frame_probs.shape[1]} frames x {len(preds.classes)} classes, "
+        f"{n_th} thresholds"
     )
 
     clock = _Clock()
@@ -296,7 +299,8 @@ def main(argv=None) -> dict:
     for k in ref_figs:
         assert abs(ours_figs[k] - ref_figs[k]) < 1e-12 or n_diff, (k, ours_figs[k], ref_figs[k])
 
-    # ---- threshold sweep from saved predictions: decode + event-based F1 (the figure a sweep ranks by) per point
+    # ---- threshold sweep from saved predictions: decode + event-based F1 (the figure a sweep ranks by)
+    # per point
     p0 = PostprocParams()
     best = (-1.0, None)
     with clock(f"sweep_{n_sweep}_points"):

@@ -5,13 +5,15 @@ Stages, each in its own subprocess (so that its peak memory is its own):
 1. ``generate``: ``python -m sed.generate --preset desed --scale S`` (2,584 synthetic, 1,578 weak, 14,412
    unlabelled, 1,168 validation, 692 public-eval clips at scale 1; ``--workers`` processes);
 2. ``features_<split>``: the log-mel cache of each split (sed.datamodules.cache.load_split);
-3. ``nmf``: ``python -m sed.nmf_labels`` (templates over the synthetic events, activations over the weak clips);
+3. ``nmf``: ``python -m sed.nmf_labels`` (templates over the synthetic events, activations over the weak
+   clips);
 4. ``train``: ``python -m sed.train trainer=cpu trainer.max_epochs=1 datamodule.iters_per_epoch=null``: one
-   DESED epoch (PS1's first: one pass over the synthetic clips) and its validation pass (F1, PSDS, plots), with
-   Lightning's simple profiler (time per hook and callback, at the end of ``train.log``);
-   ``train_mixed``: the same for PS2 from its curriculum switch on (``datamodule.switch_epoch=0``): every batch
-   mixes synthetic, weak and unlabelled clips and l_unlabel is on, so every training split is read;
-5. ``eval`` / ``eval_public``: ``python -m sed.eval`` of that checkpoint on the validation and public-eval splits.
+   DESED epoch (PS1's first: one pass over the synthetic clips) and its validation pass (F1, PSDS, plots),
+   with Lightning's simple profiler (time per hook and callback, at the end of ``train.log``);
+   ``train_mixed``: the same for PS2 from its curriculum switch on (``datamodule.switch_epoch=0``): every
+   batch mixes synthetic, weak and unlabelled clips and l_unlabel is on, so every training split is read;
+5. ``eval`` / ``eval_public``: ``python -m sed.eval`` of that checkpoint on the validation and public-eval
+   splits.
 
 Peak RSS: the largest VmHWM of the stage's processes (each process's own peak) and the peak of the whole
 tree's summed RSS (``/proc``, sampled every 0.2 s; generation uses worker processes); ``ru_maxrss`` from
@@ -77,8 +79,8 @@ def _tree_mem_mb(root: int) -> tuple[float, float]:
 def run_stage(cmd: list[str], log_path: Path, env: dict[str, str]) -> dict:
     """Run ``cmd``; returns wall seconds, peak RSS of its largest process (VmHWM, sampled every 0.2 s), peak
     summed RSS of its process tree, CPU seconds (user + system, waited-for children included; wall time
-    on a shared machine depends on the load, CPU time much less), ``ru_maxrss`` from ``os.wait4`` (an upper bound: it includes the
-    forking parent's resident pages) and the exit code."""
+    on a shared machine depends on the load, CPU time much less), ``ru_maxrss`` from ``os.wait4`` (an upper
+    bound: it includes the forking parent's resident pages) and the exit code."""
     with open(log_path, "w") as log:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -125,13 +127,15 @@ def features_stage(data_root: str, cache_dir: str, split: str) -> None:
 def stages(a, data: Path, cache: Path, runs: Path) -> dict[str, list[str]]:
     py = sys.executable
     d = [f"data.root={data}", f"data.cache_dir={cache}"]
-    out = {"generate": [py, "-m", "sed.generate", "--preset", "desed", "--scale", str(a.scale), "--out", str(data),
-                        "--workers", str(a.workers), "--no-plot"]}
+    out = {"generate": [py, "-m", "sed.generate", "--preset", "desed", "--scale", str(a.scale),
+                        "--out", str(data), "--workers", str(a.workers), "--no-plot"]}
     for s in SPLITS:
-        out[f"features_{s}"] = [py, "-m", "benchmarks.bench_scale", "--features-stage", s, "--work", str(a.base),
-                                "--scale", str(a.scale)]
-    out["nmf"] = [py, "-m", "sed.nmf_labels", *d, f"hydra.run.dir={runs / 'nmf'}", "plot_clips=0", "progress=false"]
-    tail = [f"hydra.run.dir={runs / 'train'}", "datamodule.progress=false", "trainer.enable_progress_bar=false",
+        out[f"features_{s}"] = [py, "-m", "benchmarks.bench_scale", "--features-stage", s,
+                                "--work", str(a.base), "--scale", str(a.scale)]
+    out["nmf"] = [py, "-m", "sed.nmf_labels", *d, f"hydra.run.dir={runs / 'nmf'}", "plot_clips=0",
+                  "progress=false"]
+    tail = [f"hydra.run.dir={runs / 'train'}", "datamodule.progress=false",
+            "trainer.enable_progress_bar=false",
             "trainer.enable_model_summary=false"] + (["torch_threads=" + str(a.threads)] if a.threads else [])
     out["train"] = [py, "-m", "sed.train", *d, "trainer=cpu", "trainer.max_epochs=1", "logger=csv",
                     "datamodule.iters_per_epoch=null", "+trainer.profiler=simple", *tail]
@@ -147,7 +151,8 @@ def stages(a, data: Path, cache: Path, runs: Path) -> dict[str, list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_scale", description=__doc__.splitlines()[0])
-    p.add_argument("--scale", type=float, default=1.0, help="fraction of DESED's sizes (0.1: a ~5-minute run)")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="fraction of DESED's sizes (0.1: a ~5-minute run)")
     p.add_argument("--work", type=Path, default=Path("/work/scale-data"), help="data, cache and runs go here")
     p.add_argument("--workers", type=int, default=2, help="generator processes")
     p.add_argument("--threads", type=int, default=None, help="torch threads of the training stage")
@@ -168,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     a.work.mkdir(parents=True, exist_ok=True)
     state_path = a.work / "stages.json"
     state = json.loads(state_path.read_text()) if state_path.is_file() else {}
-    env = dict(os.environ, PYTHONPATH=str(REPO), WANDB_MODE="offline", WANDB_SILENT="true", HYDRA_FULL_ERROR="1")
+    env = dict(os.environ, PYTHONPATH=str(REPO), WANDB_MODE="offline", WANDB_SILENT="true",
+               HYDRA_FULL_ERROR="1")
     load0 = os.getloadavg()
     for name, cmd in stages(a, data, cache, runs).items():
         if name in state and state[name].get("rc") == 0:
@@ -182,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         state_path.write_text(json.dumps(state, indent=1))
         print(f"  {r}", flush=True)
         if r["rc"] != 0:
-            print(f"error: stage {name} failed (exit {r['rc']}); log: {a.work / f'{name}.log'}", file=sys.stderr)
+            print(f"error: stage {name} failed (exit {r['rc']}); log: {a.work / f'{name}.log'}",
+                  file=sys.stderr)
             return 1
     figures = {}
     for name, r in state.items():

@@ -47,7 +47,8 @@ def build(root: Path, n_clips: int, n_ops: int) -> dict:
         source = "real DESED validation truth and durations"
     else:
         events, durations = H.make_truth(n_clips, seed=0, classes=CLASSES, short=102 * n_clips // 1168)
-        gt_path, dur_path = H.write_truth(root / "gt.tsv", events), H.write_durations(root / "dur.tsv", durations)
+        gt_path, dur_path = (H.write_truth(root / "gt.tsv", events),
+                             H.write_durations(root / "dur.tsv", durations))
         truth = read_truth(gt_path)
         source = f"generated truth ({n_clips} clips)"
     classes = tuple(truth.classes)
@@ -55,7 +56,8 @@ def build(root: Path, n_clips: int, n_ops: int) -> dict:
     ths = (np.arange(n_ops) * 2 + 1) / (2 * n_ops)
     (root / "ops").mkdir()
     for th in ths:
-        H.write_detections(root / "ops" / f"predictions_th_{th:.3f}.tsv", H.detections_at(sc, durations, th, classes))
+        H.write_detections(root / "ops" / f"predictions_th_{th:.3f}.tsv",
+                           H.detections_at(sc, durations, th, classes))
     from sed_scores_eval.base_modules.io import write_sed_scores
 
     write_sed_scores(H.score_frames(sc, durations, classes), root / "scores")
@@ -67,14 +69,16 @@ def direct_psds_eval(root: Path, truth, durations) -> dict:
     from psds_eval import PSDSEval
 
     gt = merge_connected(truth.events)[0]
-    gt_t = pd.DataFrame([(f, a, b, c) for f, v in gt.items() for a, b, c in v], columns=["filename", "onset", "offset", "event_label"])
+    gt_t = pd.DataFrame([(f, a, b, c) for f, v in gt.items() for a, b, c in v],
+                        columns=["filename", "onset", "offset", "event_label"])
     meta = pd.DataFrame({"filename": list(durations), "duration": list(durations.values())})
     tables = [pd.read_csv(f, sep="\t") for f in sorted((root / "ops").glob("*.tsv"))]
     out = {}
     for name in SCEN:
         s = SCENARIOS[name]
         dtc, gtc, cttc = s.psds_eval_criteria()
-        ev = PSDSEval(dtc_threshold=dtc, gtc_threshold=gtc, cttc_threshold=cttc, ground_truth=gt_t, metadata=meta)
+        ev = PSDSEval(dtc_threshold=dtc, gtc_threshold=gtc, cttc_threshold=cttc, ground_truth=gt_t,
+                      metadata=meta)
         for t in tables:
             ev.add_operating_point(t)
         out[name] = float(ev.psds(alpha_ct=s.alpha_ct, alpha_st=s.alpha_st, max_efpr=s.max_efpr).value)
@@ -89,7 +93,8 @@ def direct_sed_scores(root: Path, truth, durations) -> dict:
     out = {}
     for name in SCEN:
         kw = SCENARIOS[name].sed_scores_kwargs()
-        out[name] = float(intersection_based.psds(scores=str(root / "scores"), ground_truth=gt, audio_durations=dur, **kw)[0])
+        out[name] = float(intersection_based.psds(scores=str(root / "scores"), ground_truth=gt,
+                                                  audio_durations=dur, **kw)[0])
     return out
 
 
@@ -100,7 +105,8 @@ def direct_detections(root: Path, truth, durations) -> dict:
     det = pd.read_csv(root / "det.tsv", sep="\t")
     by = {f: g.to_dict("records") for f, g in det.groupby("filename")}
     evm = sed_eval.sound_event.EventBasedMetrics(
-        event_label_list=list(truth.classes), t_collar=0.2, percentage_of_length=0.2, empty_system_output_handling="zero_score"
+        event_label_list=list(truth.classes), t_collar=0.2, percentage_of_length=0.2,
+        empty_system_output_handling="zero_score"
     )
     seg = sed_eval.sound_event.SegmentBasedMetrics(event_label_list=list(truth.classes), time_resolution=1.0)
     seg.empty_system_output_handling = "zero_score"
@@ -109,7 +115,8 @@ def direct_detections(root: Path, truth, durations) -> dict:
         evm.evaluate(ref, by.get(f, []))
         seg.evaluate(ref, by.get(f, []), evaluated_length_seconds=durations[f])
     gt = merge_connected(truth.events)[0]
-    gt_t = pd.DataFrame([(f, a, b, c) for f, v in gt.items() for a, b, c in v], columns=["filename", "onset", "offset", "event_label"])
+    gt_t = pd.DataFrame([(f, a, b, c) for f, v in gt.items() for a, b, c in v],
+                        columns=["filename", "onset", "offset", "event_label"])
     meta = pd.DataFrame({"filename": list(durations), "duration": list(durations.values())})
     ev = PSDSEval(dtc_threshold=0.5, gtc_threshold=0.5, cttc_threshold=0.3, ground_truth=gt_t, metadata=meta)
     return {
@@ -136,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = [
             ("ops", root / "ops", lambda: direct_psds_eval(root, tr, du), SCEN, "psds_eval"),
             ("scores", root / "scores", lambda: direct_sed_scores(root, tr, du), SCEN, "sed_scores_eval"),
-            ("det", root / "det.tsv", lambda: direct_detections(root, tr, du), ("event_f1_macro", "segment_f1_macro", "psds_f_score"), "sed_eval+psds_eval"),
+            ("det", root / "det.tsv", lambda: direct_detections(root, tr, du),
+             ("event_f1_macro", "segment_f1_macro", "psds_f_score"), "sed_eval+psds_eval"),
         ]
         for name, path, direct, keys, lib in rows:
             kw = {"durations": str(data["dur"])}
@@ -153,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             diff = max(abs(f[k] - ref[k]) for k in keys)
             print(f"  {name}: ours {t_ours:.1f} s, direct {t_ref:.1f} s, max |diff| {diff:.2e}: "
                   + ", ".join(f"{k} {f[k]:.4f}" for k in keys), flush=True)
-            figures[f"{name}_ours_s"] = {"value": t_ours, "unit": "s", "ratio": t_ref / t_ours, "reference": f"speed of direct {lib}"}
+            figures[f"{name}_ours_s"] = {"value": t_ours, "unit": "s", "ratio": t_ref / t_ours,
+                                         "reference": f"speed of direct {lib}"}
             figures[f"{name}_direct_s"] = {"value": t_ref, "unit": "s"}
             figures[f"{name}_max_abs_diff"] = {"value": diff, "unit": ""}
             for k in keys:
@@ -162,16 +171,21 @@ def main(argv: list[str] | None = None) -> int:
                 figures[f"{name}_{k}_ci95_low"] = {"value": lo, "unit": ""}
                 figures[f"{name}_{k}_ci95_high"] = {"value": hi, "unit": ""}
             per100 = boot["per_resample_s"] * 100
-            unit = "s (once: per-clip statistics" + (", shared with the figures: part of ops_ours_s)" if name == "ops" else ")")
+            unit = "s (once: per-clip statistics" + (
+                ", shared with the figures: part of ops_ours_s)" if name == "ops" else ")"
+            )
             figures[f"{name}_bootstrap_setup_s"] = {"value": boot["setup_s"], "unit": unit}
-            figures[f"{name}_bootstrap_per_100_s"] = {"value": per100, "unit": f"s (measured on {n} resamples)"}
-            print(f"  {name}: bootstrap setup {boot['setup_s']:.1f} s + {per100:.1f} s per 100 resamples", flush=True)
+            figures[f"{name}_bootstrap_per_100_s"] = {"value": per100,
+                                                      "unit": f"s (measured on {n} resamples)"}
+            print(f"  {name}: bootstrap setup {boot['setup_s']:.1f} s + {per100:.1f} s per 100 resamples",
+                  flush=True)
     write_result(
         "score",
         figures,
         quick=a.quick,
-        notes=f"{data['source']}; {n_ops} operating points; scenarios {', '.join(SCEN)}; ours includes reading and "
-        "checking the files (and, for score TSVs, the collar-based best F1 too); direct = the libraries on the same files",
+        notes=f"{data['source']}; {n_ops} operating points; scenarios {', '.join(SCEN)}; "
+        "ours includes reading and checking the files (and, for score TSVs, the collar-based best F1 too); "
+        "direct = the libraries on the same files",
     )
     return 0
 

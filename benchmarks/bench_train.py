@@ -52,8 +52,8 @@ class SmDmStep:
         self.params = count_parameters(self.sm) + count_parameters(self.dm)
 
     def __call__(self, b: dict) -> None:
-        terms = total_loss(self.sm(b["x"]), self.dm(b["x"]), b["y_f"], b["y_c"], b["has_frame"], b["has_clip"],
-                           b["is_unlabel"], w=0.5, tau=0.9, denominator="all")
+        terms = total_loss(self.sm(b["x"]), self.dm(b["x"]), b["y_f"], b["y_c"], b["has_frame"],
+                           b["has_clip"], b["is_unlabel"], w=0.5, tau=0.9, denominator="all")
         self.opt.zero_grad(set_to_none=True)
         terms.total.backward()
         self.opt.step()
@@ -97,7 +97,9 @@ class MeanTeacherStep:
         self.student.train()
 
 
-def measure(systems: list, batch: dict, bsz: int, rounds: int, steps_per_round: int) -> dict[str, tuple[float, float]]:
+def measure(
+    systems: list, batch: dict, bsz: int, rounds: int, steps_per_round: int
+) -> dict[str, tuple[float, float]]:
     """Median seconds per training step and per validation clip of each system, and of each system with
     the library convolutions (``<name>/library_conv``), interleaved rounds."""
     for s in systems:  # warm-up
@@ -123,7 +125,8 @@ def measure(systems: list, batch: dict, bsz: int, rounds: int, steps_per_round: 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small batch, few rounds (seconds)")
-    ap.add_argument("--threads", default="1,2", help="comma-separated torch thread counts to measure (default 1,2)")
+    ap.add_argument("--threads", default="1,2",
+                    help="comma-separated torch thread counts to measure (default 1,2)")
     ap.add_argument("--rounds", type=int, default=0)
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -144,7 +147,8 @@ def main() -> None:
             step, per_clip = res[s.name]
             rate[s.name] = bsz / step
             epoch = EPOCH_CLIPS / rate[s.name] + per_clip * VAL_CLIPS
-            figures[f"{s.name}_train_clips_per_s_{n}thr"] = {"value": round(rate[s.name], 2), "unit": "clips/s"}
+            figures[f"{s.name}_train_clips_per_s_{n}thr"] = {"value": round(rate[s.name], 2),
+                                                             "unit": "clips/s"}
             figures[f"{s.name}_s_per_epoch_{n}thr"] = {
                 "value": round(epoch, 1), "unit": "s/epoch",
                 "reference": f"{EPOCH_CLIPS} training clips + {VAL_CLIPS} validation clips"}

@@ -45,8 +45,8 @@ from omegaconf import OmegaConf
 from benchmarks.bench_postproc import synthetic_set
 from sed.core.constants import CLASSES
 from sed.core.predictions import Predictions
-from sed.postproc import PostprocParams
 from sed.evaluation.tuning import TuneGrid, tune
+from sed.postproc import PostprocParams
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,7 +84,8 @@ def write_inputs(tmp: Path, preds: Predictions, gt: dict) -> tuple[Path, Path, P
     conf.mkdir(parents=True)
     base = OmegaConf.load(ROOT / "conf" / "postproc" / "paper.yaml")
     shared = OmegaConf.to_container(base)
-    shared["median_windows"] = {c: ["${bench.w1}", "${bench.w2}"] for c in CLASSES}  # one pair for all classes
+    # one pair for all classes
+    shared["median_windows"] = {c: ["${bench.w1}", "${bench.w2}"] for c in CLASSES}
     (conf / "bench_shared.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(shared)))
     per = OmegaConf.to_container(base)
     per["tagging_threshold"] = dict.fromkeys(CLASSES, 0.5)  # per class, for the Optuna search space
@@ -98,15 +99,17 @@ def _fmt_choice(vals) -> str:
 
 def run_cli(args: list[str], cwd: Path) -> float:
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "sed.eval", "-m", *args], cwd=cwd, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "1"})
+    out = subprocess.run([sys.executable, "-m", "sed.eval", "-m", *args], cwd=cwd, capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "1"})
     wall = time.perf_counter() - t0
     if out.returncode != 0:
         raise RuntimeError(f"sed.eval multirun failed: {out.stderr[-3000:]}")
     return wall
 
 
-def grid_multirun(tmp, pfile, gfile, conf, grid: TuneGrid, thresholds, w1s, w2s, tags, tag: str) -> tuple[float, list]:
+def grid_multirun(
+    tmp, pfile, gfile, conf, grid: TuneGrid, thresholds, w1s, w2s, tags, tag: str
+) -> tuple[float, list]:
     """Wall seconds of a real ``sed.eval`` multirun over the cartesian product given; its points' F1."""
     sweep = tmp / f"sweep_{tag}"
     wall = run_cli(
@@ -142,8 +145,10 @@ def optuna_multirun(tmp, pfile, gfile, conf, grid: TuneGrid, n_trials: int) -> t
             f"postproc.frame_thresholds.{c}=choice({_fmt_choice(grid.thresholds)})",
             f"postproc.median_windows.{c}.0=choice({_fmt_choice(grid.first_windows)})",
             f"postproc.median_windows.{c}.1=choice({_fmt_choice(grid.second_windows)})",
-            # Hydra's choice() refuses null: tagging off is 0.0 here (the same on this set: no clip probability is 0)
-            f"postproc.tagging_threshold.{c}=choice({_fmt_choice([0.0 if v is None else v for v in grid.tagging_thresholds])})",
+            # Hydra's choice() refuses null: tagging off is 0.0 here (the same on this set: no clip
+            # probability is 0)
+            f"postproc.tagging_threshold.{c}="
+            f"choice({_fmt_choice([0.0 if v is None else v for v in grid.tagging_thresholds])})",
         ]
     wall = run_cli(
         [
@@ -196,7 +201,8 @@ def optuna_in_process(res, grid: TuneGrid, n_trials: int, seed: int = 0) -> tupl
     step = max(1, n_trials // 8)
     for k in range(0, n_trials, step):
         study.optimize(objective, n_trials=min(step, n_trials - k))
-        curve.append((k + min(step, n_trials - k), round(study.best_value, 4), round(time.perf_counter() - t0, 1)))
+        curve.append((k + min(step, n_trials - k), round(study.best_value, 4),
+                      round(time.perf_counter() - t0, 1)))
         print(f"    optuna in-process: {curve[-1]}", flush=True)
     return study.best_value, time.perf_counter() - t0, curve
 
@@ -205,12 +211,15 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--clips", type=int, default=None)
-    ap.add_argument("--workers", type=int, default=None, help="processes of the per-class search (default: CPUs)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="processes of the per-class search (default: CPUs)")
     ap.add_argument("--multirun-sample", type=int, nargs=2, default=[4, 32],
                     help="points of the two real grid multiruns (start-up + per-point cost)")
-    ap.add_argument("--optuna-sample", type=int, nargs=2, default=[2, 12], help="trials of the two real Optuna sweeps")
+    ap.add_argument("--optuna-sample", type=int, nargs=2, default=[2, 12],
+                    help="trials of the two real Optuna sweeps")
     ap.add_argument("--optuna-trials", type=int, default=1000,
-                    help="trials of the in-process TPE run (its time grows as trials**2: 6400 would take about an hour)")
+                    help="trials of the in-process TPE run "
+                         "(its time grows as trials**2: 6400 would take about an hour)")
     args = ap.parse_args(argv)
     n_clips = args.clips or (60 if args.quick else 1168)
     cfg = OmegaConf.load(ROOT / "conf" / "tune.yaml")
@@ -224,9 +233,10 @@ def main(argv=None) -> dict:
     base = PostprocParams.from_cfg(OmegaConf.load(ROOT / "conf" / "postproc" / "paper.yaml"))
     from sed.evaluation import metrics as M
 
-    table1 = M.evaluate(preds, gt, base, psds=False, f1_engine="fast", segment=False).metrics["event_f1_macro"]
-    print(f"{n_clips} clips x {preds.frame_probs.shape[1]} frames x {len(CLASSES)} classes; {n_set} settings per class; "
-          f"Table 1 macro event F1 {table1:.4f}", flush=True)
+    table1 = M.evaluate(preds, gt, base, psds=False, f1_engine="fast",
+                        segment=False).metrics["event_f1_macro"]
+    print(f"{n_clips} clips x {preds.frame_probs.shape[1]} frames x {len(CLASSES)} classes; "
+          f"{n_set} settings per class; Table 1 macro event F1 {table1:.4f}", flush=True)
     figures: dict[str, dict] = {}
 
     # ---- exact per-class search
@@ -234,15 +244,20 @@ def main(argv=None) -> dict:
     res = tune(preds, gt, grid, base, workers=args.workers)
     wall = time.perf_counter() - t0
     cpu = time.process_time() - c0 + _children_cpu() - k0
-    check = M.evaluate(preds, gt, res.params, psds=False, f1_engine="fast", segment=False).metrics["event_f1_macro"]
+    check = M.evaluate(preds, gt, res.params, psds=False, f1_engine="fast",
+                       segment=False).metrics["event_f1_macro"]
     assert abs(check - res.macro) < 1e-9, (check, res.macro)
     print(f"  per-class search: {wall:.1f} s wall, {cpu:.1f} s CPU, macro F1 {res.macro:.4f}", flush=True)
-    # other clips (seed 1) of the same "model" (class factors): the split nobody tuned on (public-eval stand-in)
+    # other clips (seed 1) of the same "model" (class factors): the split nobody tuned on (public-eval
+    # stand-in)
     p_eval, g_eval = hard_set(n_clips, seed=1)
-    eval_table1 = M.evaluate(p_eval, g_eval, base, psds=False, f1_engine="fast", segment=False).metrics["event_f1_macro"]
-    eval_fitted = M.evaluate(p_eval, g_eval, res.params, psds=False, f1_engine="fast", segment=False).metrics["event_f1_macro"]
+    eval_table1 = M.evaluate(p_eval, g_eval, base, psds=False, f1_engine="fast",
+                             segment=False).metrics["event_f1_macro"]
+    eval_fitted = M.evaluate(p_eval, g_eval, res.params, psds=False, f1_engine="fast",
+                             segment=False).metrics["event_f1_macro"]
     print(f"  held-out set (seed 1): Table 1 {eval_table1:.4f}, fitted {eval_fitted:.4f}", flush=True)
-    mean = np.nanmean(np.stack([res.searches[c].f1[0] for c in CLASSES]), axis=0)  # shared setting, (W1, W2, TH, TAG)
+    # shared setting, (W1, W2, TH, TAG)
+    mean = np.nanmean(np.stack([res.searches[c].f1[0] for c in CLASSES]), axis=0)
     shared_best = float(np.nanmax(mean))
 
     # ---- the shared grid as a Hydra multirun (sampled) and Optuna (sampled + in-process)
@@ -261,8 +276,8 @@ def main(argv=None) -> dict:
             tg = (grid.tagging_thresholds[int(rng.integers(len(grid.tagging_thresholds)))],)
             wall_m, points = grid_multirun(tmp, pfile, gfile, conf, grid, th, w1, w2, tg, f"{n}")
             for (t, a, b, g), f in points:
-                ref = mean[grid.first_windows.index(a), grid.second_windows.index(b), grid.thresholds.index(t),
-                           grid.tagging_thresholds.index(g)]
+                ref = mean[grid.first_windows.index(a), grid.second_windows.index(b),
+                           grid.thresholds.index(t), grid.tagging_thresholds.index(g)]
                 mismatch += int(abs(ref - f) > 1e-9)
             walls.append(wall_m)
             n_pts.append(len(points))
@@ -282,7 +297,8 @@ def main(argv=None) -> dict:
             o_per = o_walls[1] / max(1, args.optuna_sample[1])
         n_trials = min(args.optuna_trials, n_set)
         o_best, o_sampler, curve = optuna_in_process(res, grid, n_trials)
-        print(f"  optuna TPE in-process, {n_trials} trials: best {o_best:.4f}, sampler {o_sampler:.1f} s", flush=True)
+        print(f"  optuna TPE in-process, {n_trials} trials: best {o_best:.4f}, sampler {o_sampler:.1f} s",
+              flush=True)
         # as many trials as settings per class: start-up + evaluation per trial + TPE's own time (~ c n^2)
         c_tpe = o_sampler / n_trials**2
         optuna_est = max(0.0, o_walls[0] - o_per * args.optuna_sample[0]) + o_per * n_set + c_tpe * n_set**2
@@ -299,17 +315,23 @@ def main(argv=None) -> dict:
     figures["grid_multirun_per_point_s"] = {"value": per_point, "unit": "s (measured)"}
     figures["grid_multirun_startup_s"] = {"value": startup, "unit": "s (measured)"}
     figures["grid_multirun_best_f1"] = {"value": shared_best, "unit": "macro event F1 (full shared grid)"}
-    figures["grid_multirun_points_mismatching"] = {"value": float(mismatch), "unit": f"of {sum(n_pts)} sampled"}
+    figures["grid_multirun_points_mismatching"] = {"value": float(mismatch),
+                                                   "unit": f"of {sum(n_pts)} sampled"}
     figures["optuna_wall_s_extrapolated"] = {"value": optuna_est, "unit": f"s for {n_set} trials",
-                                             "ratio": optuna_est / wall, "reference": "x the per-class search"}
+                                             "ratio": optuna_est / wall,
+                                             "reference": "x the per-class search"}
     figures["optuna_per_trial_s"] = {"value": o_per, "unit": "s (measured, evaluation)"}
-    figures["optuna_tpe_sampler_s"] = {"value": o_sampler, "unit": f"s for {n_trials} trials (in-process, measured)"}
+    figures["optuna_tpe_sampler_s"] = {"value": o_sampler,
+                                       "unit": f"s for {n_trials} trials (in-process, measured)"}
     figures["optuna_best_f1"] = {"value": o_best, "unit": f"macro event F1 after {n_trials} trials"}
-    figures["load_average_1min"] = {"value": (load0 + load1) / 2, "unit": f"on {os.cpu_count()} CPUs (shared)"}
+    figures["load_average_1min"] = {"value": (load0 + load1) / 2,
+                                    "unit": f"on {os.cpu_count()} CPUs (shared)"}
     notes = (
         f"{n_clips} clips, grid {grid.to_dict()}; multirun sampled {n_pts} points, optuna sampled "
-        f"{args.optuna_sample} trials, both extrapolated to {n_set}; optuna in-process TPE ran {n_trials} trials "
-        f"(curve: trials, best F1, s: {curve}); Optuna's space is the product of the per-class grids, so the exact "
+        f"{args.optuna_sample} trials, both extrapolated to {n_set}; "
+        f"optuna in-process TPE ran {n_trials} trials "
+        f"(curve: trials, best F1, s: {curve}); "
+        "Optuna's space is the product of the per-class grids, so the exact "
         "search's F1 is its maximum: no number of trials can pass it; "
         "machine shared with 4 other engineers (2 CPUs)"
     )

@@ -25,14 +25,16 @@ def best_of(fn: Callable[[], Any], repeat: int = 3) -> float:
 
 def _commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5)
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             timeout=5)
         return out.stdout.strip() or "unknown"
     except Exception:  # noqa: BLE001 - not in a git checkout
         return "unknown"
 
 
 def write_result(name: str, figures: dict[str, dict], *, quick: bool = False, notes: str = "") -> Path:
-    """Write ``figures`` (each ``{"value", "unit"}`` plus optional ``"ratio"``/``"reference"``) as JSON and print a table.
+    """Write ``figures`` (each ``{"value", "unit"}`` plus optional ``"ratio"``/``"reference"``) as JSON and
+    print a table.
 
     The file is ``benchmarks/results/<name>.json`` (``<name>.quick.json`` for a quick run), holding the
     commit, the machine and the figures, so that runs compare across commits.
@@ -42,7 +44,8 @@ def write_result(name: str, figures: dict[str, dict], *, quick: bool = False, no
         "benchmark": name,
         "commit": _commit(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "python": platform.python_version()},
+        "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    "python": platform.python_version()},
         "quick": quick,
         "notes": notes,
         "figures": figures,
@@ -57,7 +60,8 @@ def write_result(name: str, figures: dict[str, dict], *, quick: bool = False, no
     path = RESULTS_DIR / (f"{name}.quick.json" if quick else f"{name}.json")
     path.write_text(json.dumps(payload, indent=2) + "\n")
     print_table(name, figures)
-    print(f"  -> {path.relative_to(RESULTS_DIR.parent.parent) if path.is_relative_to(RESULTS_DIR.parent.parent) else path}")
+    root = RESULTS_DIR.parent.parent
+    print(f"  -> {path.relative_to(root) if path.is_relative_to(root) else path}")
     return path
 
 

@@ -33,7 +33,8 @@ def _model_cfg(name: str) -> dict:
     cfg = OmegaConf.load(REPO / "conf" / "model" / f"{name}.yaml")
     base = [d for d in cfg.get("defaults", []) if isinstance(d, str) and d != "_self_"]
     merged = OmegaConf.merge(*[_model_cfg(b) for b in base], cfg) if base else cfg
-    out = OmegaConf.to_container(merged, resolve=False)  # sm/dm/crnn nodes are plain; others interpolate the train config
+    # sm/dm/crnn nodes are plain; others interpolate the train config
+    out = OmegaConf.to_container(merged, resolve=False)
     out.pop("defaults", None)
     return out
 
@@ -66,7 +67,8 @@ def build(name: str):
         with torch.no_grad():
             t_f, t_c = teacher(b["x"])
         return (frame_bce(s_f, b["y_f"], b["has_frame"]) + clip_bce(s_c, b["y_c"], b["has_clip"])
-                + 2.0 * ((s_f.float() - t_f.float()).pow(2).mean() + (s_c.float() - t_c.float()).pow(2).mean()))
+                + 2.0 * ((s_f.float() - t_f.float()).pow(2).mean()
+                         + (s_c.float() - t_c.float()).pow(2).mean()))
 
     @torch.no_grad()
     def ema():
@@ -86,10 +88,12 @@ def throughput(device: str, tiny: bool, batch_size: int, steps: int, warmup: int
     n_train = sizes["synthetic"] + sizes["weak"] + sizes["unlabel"]
     t0 = time.perf_counter()
     feats = torch.randn(n_train, 640, 64, device=dev, generator=g).mul_(3).sub_(5)  # log-mel-like values
-    y_f = (torch.rand(sizes["synthetic"] + sizes["weak"], 640, 10, device=dev, generator=g) > 0.9).to(torch.uint8)
+    y_f = (torch.rand(sizes["synthetic"] + sizes["weak"], 640, 10, device=dev, generator=g)
+           > 0.9).to(torch.uint8)
     make_s = time.perf_counter() - t0
     out = {"device": str(torch.cuda.get_device_name(dev) if cuda else "cpu"), "sizes": sizes,
-           "batch_size": batch_size, "features_gb": round(feats.numel() * 4 / 1e9, 2), "make_features_s": round(make_s, 2)}
+           "batch_size": batch_size, "features_gb": round(feats.numel() * 4 / 1e9, 2),
+           "make_features_s": round(make_s, 2)}
     amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda)
     for name in ("sm_dm_large", "crnn_dcase2020"):
         nets, loss_fn, after = build(name)
@@ -137,8 +141,10 @@ def throughput(device: str, tiny: bool, batch_size: int, steps: int, warmup: int
         epoch_iters = math.ceil(sizes["synthetic"] / batch_size)
         out[name] = {"params": params, "train_clips_per_s": round(batch_size / per_step, 1),
                      "s_per_step": round(per_step, 4), "epoch_iters": epoch_iters,
-                     "s_per_desed_epoch": round(epoch_iters * per_step + val_s, 2), "val_forward_s": round(val_s, 2),
-                     "peak_gpu_mem_gb": round(torch.cuda.max_memory_allocated(dev) / 1e9, 2) if cuda else None}
+                     "s_per_desed_epoch": round(epoch_iters * per_step + val_s, 2),
+                     "val_forward_s": round(val_s, 2),
+                     "peak_gpu_mem_gb": (round(torch.cuda.max_memory_allocated(dev) / 1e9, 2)
+                                         if cuda else None)}
     return out
 
 
@@ -170,7 +176,8 @@ def equality(device: str) -> dict:
             with torch.inference_mode():
                 ref = n(x)
                 got = n.to(dev)(x.to(dev))
-            ref, got = (ref if isinstance(ref, tuple) else (ref,)), (got if isinstance(got, tuple) else (got,))
+            ref, got = ((ref if isinstance(ref, tuple) else (ref,)),
+                        (got if isinstance(got, tuple) else (got,)))
             out[f"{name}_{k}_max_abs_diff"] = max(float((r - q.cpu()).abs().max()) for r, q in zip(ref, got))
     tol = {"nmf": 1e-3, "model": 1e-3}
     out["ok"] = all(v <= (tol["nmf"] if k.startswith("nmf") else tol["model"]) for k, v in out.items())
@@ -187,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--warmup", type=int, default=3)
     a = p.parse_args(argv)
-    res = throughput(a.device, a.tiny, a.batch_size, a.steps, a.warmup) if a.what == "throughput" else equality(a.device)
+    res = (throughput(a.device, a.tiny, a.batch_size, a.steps, a.warmup) if a.what == "throughput"
+           else equality(a.device))
     print(json.dumps(res))
     return 0 if res.get("ok", True) else 1
 

@@ -15,7 +15,8 @@ TINY_SMDM = [
     "model.dm.channels=[4,8,8]", "model.dm.pools=[[4,4],[4,4],[2,2]]", "model.dm.hidden=8",
 ]
 COMMON = [
-    "datamodule.batch_size=8", "datamodule.iters_per_epoch=null", "datamodule.progress=false", "callbacks.scorer.psds_thresholds=3", "callbacks.report.plots=true",
+    "datamodule.batch_size=8", "datamodule.iters_per_epoch=null", "datamodule.progress=false",
+    "callbacks.scorer.psds_thresholds=3", "callbacks.report.plots=true",
     "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
 ]
 TINY_CRNN = ["model.crnn.channels=[4,4,8,8,8,8,8]", "model.crnn.rnn_cells=8", "model.crnn.rnn_layers=1"]
@@ -45,7 +46,8 @@ def fit(tmp: Path, data_cfg, overrides: list[str], **kw) -> tuple[dict, pd.DataF
     from sed.training.resume import final_run_dir
 
     # a resumed run logs into the run folder it continues (a new csv/version_<n>)
-    logs = sorted(final_run_dir(tmp).glob("csv/version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1]))
+    logs = sorted(final_run_dir(tmp).glob("csv/version_*/metrics.csv"),
+                  key=lambda p: int(p.parent.name.split("_")[1]))
     log = pd.read_csv(logs[-1])
     return best, log
 

@@ -33,5 +33,6 @@ def make_data_cfg(root: Path, cache_dir: Path):
 
 @pytest.fixture(scope="session")
 def tiny_data_cfg(tiny_desed: Path, tmp_path_factory: pytest.TempPathFactory):
-    """The `data` config node of conf/data/mini_desed.yaml, pointed at :func:`tiny_desed` (cache in a tmp folder)."""
+    """The `data` config node of conf/data/mini_desed.yaml, pointed at :func:`tiny_desed` (cache in a tmp
+    folder)."""
     return make_data_cfg(tiny_desed, tmp_path_factory.mktemp("tiny-cache"))

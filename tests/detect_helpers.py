@@ -40,7 +40,8 @@ class FakePredictor:
     def __init__(self, edge_frames: int = 16, postproc_cfg: dict | None = None):
         self.edge_frames = edge_frames
         self.postproc_cfg = dict(POSTPROC) if postproc_cfg is None else postproc_cfg
-        centres = librosa.mel_frequencies(DEFAULT_FEATURES.n_mels + 2, fmax=DEFAULT_FEATURES.sample_rate / 2)[1:-1]
+        centres = librosa.mel_frequencies(DEFAULT_FEATURES.n_mels + 2,
+                                          fmax=DEFAULT_FEATURES.sample_rate / 2)[1:-1]
         self.bands = {CLASSES.index(c): int(np.argmin(np.abs(centres - f))) for c, f in TONES.items()}
         self.calls: list[int] = []  # batch sizes seen
 
@@ -81,13 +82,18 @@ def events_of(df, name: str | None = None) -> list[tuple[str, float, float]]:
     """Sorted (label, onset, offset) of one file's rows (rows without an event are ignored)."""
     d = df if name is None else df[df["filename"] == name]
     d = d.dropna(subset=["onset"])
-    return sorted((str(lab), float(on), float(off)) for on, off, lab in zip(d["onset"], d["offset"], d["event_label"]))
+    return sorted(
+        (str(lab), float(on), float(off)) for on, off, lab in zip(d["onset"], d["offset"], d["event_label"])
+    )
 
 
 def assert_events(found, expected, tol: float = 0.2) -> None:
     assert len(found) == len(expected), f"found {found}, expected {expected}"
-    for (fl, fon, foff), (el, eon, eoff) in zip(sorted(found, key=lambda e: e[1]), sorted(expected, key=lambda e: e[1])):
-        assert fl == el and abs(fon - eon) < tol and abs(foff - eoff) < tol, f"found {found}, expected {expected}"
+    for (fl, fon, foff), (el, eon, eoff) in zip(sorted(found, key=lambda e: e[1]),
+                                                sorted(expected, key=lambda e: e[1])):
+        assert fl == el and abs(fon - eon) < tol and abs(foff - eoff) < tol, (
+            f"found {found}, expected {expected}"
+        )
 
 
 def make_untrained_checkpoint(path: Path, seed: int = 0) -> Path:

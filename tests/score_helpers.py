@@ -113,9 +113,9 @@ LAYOUTS = ("desed", "dcase2020_ops", "desed_task_csv", "aliases", "no_header")
 def write_layout(path: Path, table: pd.DataFrame, layout: str) -> Path:
     """``table`` written as a published system writes it: ``desed`` (tab, ``filename onset offset
     event_label``), ``dcase2020_ops`` (the DCASE 2020 baseline's operating points: tab, ``event_label
-    onset offset filename index``), ``desed_task_csv`` (DESED_task: comma CSV with pandas' unnamed index column first,
-    ``,event_label,onset,offset,filename``), ``aliases`` (tab, ``file start end label``), ``no_header``
-    (tab, DCASE order, no header)."""
+    onset offset filename index``), ``desed_task_csv`` (DESED_task: comma CSV with pandas' unnamed index
+    column first, ``,event_label,onset,offset,filename``), ``aliases`` (tab, ``file start end label``),
+    ``no_header`` (tab, DCASE order, no header)."""
     t = table[["filename", "onset", "offset", "event_label"]].reset_index(drop=True)
     if layout == "desed":
         t.to_csv(path, sep="\t", index=False, float_format="%.6g")
@@ -162,7 +162,8 @@ def write_operating_points(
 
 
 def score_frames(scores, durations, classes=CLASSES) -> dict[str, pd.DataFrame]:
-    """sed_scores_eval score DataFrames keyed by audio id (the last frame's offset clipped to the duration)."""
+    """sed_scores_eval score DataFrames keyed by audio id (the last frame's offset clipped to the
+    duration)."""
     from sed_scores_eval.base_modules.scores import create_score_dataframe
 
     out = {}
@@ -181,8 +182,8 @@ def write_score_folder(folder: Path, scores, durations, classes=CLASSES) -> dict
 
 
 def truth_probs(names: Sequence[str], gt: Mapping) -> tuple[np.ndarray, np.ndarray]:
-    """Frame and clip probabilities (10 DESED classes) that follow the ground truth: 0.9 on every true event's frames and
-    classes, uniform noise under 0.1 elsewhere (seed 0)."""
+    """Frame and clip probabilities (10 DESED classes) that follow the ground truth: 0.9 on every true
+    event's frames and classes, uniform noise under 0.1 elsewhere (seed 0)."""
     rng = np.random.default_rng(0)
     frame = (rng.random((len(names), 640, 10)) * 0.1).astype(np.float32)
     clip = np.zeros((len(names), 10), np.float32)

@@ -60,8 +60,8 @@ def test_bad_audio_files(tmp_path):
     bad = _tone(SR, 1.0)
     bad[100] = np.nan
     sf.write(tmp_path / "nan.wav", bad, SR, subtype="FLOAT")
-    cases = {"missing.wav": "audio file not found", "empty.wav": "empty file", "text.wav": "cannot decode audio",
-             "zero.wav": "zero-length", "nan.wav": "NaN"}
+    cases = {"missing.wav": "audio file not found", "empty.wav": "empty file",
+             "text.wav": "cannot decode audio", "zero.wav": "zero-length", "nan.wav": "NaN"}
     for name, message in cases.items():
         with pytest.raises(DataError) as e:
             load_audio(tmp_path / name)
@@ -106,7 +106,8 @@ def test_written_out_stft_equals_torch_stft():
     """The frontend frames and FFTs itself (2x faster on CPU); it must equal torch.stft(center=True)."""
     front = LogMel()
     x = torch.randn(2, 220500)
-    s = torch.stft(x, 2048, 345, window=torch.hann_window(2048), center=True, pad_mode="constant", return_complex=True)
+    s = torch.stft(x, 2048, 345, window=torch.hann_window(2048), center=True, pad_mode="constant",
+                   return_complex=True)
     ref = torch.matmul(s.abs().square().transpose(1, 2), torch.from_numpy(mel_filterbank()).T)
     with torch.no_grad():
         assert torch.allclose(front.mel_power(x), ref, rtol=1e-4, atol=1e-4 * float(ref.max()))

@@ -46,7 +46,9 @@ def test_build_matches_frontend_and_is_reused(data_cfg, monkeypatch):
     assert len(feats) == 8 and feats.logmel.shape == (8, 640, 64) and len(seen) == 8
     name = feats.filenames[3]
     with torch.no_grad():
-        ref = LogMel()(torch.from_numpy(load_audio(os.path.join(data_cfg.root, "audio/validation", name)))[None])[0]
+        ref = LogMel()(
+            torch.from_numpy(load_audio(os.path.join(data_cfg.root, "audio/validation", name)))[None]
+        )[0]
     assert np.allclose(feats.logmel[feats.index_of(name)], ref.numpy(), atol=1e-5)
     again = load_split(data_cfg, "validation", progress=False)
     assert len(seen) == 8  # nothing decoded the second time
@@ -74,7 +76,8 @@ def test_changed_feature_spec_rebuilds(data_cfg, monkeypatch):
     s = DesedLayout.from_cfg(data_cfg).split("validation")
     names = cache_mod.split_filenames(data_cfg, "validation")
     seen = _count_decodes(monkeypatch)
-    feats = build_cache("validation", s.audio_dir, names, data_cfg.cache_dir, spec=FeatureSpec(n_mels=32), progress=False)
+    feats = build_cache("validation", s.audio_dir, names, data_cfg.cache_dir, spec=FeatureSpec(n_mels=32),
+                        progress=False)
     assert len(seen) == 8 and feats.logmel.shape == (8, 640, 32)
 
 
@@ -99,7 +102,8 @@ def test_interrupted_build_resumes(data_cfg, monkeypatch):
     seen = _count_decodes(monkeypatch)
     feats = build_cache("synthetic", s.audio_dir, names, data_cfg.cache_dir, progress=False, batch_size=2)
     assert len(seen) == 12 - 4 and len(feats) == 12
-    fresh = build_cache("synthetic", s.audio_dir, names, os.path.join(data_cfg.cache_dir, "fresh"), progress=False)
+    fresh = build_cache("synthetic", s.audio_dir, names, os.path.join(data_cfg.cache_dir, "fresh"),
+                        progress=False)
     assert np.allclose(np.asarray(feats.logmel), np.asarray(fresh.logmel), atol=1e-6)
 
 
@@ -176,6 +180,7 @@ def test_row_reader_keeps_rows_out_of_the_resident_set(tmp_path):
     import sys
 
     np.save(tmp_path / "x.npy", np.ones((300, 640, 64), np.float32))
+    x_npy = str(tmp_path / "x.npy")
     code = f"""
 import numpy as np, sys
 sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
@@ -184,14 +189,15 @@ def rss_file():
     for line in open("/proc/self/status"):
         if line.startswith("RssFile:"):
             return int(line.split()[1]) / 1024
-arr = RowReader({str(tmp_path / 'x.npy')!r}) if sys.argv[1] == "reader" else np.load({str(tmp_path / 'x.npy')!r}, mmap_mode="r")
+arr = RowReader({x_npy!r}) if sys.argv[1] == "reader" else np.load({x_npy!r}, mmap_mode="r")
 before = rss_file()
 total = sum(float(np.asarray(arr[i])[0, 0]) for i in range(len(arr)))
 print(rss_file() - before, total)
 """
     grow = {}
     for kind in ("reader", "memmap"):
-        out = subprocess.run([sys.executable, "-c", code, kind], capture_output=True, text=True, check=True).stdout.split()
+        out = subprocess.run([sys.executable, "-c", code, kind], capture_output=True, text=True,
+                             check=True).stdout.split()
         grow[kind] = float(out[0])
         assert float(out[1]) == 300.0
     assert grow["reader"] < 5 and grow["memmap"] > 40, grow

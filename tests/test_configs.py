@@ -48,7 +48,8 @@ def test_experiment_x_trainer_instantiates(tmp_path, tiny_data_cfg, experiment, 
         trainer_obj = instantiate(cfg.trainer, callbacks=callbacks, logger=False)
         assert isinstance(trainer_obj, pl.Trainer) and trainer_obj.max_epochs == 15
     else:
-        assert cfg.trainer._target_ == "pytorch_lightning.Trainer" and cfg.trainer.accelerator in ("auto", "gpu")
+        assert (cfg.trainer._target_ == "pytorch_lightning.Trainer"
+                and cfg.trainer.accelerator in ("auto", "gpu"))
 
 
 def test_experiments_state_only_what_differs(tmp_path):

@@ -24,7 +24,9 @@ def make_dm(data_cfg, **over) -> DesedDataModule:
 
 def test_batch_counts_largest_remainder():
     assert batch_counts(PS2, 24) == {"synthetic": 6, "weak": 6, "unlabel": 12}
-    assert batch_counts({"synthetic": 1, "weak": 1, "unlabel": 1}, 8) == {"synthetic": 3, "unlabel": 3, "weak": 2}  # ties: by name
+    # ties: by name
+    assert batch_counts({"synthetic": 1, "weak": 1, "unlabel": 1}, 8) == {"synthetic": 3, "unlabel": 3,
+                                                                          "weak": 2}
     assert sum(batch_counts({"weak": 0.3, "unlabel": 0.7}, 10).values()) == 10
     with pytest.raises(ConfigError):
         batch_counts({"strong": 1.0}, 8)
@@ -59,7 +61,9 @@ def test_curriculum_phases(post, synthetic_after):
 
 def test_deterministic_and_continuous_streams():
     a, b = _sampler(PS1), _sampler(PS1)
-    assert [[(s, r.tolist()) for s, r in x] for x in _epoch(a, 3)] == [[(s, r.tolist()) for s, r in x] for x in _epoch(b, 3)]
+    assert [[(s, r.tolist()) for s, r in x] for x in _epoch(a, 3)] == [
+        [(s, r.tolist()) for s, r in x] for x in _epoch(b, 3)
+    ]
     # synthetic: 40 clips, 8 per batch x 5 iterations = one permutation per epoch -> each clip once per epoch
     for e in range(2):
         rows = np.concatenate([r for bt in _epoch(a, e) for _, r in bt])
@@ -113,7 +117,8 @@ def test_datamodule_batches_and_weak_frame_targets(nmf_cfg):
             loader.sampler.set_epoch(e)
             yield from loader
 
-    for b in epochs(1, 2):  # 2 epochs x 2 iterations x 2 weak clips: the weak stream's first 8 = every weak clip
+    # 2 epochs x 2 iterations x 2 weak clips: the weak stream's first 8 = every weak clip
+    for b in epochs(1, 2):
         src = b["source"].numpy()
         assert (src == 0).sum() == 2 and (src == 1).sum() == 2 and (src == 2).sum() == 4
         w = src == 1

@@ -1,4 +1,5 @@
-"""The loader on the real DESED metadata (../shared/desed-real, a development check: absent on users' machines)."""
+"""The loader on the real DESED metadata (../shared/desed-real, a development check: absent on users'
+machines)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from sed.datamodules.cache import labels_for, load_split
 from tests.conftest import REPO, make_data_cfg
 
 REAL = REPO.parent / "shared" / "desed-real"
-pytestmark = pytest.mark.skipif(not (REAL / "metadata").is_dir(), reason="../shared/desed-real is not on this machine")
+pytestmark = pytest.mark.skipif(not (REAL / "metadata").is_dir(),
+                                reason="../shared/desed-real is not on this machine")
 
 
 @pytest.fixture()
@@ -22,7 +24,8 @@ def real_cfg(tmp_path):
     synth = root / "metadata/train/synthetic20/soundscapes.tsv"
     synth.parent.mkdir(parents=True)
     synth.write_text((REAL / "soundscapes/desed_synth_5_cat_speech.tsv").read_text()
-                     + "".join((REAL / "soundscapes/desed_synth_7_dishes_frying.tsv").read_text().splitlines(True)[1:]))
+                     + "".join((REAL / "soundscapes/desed_synth_7_dishes_frying.tsv").read_text()
+                               .splitlines(True)[1:]))
     return make_data_cfg(root, tmp_path / "cache")
 
 

@@ -89,7 +89,8 @@ def test_formats_rates_channels_and_bit_depths(tmp_path):
     for name, sr, ch, kw in FORMATS:
         x = synth(expected, 13.0, sr=sr, seed=len(name))
         if ch == 2:  # the tone in one channel only, noise in both: the mono mix-down keeps it
-            x = np.stack([x, 0.003 * np.random.default_rng(1).standard_normal(len(x)).astype(np.float32)], axis=1)
+            x = np.stack([x, 0.003 * np.random.default_rng(1).standard_normal(len(x)).astype(np.float32)],
+                         axis=1)
         write(tmp_path / "in" / name, x, sr, **kw)
     summary, df = detect([tmp_path / "in"], tmp_path)
     assert not summary.failed, summary.failed
@@ -99,7 +100,8 @@ def test_formats_rates_channels_and_bit_depths(tmp_path):
 
 
 def test_stream_matches_the_training_data_layer(tmp_path):
-    """A clip of at most 10 s gives the samples that sed.audio.io.load_audio gives (same features as training)."""
+    """A clip of at most 10 s gives the samples that sed.audio.io.load_audio gives (same features as
+    training)."""
     from sed.audio.io import load_audio
     from sed.detect.stream import stream_mono
     from sed.detect.windows import Windower, WindowSpec
@@ -119,7 +121,9 @@ def make_bad_folder(root):
     (root / "empty.wav").write_bytes(b"")
     write(root / "zero.wav", np.zeros(0, dtype=np.float32))
     (root / "text.wav").write_text("this is not audio\n" * 50)
-    (root / "garbage.ogg").write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    (root / "garbage.ogg").write_bytes(
+        np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes()
+    )
     x = synth([("Speech", 1.0, 2.0)], 8.0)
     x[SR * 3] = np.nan
     write(root / "nan.wav", x, subtype="FLOAT")
@@ -133,7 +137,8 @@ def make_bad_folder(root):
 def test_bad_inputs_are_reported_and_skipped(tmp_path, capsys):
     good, good2 = make_bad_folder(tmp_path / "in")
     out = tmp_path / "out.tsv"
-    code = detect_cli([str(tmp_path / "in"), str(tmp_path / "missing.wav"), "--out", str(out), "--batch-size", "3"])
+    code = detect_cli([str(tmp_path / "in"), str(tmp_path / "missing.wav"), "--out", str(out),
+                       "--batch-size", "3"])
     assert code == 1
     err = capsys.readouterr().err
     lines = [ln for ln in err.splitlines() if ln.startswith("sedx detect: skipped")]
@@ -185,7 +190,9 @@ def test_tsv_to_stdout_and_json_lines(tmp_path, capsys):
     assert out.splitlines()[0] == TSV_HEADER
     rows = [ln.split("\t") for ln in out.splitlines()[1:]]
     assert all(len(r) == 4 for r in rows)
-    df = pd.DataFrame(rows, columns=["filename", "onset", "offset", "event_label"]).astype({"onset": float, "offset": float})
+    df = pd.DataFrame(rows, columns=["filename", "onset", "offset", "event_label"]).astype(
+        {"onset": float, "offset": float}
+    )
     for p, ev in zip(paths, specs):
         assert_events(events_of(df, p.as_posix()), ev)
 
@@ -228,7 +235,8 @@ def test_resume_after_interruption(tmp_path, fmt):
     assert summary.skipped == [p.as_posix() for p in paths[:2]]
     assert summary.processed == [p.as_posix() for p in paths[2:]]
     spec = WindowSpec()
-    assert sum(fake.calls) == spec.n_windows(26 * SR) + spec.n_windows(34 * SR) == 5 + 6  # only the last two files
+    # only the last two files
+    assert sum(fake.calls) == spec.n_windows(26 * SR) + spec.n_windows(34 * SR) == 5 + 6
     df = read_detections(out)
     if fmt == "tsv":
         lines = out.read_text().splitlines()
@@ -247,7 +255,8 @@ def test_resume_after_interruption(tmp_path, fmt):
 
 def test_plot_written_for_short_and_long_recordings(tmp_path):
     short = write(tmp_path / "in" / "short.wav", synth([("Speech", 1.0, 2.0)], 4.0))
-    long = write(tmp_path / "in" / "deep" / "long.wav", synth([("Dog", 100.0, 100.3), ("Speech", 200.0, 230.0)], 240.0, sr=8000), 8000)
+    long = write(tmp_path / "in" / "deep" / "long.wav",
+                 synth([("Dog", 100.0, 100.3), ("Speech", 200.0, 230.0)], 240.0, sr=8000), 8000)
     summary, df = detect([tmp_path / "in"], tmp_path, plot_dir=tmp_path / "plots")
     assert summary.exit_code == 0
     assert_events(events_of(df, long.as_posix()), [("Dog", 100.0, 100.3), ("Speech", 200.0, 230.0)])
@@ -268,8 +277,9 @@ def test_real_checkpoint_through_the_console_entry_point(tmp_path, capsys):
     ckpt = make_untrained_checkpoint(tmp_path / "untrained.ckpt")
     rec = write(tmp_path / "in" / "a.flac", synth([("Speech", 1.0, 3.0)], 14.0, sr=16000), 16000)
     out = tmp_path / "out.json"
-    code = cli.main(["detect", str(tmp_path / "in"), "--ckpt", str(ckpt), "--device", "cpu", "--postproc", "default",
-                     "--format", "json", "--out", str(out), "--plot", str(tmp_path / "plots"), "--quiet"])
+    code = cli.main(["detect", str(tmp_path / "in"), "--ckpt", str(ckpt), "--device", "cpu",
+                     "--postproc", "default", "--format", "json", "--out", str(out),
+                     "--plot", str(tmp_path / "plots"), "--quiet"])
     assert code == 0, capsys.readouterr().err
     obj = json.loads(out.read_text())
     assert obj["filename"] == rec.as_posix() and abs(obj["duration"] - 14.0) < 1e-3
@@ -294,7 +304,8 @@ def test_file_name_that_tsv_cannot_hold_is_reported(tmp_path):
     write(tmp_path / "in" / "ok.wav", synth([], 2.0))
     write(tmp_path / "in" / "tab\there.wav", synth([], 2.0))
     err = __import__("io").StringIO()
-    summary = run_detect([str(tmp_path / "in")], FakePredictor(), DetectOptions(out=tmp_path / "o.tsv", quiet=True), err=err)
+    summary = run_detect([str(tmp_path / "in")], FakePredictor(),
+                         DetectOptions(out=tmp_path / "o.tsv", quiet=True), err=err)
     assert len(summary.processed) == 1 and len(summary.failed) == 1 and "tab or line break" in err.getvalue()
 
 
@@ -323,7 +334,8 @@ def test_postproc_by_path_and_failures_after_reading(tmp_path, capsys):
         return decode(preds, params)
 
     err = __import__("io").StringIO()
-    summary = run_detect([str(tmp_path / "in")], FakePredictor(), DetectOptions(out=tmp_path / "o2.tsv", quiet=True),
+    summary = run_detect([str(tmp_path / "in")], FakePredictor(),
+                         DetectOptions(out=tmp_path / "o2.tsv", quiet=True),
                          err=err, decode_fn=decode_fails_on_a)
     assert summary.exit_code == 1 and len(summary.processed) == 1
     assert "a.wav: post-processing failed (ValueError: boom)" in err.getvalue()

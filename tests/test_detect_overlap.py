@@ -103,8 +103,8 @@ def _estimates(monkeypatch, tmp_path, pred, rec, overlap, batch, reuse):
     if not reuse:
         monkeypatch.setattr(detect_run.FrameReuse, "plan", classmethod(lambda cls, *a: None))
     _Spy.seen = []
-    s = run_detect([str(rec)], pred, DetectOptions(out=tmp_path / f"o{reuse}.tsv", quiet=True, overlap=overlap,
-                                                   batch_size=batch))
+    s = run_detect([str(rec)], pred, DetectOptions(out=tmp_path / f"o{reuse}.tsv", quiet=True,
+                                                   overlap=overlap, batch_size=batch))
     assert not s.failed
     monkeypatch.undo()
     return sorted(_Spy.seen, key=lambda e: e[0])

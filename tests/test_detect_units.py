@@ -57,13 +57,15 @@ def test_windower_equals_slicing_the_padded_signal(n, chunk):
     padded[:n] = x
     assert [k for k, _ in got] == list(range(w)) and wd.n_samples == n
     for k, win in got:
-        np.testing.assert_array_equal(win, padded[k * spec.hop_samples : k * spec.hop_samples + spec.win_samples])
+        np.testing.assert_array_equal(
+            win, padded[k * spec.hop_samples : k * spec.hop_samples + spec.win_samples]
+        )
 
 
 def test_stitch_hand_computed():
     # W=3 windows of F=4 frames, hop 2: global frames 0..7
-    wp = np.array([[[0.0], [1.0], [2.0], [3.0]], [[10.0], [20.0], [30.0], [40.0]], [[5.0], [5.0], [7.0], [9.0]]],
-                  dtype=np.float32)
+    wp = np.array([[[0.0], [1.0], [2.0], [3.0]], [[10.0], [20.0], [30.0], [40.0]],
+                   [[5.0], [5.0], [7.0], [9.0]]], dtype=np.float32)
     # frame: 0 <- 0 ; 1 <- 1 ; 2 <- (2+10)/2 ; 3 <- (3+20)/2 ; 4 <- (30+5)/2 ; 5 <- (40+5)/2 ; 6 <- 7 ; 7 <- 9
     expected = np.array([0, 1, 6, 11.5, 17.5, 22.5, 7, 9], dtype=np.float32)[:, None]
     np.testing.assert_allclose(stitch(wp, 2), expected)
@@ -147,7 +149,8 @@ def test_discover_recursive_sorted_dedup_and_missing(tmp_path):
     names = [s.name for s in d.sources]
     assert names == [(tmp_path / r).as_posix() for r in ["a/x.flac", "a/y.ogg", "a/z.mp3", "b.WAV"]]
     assert d.missing == [str(tmp_path / "nope.wav")]
-    assert discover([tmp_path / "a" / "skip.txt"]).sources[0].name.endswith("skip.txt")  # named files are tried
+    # named files are tried
+    assert discover([tmp_path / "a" / "skip.txt"]).sources[0].name.endswith("skip.txt")
 
 
 # ----------------------------------------------------------------------------- writer
@@ -162,7 +165,9 @@ def test_tsv_writer_rows_and_empty_file_row(tmp_path):
     with EventWriter(out, "tsv") as w:
         w.write("a.wav", _ev((2.0, 3.5, "Dog"), (0.5, 1.0, "Cat")), 10.0)
         w.write("b.wav", _ev(), 4.0)
-    assert out.read_text() == f"{TSV_HEADER}\na.wav\t0.500\t1.000\tCat\na.wav\t2.000\t3.500\tDog\nb.wav\t\t\t\n"
+    assert out.read_text() == (
+        f"{TSV_HEADER}\na.wav\t0.500\t1.000\tCat\na.wav\t2.000\t3.500\tDog\nb.wav\t\t\t\n"
+    )
 
 
 def test_resume_repairs_a_torn_tsv_and_drops_the_incomplete_file(tmp_path):
@@ -191,7 +196,8 @@ def test_resume_json_lines(tmp_path):
     w.close()
     lines = [json.loads(ln) for ln in out.read_text().splitlines()]
     assert [o["filename"] for o in lines] == ["a.wav", "b.wav"]
-    assert lines[0]["events"] == [{"onset": 2.0, "offset": 3.5, "event_label": "Dog"}] and lines[1]["events"] == []
+    assert (lines[0]["events"] == [{"onset": 2.0, "offset": 3.5, "event_label": "Dog"}]
+            and lines[1]["events"] == [])
     with pytest.raises(OutputError, match="needs --out"):
         EventWriter(None, "json", resume=True)
 
@@ -210,7 +216,8 @@ def test_mel_summary_pools_and_stays_bounded():
         ms.add(k, full[k * hop : k * hop + 640])
     cols, pool = ms.result(total)
     n_full = total // pool
-    np.testing.assert_allclose(cols[:n_full], full[: n_full * pool].reshape(n_full, pool, 4).mean(axis=1), atol=1e-5)
+    np.testing.assert_allclose(cols[:n_full], full[: n_full * pool].reshape(n_full, pool, 4).mean(axis=1),
+                               atol=1e-5)
     # unknown length: starts at pool 1, coarsens by 2 and never holds more than 2 * max_cols columns
     ms = MelSummary(hop, expected_frames=0, max_cols=50)
     for k in range(21):
@@ -257,8 +264,8 @@ def test_decode_by_class_equals_one_decode_of_all_classes(tagging):
     from omegaconf import OmegaConf
 
     from sed.core.constants import CLASSES, FRAME_SECONDS
-    from sed.detect.run import decode_by_class
     from sed.core.predictions import Predictions
+    from sed.detect.run import decode_by_class
     from sed.postproc import PostprocParams, decode
     from tests.conftest import REPO
 

@@ -22,8 +22,8 @@ def test_frame_probability_stats_by_hand():
 def test_diagnostics_written_every_epoch(tmp_path, tiny_data_cfg, tmp_path_factory):
     from tests._train_utils import fit, nmf_data_cfg
 
-    fit(tmp_path, nmf_data_cfg(tiny_data_cfg, tmp_path_factory), ["trainer.max_epochs=2", "schedule.n_cycles=1",
-                                                                  "callbacks.diagnostics.max_clips=4"])
+    fit(tmp_path, nmf_data_cfg(tiny_data_cfg, tmp_path_factory),
+        ["trainer.max_epochs=2", "schedule.n_cycles=1", "callbacks.diagnostics.max_clips=4"])
     rows = read_history(tmp_path / "reports" / "frame_probs.jsonl")
     assert [r["epoch"] for r in rows] == [0, 1]
     assert {"synthetic", "weak_nmf", "weak_true", "validation"} <= set(rows[0])

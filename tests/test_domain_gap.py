@@ -65,7 +65,8 @@ def test_peaking_eq_gain_at_centre_and_far_away():
 
 
 def test_compressor_gain_curve():
-    """Quiet part (40 dB under the peak) below threshold: untouched; loud part: (thr - level) * (1 - 1/ratio) dB."""
+    """Quiet part (40 dB under the peak) below threshold: untouched; loud part: (thr - level) * (1 - 1/ratio)
+    dB."""
     quiet, loud = 0.01 * _tone(1000), _tone(1000)
     y = chain.compress(np.concatenate([quiet, loud]), SR, threshold_db=-20.0, ratio=4.0, time_s=0.01)
     assert np.allclose(y[SR // 4: SR], quiet[SR // 4:])
@@ -105,14 +106,16 @@ def test_stereo_channels():
 
 def test_synthetic_recipe_draws_nothing_more():
     """The synthetic split's files: the dataset rate, mono, and make_clip's stream alone."""
-    assert (SYNTHETIC.chain, SYNTHETIC.other_sr_prob, SYNTHETIC.stereo_prob, SYNTHETIC.babble_prob) == (None, 0, 0, 0)
+    assert (SYNTHETIC.chain, SYNTHETIC.other_sr_prob, SYNTHETIC.stereo_prob,
+            SYNTHETIC.babble_prob) == (None, 0, 0, 0)
     a, sr, _ = render_clip(np.random.default_rng([0, 0, 3]), SR, SYNTHETIC)
     assert sr == SR and a.ndim == 1
 
 
 def test_real_rates_and_channels_follow_the_recipe(monkeypatch):
-    """Over 400 renderings (make_clip stubbed by a short tone, for speed): other rates and stereo at the recipe's
-    probabilities (within 4 standard deviations), the other rates evenly, every length the clip's."""
+    """Over 400 renderings (make_clip stubbed by a short tone, for speed): other rates and stereo at the
+    recipe's probabilities (within 4 standard deviations), the other rates evenly, every length the
+    clip's."""
     import sed.generate as gen
 
     monkeypatch.setattr(gen, "make_clip", lambda rng, sr, recipe: (0.5 * _tone(440, 0.1, sr), []))
@@ -144,8 +147,8 @@ def _digest(root: Path) -> str:
 def gap_set(tmp_path_factory) -> Path:
     """20 synthetic and 24 validation clips (seed 0), made by two worker processes."""
     root = tmp_path_factory.mktemp("gap") / "d"
-    return generate_dataset(root, n_synthetic=20, n_weak=1, n_unlabel=1, n_validation=24, n_public_eval=0, seed=0,
-                            workers=2, plot=False)
+    return generate_dataset(root, n_synthetic=20, n_weak=1, n_unlabel=1, n_validation=24, n_public_eval=0,
+                            seed=0, workers=2, plot=False)
 
 
 def test_real_rendering_deterministic_whatever_the_workers(gap_set, tmp_path):
@@ -162,8 +165,8 @@ def _high_band_ratio(x: np.ndarray, sr: int = SR, above: float = 6000.0) -> floa
 
 
 def _split_stats(root: Path, split: str) -> tuple[float, float]:
-    """Mean share of power above 6 kHz and median ratio of the annotated-region RMS to the rest (as the network
-    reads the files: mono, 22.05 kHz)."""
+    """Mean share of power above 6 kHz and median ratio of the annotated-region RMS to the rest (as the
+    network reads the files: mono, 22.05 kHz)."""
     clips = read_strong_tsv(root / DEFAULT_SPLITS[split]["tsv"])
     high, contrast = [], []
     for name, events in clips.items():
@@ -178,9 +181,9 @@ def _split_stats(root: Path, split: str) -> tuple[float, float]:
 
 
 def test_real_split_differs_measurably_but_events_stay_audible(gap_set):
-    """Share of power above 6 kHz: the real split (band limits, lossy steps, 16 kHz files, darker variants) has
-    under a third of the synthetic split's (measured, seed 0: 0.179 vs 0.037); annotated events still stand
-    out (median contrast measured: 10.0 synthetic, 4.5 real)."""
+    """Share of power above 6 kHz: the real split (band limits, lossy steps, 16 kHz files, darker variants)
+    has under a third of the synthetic split's (measured, seed 0: 0.179 vs 0.037); annotated events still
+    stand out (median contrast measured: 10.0 synthetic, 4.5 real)."""
     synth_high, synth_contrast = _split_stats(gap_set, "synthetic")
     real_high, real_contrast = _split_stats(gap_set, "validation")
     assert real_high < synth_high / 3

@@ -15,10 +15,10 @@ from omegaconf import OmegaConf
 
 from sed.core.constants import CLASSES, FRAME_SECONDS
 from sed.core.errors import ConfigError
-from sed.eval import run
-from sed.evaluation.sweeps import summarize_sweep
-from sed.evaluation import metrics as M
 from sed.core.predictions import Predictions, PredictionsError, average
+from sed.eval import run
+from sed.evaluation import metrics as M
+from sed.evaluation.sweeps import summarize_sweep
 from sed.postproc import PostprocParams, decode
 from tests.score_helpers import truth_probs
 
@@ -177,7 +177,8 @@ def test_checkpoint_path_calls_predict_split(files, tmp_path, monkeypatch):
 
     monkeypatch.setattr(inference, "predict_split", fake_predict_split)
     # also_splits=[]: only the asked split (a generated data/mini-desed in the checkout has a public_eval)
-    cfg = cfg_for("ckpt=some/run", f"ground_truth={d / 'gt.tsv'}", "psds=false", "report.enabled=false", "also_splits=[]")
+    cfg = cfg_for("ckpt=some/run", f"ground_truth={d / 'gt.tsv'}", "psds=false", "report.enabled=false",
+                  "also_splits=[]")
     run(cfg, tmp_path / "c")
     assert calls == [("some/run", "validation")]
     # no predictions and no ckpt: the latest training run under train_runs

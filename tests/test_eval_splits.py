@@ -14,8 +14,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from sed.core.constants import CLASSES, FRAME_SECONDS
-from sed.eval import run as eval_run
 from sed.core.predictions import Predictions
+from sed.eval import run as eval_run
 from sed.evaluation.report import add_alpha_st0, zero_explanations
 from sed.postproc import PostprocParams
 from sed.tune import run as tune_run
@@ -33,7 +33,8 @@ SMALL_GRID = [
 
 def compose_cfg(name, *overrides):
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose(name, overrides=list(overrides), return_hydra_config=True)  # the postproc choice is known
+        # the postproc choice is known
+        return compose(name, overrides=list(overrides), return_hydra_config=True)
 
 
 @pytest.fixture()
@@ -58,7 +59,8 @@ def test_tuning_never_reads_the_reported_split(dataset, tmp_path):
     cfg = compose_cfg("tune", f"data.root={root}", f"predictions={pv}", *SMALL_GRID)
     first = tune_run(cfg, tmp_path / "t1")["postproc"]
     # another public-eval truth (events moved and relabelled), then one that cannot even be parsed
-    moved = {f: [(on + 1.0, off + 1.0, CLASSES[(CLASSES.index(lab) + 1) % 10]) for on, off, lab in v] for f, v in ge.items()}
+    moved = {f: [(on + 1.0, off + 1.0, CLASSES[(CLASSES.index(lab) + 1) % 10]) for on, off, lab in v]
+             for f, v in ge.items()}
     write_gt(root / "metadata" / "eval" / "public.tsv", moved)
     assert tune_run(cfg, tmp_path / "t2")["postproc"] == first
     (root / "metadata" / "eval" / "public.tsv").write_text("not\ta\tstrong\ttsv\nat all\n")
@@ -82,7 +84,9 @@ def test_eval_reports_both_splits_fitted_and_table1_line_by_line(dataset, tmp_pa
     rows = {(r["split"], r["postproc"]): r for r in m["splits"]}
     assert set(rows) == {("validation", "fitted"), ("validation", "Table 1"), ("public_eval", "fitted"),
                          ("public_eval", "Table 1")}
-    assert rows[("validation", "fitted")]["line"].endswith("[tuning split: optimistic (the post-processing was fitted on it)]")
+    assert rows[("validation", "fitted")]["line"].endswith(
+        "[tuning split: optimistic (the post-processing was fitted on it)]"
+    )
     assert "(tuned on validation)" in rows[("public_eval", "fitted")]["line"]
     assert rows[("public_eval", "fitted")]["line"].endswith("[reported split (never used for tuning)]")
     assert rows[("public_eval", "Table 1")]["tuned_on"] is None
@@ -92,20 +96,26 @@ def test_eval_reports_both_splits_fitted_and_table1_line_by_line(dataset, tmp_pa
     from sed.evaluation import metrics as M
 
     paper = PostprocParams.from_cfg(OmegaConf.load(ROOT / "conf" / "postproc" / "paper.yaml"))
-    direct = M.evaluate(Predictions.load(pe), read_strong_tsv(root / "metadata" / "eval" / "public.tsv"), paper,
-                        psds=False, segment=False)
-    assert rows[("public_eval", "Table 1")]["event_f1_macro"] == pytest.approx(direct.metrics["event_f1_macro"])
+    direct = M.evaluate(Predictions.load(pe), read_strong_tsv(root / "metadata" / "eval" / "public.tsv"),
+                        paper, psds=False, segment=False)
+    assert rows[("public_eval", "Table 1")]["event_f1_macro"] == pytest.approx(
+        direct.metrics["event_f1_macro"]
+    )
     report = (tmp_path / "e" / "report.md").read_text()
     assert "## Splits" in report and report.count("- validation, post-processing") == 2
     assert report.count("- public_eval, post-processing") == 2
     # postproc=paper overrides the tuned file: Table 1, said so
-    m2 = eval_run(compose_cfg("eval", f"data.root={root}", f"predictions={pv}", "postproc=paper", "psds=false",
-                              "segment=false", "report.enabled=false", "also_splits=[]"), tmp_path / "e2")
-    assert m2["run"]["postproc"]["tuned_on"] is None and m2["run"]["postproc_source"] == "conf/postproc/paper.yaml"
+    m2 = eval_run(compose_cfg("eval", f"data.root={root}", f"predictions={pv}", "postproc=paper",
+                              "psds=false", "segment=false", "report.enabled=false", "also_splits=[]"),
+                  tmp_path / "e2")
+    assert (m2["run"]["postproc"]["tuned_on"] is None
+            and m2["run"]["postproc_source"] == "conf/postproc/paper.yaml")
     assert "splits" not in m2
     # postproc_file= wins
-    m3 = eval_run(compose_cfg("eval", f"data.root={root}", f"predictions={pv}", f"postproc_file={tmp_path / 't' / 'postproc.yaml'}",
-                              "psds=false", "segment=false", "report.enabled=false", "also_splits=[]"), tmp_path / "e3")
+    m3 = eval_run(compose_cfg("eval", f"data.root={root}", f"predictions={pv}",
+                              f"postproc_file={tmp_path / 't' / 'postproc.yaml'}",
+                              "psds=false", "segment=false", "report.enabled=false", "also_splits=[]"),
+                  tmp_path / "e3")
     assert m3["run"]["postproc_source"] == str(tmp_path / "t" / "postproc.yaml")
 
 
@@ -136,14 +146,15 @@ def test_eval_and_tune_from_a_checkpoint_on_both_splits(tiny_desed, tmp_path):
     common = [f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}", "device=cpu"]
     s = tune_run(compose_cfg("tune", *common, f"ckpt={run}", *SMALL_GRID), tmp_path / "t")
     assert (run / "postproc.yaml").is_file() and str(run / "postproc.yaml") in s["written"]
-    m = eval_run(compose_cfg("eval", *common, f"ckpt={run}", "psds=false", "segment=false", "report.logmel=false",
-                             "report.n_timelines=1"), tmp_path / "e")
+    m = eval_run(compose_cfg("eval", *common, f"ckpt={run}", "psds=false", "segment=false",
+                             "report.logmel=false", "report.n_timelines=1"), tmp_path / "e")
     assert m["run"]["postproc_source"] == str(run / "postproc.yaml")
     splits = {(r["split"], r["postproc"]) for r in m["splits"] if not r["missing"]}
     assert splits == {("validation", "fitted"), ("validation", "Table 1"), ("public_eval", "fitted"),
                       ("public_eval", "Table 1")}
     assert (tmp_path / "e" / "splits" / "public_eval_fitted" / "metrics.json").is_file()
-    # sedx detect then reads the run's tuned file, per-class tagging table and all (issue 23: every file failed)
+    # sedx detect then reads the run's tuned file, per-class tagging table and all (issue 23: every file
+    # failed)
     from sed import cli
 
     tuned = PostprocParams.from_cfg(OmegaConf.load(run / "postproc.yaml"))
@@ -173,13 +184,14 @@ def test_detect_uses_the_tuned_file_of_the_checkpoint_run_and_paper_overrides(tm
     note = io.StringIO()
     got = _postproc_for(Model(), DetectOptions(), CLASSES, note)  # no tuned file yet: the checkpoint's own
     assert got == PostprocParams(tagging_threshold=0.3)
-    assert note.getvalue() == (f"sedx detect: post-processing: {ckpt} (stored at training) (the run's own: no tuned "
-                               "postproc.yaml for this run)\n")
+    assert note.getvalue() == (f"sedx detect: post-processing: {ckpt} (stored at training) "
+                               "(the run's own: no tuned postproc.yaml for this run)\n")
     tuned = PostprocParams(tagging_threshold=dict.fromkeys(CLASSES, 0.2), tuned_on="validation")
     write_postproc_file(tuned, str(run / "postproc.yaml"), header="tuned")
     note = io.StringIO()
     assert _postproc_for(Model(), DetectOptions(), CLASSES, note) == tuned
-    assert "tuned for this run by sed.tune" in note.getvalue() and str(run / "postproc.yaml") in note.getvalue()
+    assert ("tuned for this run by sed.tune" in note.getvalue()
+            and str(run / "postproc.yaml") in note.getvalue())
     assert _postproc_for(Model(), DetectOptions(postproc="paper"), CLASSES, None) == PostprocParams()
 
 
@@ -206,7 +218,8 @@ def test_class_below_its_threshold_or_never_tagged_is_explained():
         "Alarm_bell_ringing: no event possible: no clip passes tagging (largest clip probability 0.450 "
         "<= tagging threshold 0.5 over 3 clips)"
     ]
-    assert zero_explanations(one_class_preds(0.95, 0.9), params, {"per_class": {c: {"n_sys": 1} for c in CLASSES}}) == []
+    assert zero_explanations(one_class_preds(0.95, 0.9), params,
+                             {"per_class": {c: {"n_sys": 1} for c in CLASSES}}) == []
 
 
 def test_psds_zero_from_the_cross_class_penalty_and_psds_f_over_all_classes():
@@ -214,15 +227,18 @@ def test_psds_zero_from_the_cross_class_penalty_and_psds_f_over_all_classes():
     add_alpha_st0(m, None, {})
     assert m["alpha_st0"] == {"psds_macro": 0.213}
     assert zero_explanations(None, None, m) == [
-        "PSDS macro (psds_eval) = 0 because of the cross-class penalty (alpha_st 1 subtracts the spread of the "
-        "per-class TPRs): with alpha_st = 0 it is 0.213"
+        "PSDS macro (psds_eval) = 0 because of the cross-class penalty (alpha_st 1 subtracts the spread of "
+        "the per-class TPRs): with alpha_st = 0 it is 0.213"
     ]
     m = {"psds1": 0.0, "alpha_st0": {"psds1": 0.0}, "per_class": {}}
-    assert zero_explanations(None, None, m) == ["PSDS1 = 0 with alpha_st = 0 too: no detection meets its criteria"]
-    per = {"Cat": {"n_ref": 2, "psds_f": 0.6}, "Dog": {"n_ref": 3, "psds_f": None}, "Speech": {"n_ref": 0, "psds_f": None}}
+    assert zero_explanations(None, None, m) == [
+        "PSDS1 = 0 with alpha_st = 0 too: no detection meets its criteria"
+    ]
+    per = {"Cat": {"n_ref": 2, "psds_f": 0.6}, "Dog": {"n_ref": 3, "psds_f": None},
+           "Speech": {"n_ref": 0, "psds_f": None}}
     assert zero_explanations(None, None, {"per_class": per, "psds_f_score": 0.6}) == [
-        "PSDS F-score 60.0 % averages only the 1 of 2 classes with detections (psds_eval leaves the others out); "
-        "over all 2 classes: 30.0 %"
+        "PSDS F-score 60.0 % averages only the 1 of 2 classes with detections "
+        "(psds_eval leaves the others out); over all 2 classes: 30.0 %"
     ]
 
 
@@ -259,7 +275,8 @@ def test_sed_tune_console_command_and_its_errors(dataset, tmp_path, capsys, monk
     root, pv, _pe, _ = dataset
     monkeypatch.chdir(tmp_path)
     grid = [x for o in SMALL_GRID for x in ("--set", o)]
-    code = cli.main(["tune", str(pv), "--set", f"data.root={root}", *grid, "--name", str(tmp_path / "mine.yaml")])
+    code = cli.main(["tune", str(pv), "--set", f"data.root={root}", *grid,
+                     "--name", str(tmp_path / "mine.yaml")])
     assert code == 0, capsys.readouterr().err
     assert (pv.parent / "postproc.yaml").is_file() and (tmp_path / "mine.yaml").is_file()
     assert list((tmp_path / "outputs" / "tune").glob("*/tune.json"))
@@ -282,7 +299,9 @@ def test_python_m_sed_tune_is_a_hydra_app(dataset, tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     s = json.loads((tmp_path / "h" / "tune.json").read_text())
-    assert s["objective"] == "segment_f1" and s["fitted"]["segment_f1_macro"] == pytest.approx(s["fitted"]["check_by_decoder"])
+    assert s["objective"] == "segment_f1" and s["fitted"]["segment_f1_macro"] == pytest.approx(
+        s["fitted"]["check_by_decoder"]
+    )
     bad = subprocess.run([sys.executable, "-m", "sed.tune", f"predictions={tmp_path / 'nope.npz'}",
                           f"hydra.run.dir={tmp_path / 'h2'}"], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1].startswith("error: ")
@@ -297,8 +316,9 @@ def test_ensemble_uses_the_fit_of_its_averaged_predictions_not_a_members(dataset
     other = Predictions(other.filenames, np.clip(other.frame_probs + 0.1, 0, 1), other.clip_probs)
     other.save(tmp_path / "m2" / "predictions.npz")
     quiet = ["psds=false", "segment=false", "report.enabled=false", "also_splits=[]", "compare_table1=false"]
-    m = eval_run(compose_cfg("eval", f"data.root={root}", f"predictions=[{pv},{tmp_path / 'm2' / 'predictions.npz'}]",
-                             *quiet), tmp_path / "e")
+    m = eval_run(compose_cfg("eval", f"data.root={root}",
+                             f"predictions=[{pv},{tmp_path / 'm2' / 'predictions.npz'}]", *quiet),
+                 tmp_path / "e")
     assert m["run"]["postproc"]["tuned_on"] is None and "no tuned postproc.yaml" in m["run"]["postproc_why"]
     # the ensemble's averaged predictions, tuned in their own folder, then evaluated: its fit is used
     avg = average([Predictions.load(pv), other]).save(tmp_path / "ens" / "predictions.npz")

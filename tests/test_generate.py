@@ -68,15 +68,19 @@ def test_events_are_audible_where_annotated(tiny_desed):
 
 
 def test_deterministic_for_a_seed(tmp_path, tiny_desed):
-    a = generate_dataset(tmp_path / "a", n_synthetic=12, n_weak=8, n_unlabel=8, n_validation=8, seed=0, workers=1, plot=False)
+    a = generate_dataset(tmp_path / "a", n_synthetic=12, n_weak=8, n_unlabel=8, n_validation=8, seed=0,
+                         workers=1, plot=False)
     assert _digest(a) == _digest(tiny_desed)  # same seed, separate run, same bytes
-    b = generate_dataset(tmp_path / "b", n_synthetic=12, n_weak=8, n_unlabel=8, n_validation=8, seed=1, workers=1, plot=False)
+    b = generate_dataset(tmp_path / "b", n_synthetic=12, n_weak=8, n_unlabel=8, n_validation=8, seed=1,
+                         workers=1, plot=False)
     assert _digest(b) != _digest(a)
 
 
 def test_all_classes_and_example_plot(tmp_path):
-    root = generate_dataset(tmp_path / "d", n_synthetic=40, n_weak=2, n_unlabel=2, n_validation=2, seed=3, workers=2)
-    labels = {e.label for ev in read_strong_tsv(root / DEFAULT_SPLITS["synthetic"]["tsv"]).values() for e in ev}
+    root = generate_dataset(tmp_path / "d", n_synthetic=40, n_weak=2, n_unlabel=2, n_validation=2, seed=3,
+                            workers=2)
+    labels = {e.label for ev in read_strong_tsv(root / DEFAULT_SPLITS["synthetic"]["tsv"]).values()
+              for e in ev}
     assert labels == set(CLASSES)
     png = root / "examples.png"
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -109,7 +113,8 @@ def test_no_same_class_overlap_in_generated_labels(tiny_desed):
 def test_public_eval_split_like_validation(tiny_desed):
     """public_eval: DESED's layout, strong truth, as many clips as validation by default, a 'real' split."""
     spec = DEFAULT_SPLITS["public_eval"]
-    assert (spec["audio"], spec["tsv"], spec["kind"]) == ("audio/eval/public", "metadata/eval/public.tsv", "strong")
+    assert (spec["audio"], spec["tsv"], spec["kind"]) == ("audio/eval/public", "metadata/eval/public.tsv",
+                                                          "strong")
     pub = read_strong_tsv(tiny_desed / spec["tsv"])
     assert len(pub) == 8 and all(n.startswith("Ypu") for n in pub)
     names = sorted(p.name for p in (tiny_desed / spec["audio"]).iterdir())
@@ -128,8 +133,8 @@ def test_desed_preset_counts_and_layout(tmp_path):
     assert preset_sizes("desed", 0.1, limit=100)["unlabel"] == 100
     assert preset_sizes("desed", 1e-6) == dict.fromkeys(PRESETS["desed"], 1)
     root = tmp_path / "desed"
-    assert main(["--preset", "desed", "--scale", "0.001", "--limit", "2", "--out", str(root), "--workers", "1",
-                 "--no-plot"]) == 0
+    assert main(["--preset", "desed", "--scale", "0.001", "--limit", "2", "--out", str(root),
+                 "--workers", "1", "--no-plot"]) == 0
     stamp = json.loads((root / "generated.json").read_text())
     assert [stamp[f"n_{s}"] for s in PRESETS["desed"]] == [2, 2, 2, 2, 1]
     for split, spec in DEFAULT_SPLITS.items():
@@ -142,7 +147,8 @@ def test_desed_preset_counts_and_layout(tmp_path):
     assert json.loads((tmp_path / "b" / "generated.json").read_text())["n_public_eval"] == 3
 
 
-#: _digest of the 12/8/8/8 seed-0 set made by the generator before public_eval existed (this platform's numpy/scipy).
+#: _digest of the 12/8/8/8 seed-0 set made by the generator before public_eval existed (this platform's
+#: numpy/scipy).
 DIGEST_BEFORE_PUBLIC_EVAL = "b7208ae489be6c0ef862581509c60bfdf7e5c5f4e35462e4656e1c028fd90340"
 #: _digest of that set's synthetic split (audio and TSV), the same bytes before and after the real splits got
 #: their own rendering (generated.json version 3): the synthetic recipe's random streams did not move.
@@ -153,8 +159,8 @@ def test_existing_splits_unchanged_by_public_eval(tmp_path):
     """Adding the public_eval split, and then the real splits' own rendering, moved no synthetic clip's random
     stream: the same bytes as before them. (The real splits were rendered anew in version 3, so the whole-set
     pin DIGEST_BEFORE_PUBLIC_EVAL no longer applies to them.)"""
-    a = generate_dataset(tmp_path / "a", n_synthetic=12, n_weak=8, n_unlabel=8, n_validation=8, n_public_eval=0,
-                         seed=0, workers=1, plot=False)
+    a = generate_dataset(tmp_path / "a", n_synthetic=12, n_weak=8, n_unlabel=8, n_validation=8,
+                         n_public_eval=0, seed=0, workers=1, plot=False)
     assert not list((a / DEFAULT_SPLITS["public_eval"]["audio"]).iterdir())
     (a / DEFAULT_SPLITS["public_eval"]["tsv"]).unlink()  # the one file the old generator did not write
     h = hashlib.sha256()

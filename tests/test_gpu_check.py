@@ -19,10 +19,12 @@ def test_gpu_check_cpu_dry_mode(tmp_path):
     res = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
     assert r.returncode == 0 and res["ok"], r.stdout[-3000:] + r.stderr[-3000:]
     assert res["mode"] == "cpu"
-    assert list(res["steps"]) == ["pytest_gpu", "throughput", "equality", "ddp_data", "ddp", "detect_input", "detect"]
+    assert list(res["steps"]) == ["pytest_gpu", "throughput", "equality", "ddp_data", "ddp", "detect_input",
+                                  "detect"]
     tp = res["steps"]["throughput"]["result"]
     assert tp["sm_dm_large"]["params"] == 1_446_420 and tp["crnn_dcase2020"]["params"] == 1_112_548
     assert tp["sm_dm_large"]["train_clips_per_s"] > 0 and tp["sm_dm_large"]["s_per_desed_epoch"] > 0
     assert res["steps"]["equality"]["result"]["ok"]
-    assert "skipped" in res["steps"]["pytest_gpu"]["summary"] or "passed" in res["steps"]["pytest_gpu"]["summary"]
+    assert ("skipped" in res["steps"]["pytest_gpu"]["summary"]
+            or "passed" in res["steps"]["pytest_gpu"]["summary"])
     assert not list(tmp_path.glob("gpu_check.*"))  # the work folder is removed

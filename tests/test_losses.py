@@ -28,7 +28,9 @@ def test_frame_bce_pos_weight_by_hand():
     sm_f = torch.tensor([[[0.8], [0.3]], [[0.5], [0.5]]])
     y_f = torch.tensor([[[1.0], [0.0]], [[1.0], [1.0]]])
     mask = torch.tensor([True, False])
-    assert frame_bce(sm_f, y_f, mask, pos_weight=3.0).item() == pytest.approx((3 * bce(0.8, 1) + bce(0.3, 0)) / 2, rel=1e-6)
+    assert frame_bce(sm_f, y_f, mask, pos_weight=3.0).item() == pytest.approx(
+        (3 * bce(0.8, 1) + bce(0.3, 0)) / 2, rel=1e-6
+    )
     assert frame_bce(sm_f, y_f, mask, pos_weight=1.0).item() == frame_bce(sm_f, y_f, mask).item()
     t = total_loss(sm_f, sm_f.amax(1), y_f, y_f.amax(1), mask, mask, ~mask, w=0.0, tau=0.9, denominator="all",
                    frame_pos_weight=3.0)
@@ -99,8 +101,8 @@ def test_empty_terms_are_zero_and_backprop():
     sm_f = torch.full((2, 3, 2), 0.5, requires_grad=True)
     dm_c = torch.full((2, 2), 0.5, requires_grad=True)
     no = torch.tensor([False, False])
-    t = total_loss(sm_f, dm_c, torch.zeros(2, 3, 2), torch.zeros(2, 2), no, no, torch.tensor([True, True]), w=1.0,
-                   tau=0.9, denominator="all")
+    t = total_loss(sm_f, dm_c, torch.zeros(2, 3, 2), torch.zeros(2, 2), no, no, torch.tensor([True, True]),
+                   w=1.0, tau=0.9, denominator="all")
     assert t.frame.item() == 0.0 and t.clip.item() == 0.0 and t.unlabel.item() == 0.0  # gate fails (0.5)
     t.total.backward()
     assert sm_f.grad is not None and dm_c.grad is not None

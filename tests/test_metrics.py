@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from sed.core.constants import CLASSES, FRAME_SECONDS
-from sed.evaluation import metrics as M
 from sed.core.predictions import Predictions
+from sed.evaluation import metrics as M
 from sed.postproc import Decoder, PostprocParams, decode_thresholds, psds_thresholds
 
 DT = FRAME_SECONDS
@@ -56,7 +56,8 @@ def perfect_set():
 # ---------------------------------------------------------------------------- event-based F1
 def test_event_f1_hand_computed():
     ref = table([("a", 1.0, 2.0, "Dog"), ("a", 3.0, 5.0, "Speech")])
-    # Dog: onset 0.1 s and offset 0.1 s off (collar 0.2 s): hit. Speech: onset 0.5 s late: a miss and a false alarm.
+    # Dog: onset 0.1 s and offset 0.1 s off (collar 0.2 s): hit. Speech: onset 0.5 s late: a miss and a
+    # false alarm.
     est = table([("a", 1.1, 2.1, "Dog"), ("a", 3.5, 5.0, "Speech")])
     for fn in (M.event_based, M.event_based_fast):
         r = fn(ref, est, ["a"])

@@ -99,8 +99,8 @@ def test_float32_fixed_w_close_to_sklearn():
     V = _rand_v(b=2, m=64, n=100, seed=3).astype(np.float32)
     W = np.random.default_rng(4).random((64, 1)).astype(np.float32)
     res = nmf(torch.from_numpy(V), W=torch.from_numpy(W), fixed_W=True, beta=2, max_iter=200, tol=1e-4)
-    Hs, _, _ = sk.non_negative_factorization(V[0].T, H=W.T.copy(), n_components=1, update_H=False, solver="mu",
-                                             max_iter=200, tol=1e-4, init="custom")
+    Hs, _, _ = sk.non_negative_factorization(V[0].T, H=W.T.copy(), n_components=1, update_H=False,
+                                             solver="mu", max_iter=200, tol=1e-4, init="custom")
     np.testing.assert_allclose(res.H[0].numpy(), Hs.T, rtol=1e-4)
 
 
@@ -197,7 +197,8 @@ def test_rank1_shared_and_per_matrix_templates_agree():
     V, w, mask = _rank1_case(seed=14)
     for beta in (2.0, 1.0):
         a = nmf(V, W=w, fixed_W=True, beta=beta, mask=mask, max_iter=100, tol=1e-6)
-        b = nmf(V, W=w.expand(V.shape[0], *w.shape), fixed_W=True, beta=beta, mask=mask, max_iter=100, tol=1e-6)
+        b = nmf(V, W=w.expand(V.shape[0], *w.shape), fixed_W=True, beta=beta, mask=mask, max_iter=100,
+                tol=1e-6)
         torch.testing.assert_close(a.H, b.H, rtol=0, atol=0)
         assert a.n_iter.tolist() == b.n_iter.tolist()
 
@@ -211,7 +212,8 @@ def test_rank1_fast_path_given_start_and_zero_iterations(beta, kind):
     H0[0, 0, :3] = 0.0  # zero activations stay zero
     for max_iter, tol in ((0, 1e-4), (7, 0.0), (60, 1e-6)):
         fast = nmf(V, W=W, H=H0, fixed_W=True, beta=beta, mask=mask, max_iter=max_iter, tol=tol)
-        gen = nmf(V, W=W, H=H0, fixed_W=True, beta=beta, mask=mask, max_iter=max_iter, tol=tol, fast_rank1=False)
+        gen = nmf(V, W=W, H=H0, fixed_W=True, beta=beta, mask=mask, max_iter=max_iter, tol=tol,
+                  fast_rank1=False)
         torch.testing.assert_close(fast.H, gen.H, rtol=1e-10, atol=1e-300)
         torch.testing.assert_close(fast.loss, gen.loss, rtol=1e-9, atol=1e-12)
         assert fast.n_iter.tolist() == gen.n_iter.tolist()
@@ -239,7 +241,8 @@ def test_rank1_fast_path_matches_sklearn(beta, name, scale, kind):
     res = nmf(V, W=W, fixed_W=True, beta=beta, max_iter=200, tol=1e-5)
     Vn, Wn = V.numpy(), W.expand(V.shape[0], *w.shape).numpy()
     for b in range(V.shape[0]):
-        if not Wn[b].any():  # scikit-learn refuses an all-zero template (ours: H = 0, pinned vs the general path)
+        # scikit-learn refuses an all-zero template (ours: H = 0, pinned vs the general path)
+        if not Wn[b].any():
             assert float(res.H[b].abs().sum()) == 0.0
             continue
         with warnings.catch_warnings():
@@ -248,7 +251,8 @@ def test_rank1_fast_path_matches_sklearn(beta, name, scale, kind):
                 Vn[b].T.copy(), H=Wn[b].T.copy(), n_components=1, update_H=False, solver="mu", beta_loss=name,
                 max_iter=200, tol=1e-5, init="custom")
         np.testing.assert_allclose(res.H[b].numpy(), Hs.T, rtol=1e-9, atol=1e-300)
-        if b != 1:  # the all-zero clip: we stop at the first check (nothing to do), scikit-learn runs max_iter
+        # the all-zero clip: we stop at the first check (nothing to do), scikit-learn runs max_iter
+        if b != 1:
             assert int(res.n_iter[b]) == n_iter
 
 
@@ -478,7 +482,8 @@ def test_gpu_matches_cpu():
 def test_event_refs_frames_hand_computed():
     events = {"a.wav": [(0.1, 0.5, "Dog"), (9.99, 12.0, "Cat")], "b.wav": [(10.5, 11.0, "Dog")], "c.wav": []}
     refs = event_refs(["a.wav", "b.wav", "c.wav"], events, 640)
-    # 0.1 / dt = 6.39 -> frame 6; 0.5 / dt = 31.96 -> exclusive end 32; 9.99 / dt = 638.5 -> 638, end capped at 640
+    # 0.1 / dt = 6.39 -> frame 6; 0.5 / dt = 31.96 -> exclusive end 32; 9.99 / dt = 638.5 -> 638, end capped
+    # at 640
     assert refs == [EventRef(0, "Dog", 6, 32), EventRef(0, "Cat", 638, 640)]  # b's event is past the clip
 
 
@@ -644,8 +649,10 @@ def test_mixed_rank_problems_match_each_problem_alone(beta):
     for k in range(len(acts.clip)):
         clip, cls = int(acts.clip[k]), CLASSES[int(acts.cls[k])]
         Wp = torch.from_numpy(np.concatenate([d.W[c] for c in tags[clip]], axis=1))
-        ref = nmf(V[clip:clip + 1], W=Wp, fixed_W=True, beta=beta, max_iter=150, tol=1e-6, fast_rank1=False).H[0]
-        np.testing.assert_allclose(acts.act[k], ref[tags[clip].index(cls)].float().numpy(), rtol=1e-5, atol=1e-7)
+        ref = nmf(V[clip:clip + 1], W=Wp, fixed_W=True, beta=beta, max_iter=150, tol=1e-6,
+                  fast_rank1=False).H[0]
+        np.testing.assert_allclose(acts.act[k], ref[tags[clip].index(cls)].float().numpy(), rtol=1e-5,
+                                   atol=1e-7)
 
 
 def test_missing_template_modes():

@@ -1,4 +1,5 @@
-"""The NMF labelling job end to end on the tiny generated dataset: TSV, resume, bad input, Hydra app and sweep."""
+"""The NMF labelling job end to end on the tiny generated dataset: TSV, resume, bad input, Hydra app and
+sweep."""
 
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _cfg(data_cfg, tmp: Path, *overrides: str):
     with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
-        cfg = compose("nmf_labels", overrides=[f"data.root={data_cfg.root}", f"data.cache_dir={tmp / 'cache'}",
-                                               "progress=false", "plot_clips=2", "nmf.batch_size=4", *overrides])
+        cfg = compose("nmf_labels", overrides=[f"data.root={data_cfg.root}",
+                                               f"data.cache_dir={tmp / 'cache'}", "progress=false",
+                                               "plot_clips=2", "nmf.batch_size=4", *overrides])
     return cfg
 
 
@@ -87,7 +89,8 @@ def test_resume_recomputes_only_missing_parts(first_run, monkeypatch):
         return real(*a, **k)
 
     monkeypatch.setattr(job, "solve_activations", counting)
-    monkeypatch.setattr(job, "extract_templates", lambda *a, **k: pytest.fail("templates should come from the parts"))
+    monkeypatch.setattr(job, "extract_templates",
+                        lambda *a, **k: pytest.fail("templates should come from the parts"))
     job.run_job(cfg.data, cfg.nmf, output_tsv=cfg.output_tsv, progress=False)
     assert len(calls) == 1
     assert Path(cfg.output_tsv).read_text() == before

@@ -165,7 +165,8 @@ def test_hysteresis_extends_and_stops():
 
 # ---------------------------------------------------------------------------- removal and joining
 def _runs(dt=0.05):
-    # A = frames 0-3 (0.2 s), B = frame 6 (0.05 s), C = frames 9-12 (0.2 s); gaps A-B and B-C 0.1 s, A-C 0.25 s
+    # A = frames 0-3 (0.2 s), B = frame 6 (0.05 s), C = frames 9-12 (0.2 s); gaps A-B and B-C 0.1 s,
+    # A-C 0.25 s
     row = np.zeros(16, np.float32)
     row[0:4] = row[6] = row[9:13] = 0.9
     return one_clip(row, dt=dt)
@@ -284,4 +285,5 @@ def test_median_filter_long_rows_match_scipy_across_time_blocks():
 
     x = np.random.default_rng(1).random((2, median_mod._TIME_BLOCK * 2 + 123)).astype(np.float32)
     for w in (7, 97):
-        assert np.array_equal(median_mod.median_filter_frames(x, w), median_filter(x, size=(1, w), mode="reflect"))
+        assert np.array_equal(median_mod.median_filter_frames(x, w),
+                              median_filter(x, size=(1, w), mode="reflect"))

@@ -1,4 +1,5 @@
-"""The optional public_eval split: served when present, one warning (not an error) when a DESED copy lacks it."""
+"""The optional public_eval split: served when present, one warning (not an error) when a DESED copy lacks
+it."""
 
 from __future__ import annotations
 

@@ -43,11 +43,13 @@ def test_detect_without_ckpt_uses_the_newest_runs_best_and_says_so(tmp_path, mon
         os.utime(p.parent.parent, (1000 + i, 1000 + i))
     seen = []
     orig = detect_run.load_predictor
-    monkeypatch.setattr(detect_run, "load_predictor", lambda ckpt, device="auto": seen.append(ckpt) or FakePredictor())
+    monkeypatch.setattr(detect_run, "load_predictor",
+                        lambda ckpt, device="auto": seen.append(ckpt) or FakePredictor())
     rec = write(tmp_path / "a.wav", synth([], 3.0))
     assert cli.main(["detect", str(rec), "--quiet", "--out", str(tmp_path / "o.tsv")]) == 0
     assert [Path(p).resolve() for p in seen] == [new.resolve()]
-    assert f"using {Path('outputs/train/ps2/2020-01-02_00-00-00/checkpoints/best.ckpt')}" in capsys.readouterr().err
+    assert (f"using {Path('outputs/train/ps2/2020-01-02_00-00-00/checkpoints/best.ckpt')}"
+            in capsys.readouterr().err)
     monkeypatch.setattr(detect_run, "load_predictor", orig)
 
 
@@ -118,10 +120,12 @@ def test_out_naming_an_existing_other_file_needs_force(tmp_path, capsys):
 
 @pytest.mark.parametrize("fmt", ["tsv", "json"])
 def test_resume_from_another_working_directory_duplicates_nothing(tmp_path, monkeypatch, fmt):
-    paths = [write(tmp_path / "in" / f"r{i}.wav", synth([("Speech", 1.0, 2.0 + i)], 6.0, seed=i)) for i in range(3)]
+    paths = [write(tmp_path / "in" / f"r{i}.wav", synth([("Speech", 1.0, 2.0 + i)], 6.0, seed=i))
+             for i in range(3)]
     out = tmp_path / f"out.{fmt}"
     monkeypatch.chdir(tmp_path)
-    run_detect(["in/r0.wav", "in/r1.wav"], FakePredictor(), DetectOptions(out=f"out.{fmt}", fmt=fmt, quiet=True))
+    run_detect(["in/r0.wav", "in/r1.wav"], FakePredictor(),
+               DetectOptions(out=f"out.{fmt}", fmt=fmt, quiet=True))
     monkeypatch.chdir(tmp_path / "in")  # the same folder, now named by absolute paths
     fake = FakePredictor()
     s = run_detect([str(tmp_path / "in")], fake, DetectOptions(out=out, fmt=fmt, quiet=True, resume=True))

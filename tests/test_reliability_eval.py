@@ -12,9 +12,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from sed.core.errors import ConfigError
+from sed.core.predictions import Predictions
 from sed.datamodules.tsv import read_strong_tsv
 from sed.eval import run
-from sed.core.predictions import Predictions
 from tests.score_helpers import truth_probs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,7 +76,8 @@ def test_predictions_missing_a_clip_whose_audio_exists_stay_an_error(copy_missin
     p = perfect(names[3:], gt, tmp_path / "p.npz")  # names[2] has audio but no prediction
     cfg = cfg_for(f"predictions={p}", f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}",
                   "psds=false", "report.enabled=false")
-    with pytest.raises(ConfigError, match=rf"{p}: no prediction for 1 ground-truth clip\(s\) whose audio exists.*"
+    with pytest.raises(ConfigError, match=rf"{p}: no prediction for 1 ground-truth clip\(s\) "
+                                          rf"whose audio exists.*"
                                           rf"{names[2]}.*on_missing=drop"):
         run(cfg, tmp_path / "run")
     m = run(cfg_for(f"predictions={p}", f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}",
@@ -88,7 +89,9 @@ def test_bad_durations_tsv_names_file_and_line(copy_missing_two, tmp_path):
     from sed.core.errors import DataError
 
     root, gt, names = copy_missing_two
-    (root / "metadata/validation/validation_durations.tsv").write_text(f"filename\tduration\n{names[2]}\tabc\n")
+    (root / "metadata/validation/validation_durations.tsv").write_text(
+        f"filename\tduration\n{names[2]}\tabc\n"
+    )
     p = perfect(names[2:], gt, tmp_path / "p.npz")
     cfg = cfg_for(f"predictions={p}", f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}",
                   "psds=false", "report.enabled=false")

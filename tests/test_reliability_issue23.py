@@ -45,23 +45,28 @@ def test_predictions_shorter_than_their_clips_are_refused(tmp_path):
     import numpy as np
 
     from sed.core.constants import CLASSES, FRAME_SECONDS
+    from sed.core.predictions import Predictions, PredictionsError
     from sed.evaluation.coverage import apply_real_durations
     from sed.evaluation.metrics import MetricsError, align
-    from sed.core.predictions import Predictions, PredictionsError
 
     names = ["a.wav", "b.wav"]
     frame, clip = np.zeros((2, 100, 10), np.float32), np.zeros((2, 10), np.float32)
-    with pytest.raises(PredictionsError, match=r"^predictions: the frame probabilities cover 1.56 s \(100 frames of "
-                                               r"0.0156 s\) but 1 of 2 clips last longer \(e.g. b.wav: 10.00 s\)"):
+    with pytest.raises(PredictionsError,
+                       match=r"^predictions: the frame probabilities cover 1.56 s \(100 frames of "
+                             r"0.0156 s\) but 1 of 2 clips last longer \(e.g. b.wav: 10.00 s\)"):
         Predictions(names, frame, clip, durations=np.array([1.5, 10.0]))
     short = Predictions(names, frame, clip)  # no durations stored: the frames' 1.56 s
-    with pytest.raises(MetricsError, match=r"1 of 2 clips hold ground-truth events ending later \(e.g. a.wav: 9.00 s\)"):
+    with pytest.raises(MetricsError,
+                       match=r"1 of 2 clips hold ground-truth events ending later "
+                             r"\(e.g. a.wav: 9.00 s\)"):
         align(short, {"a.wav": [(8.0, 9.0, CLASSES[0])], "b.wav": []})
     dur = tmp_path / "durations.tsv"
     dur.write_text("filename\tduration\na.wav\t10.0\nb.wav\t1.5\n")
-    with pytest.raises(PredictionsError, match=rf"^predictions of validation \(clip durations from {dur}\): .* "
-                                               r"1 of 2 clips last longer \(e.g. a.wav: 10.00 s\)"):
-        apply_real_durations(short, {"root": str(tmp_path), "splits": {"validation": {"durations": str(dur)}}},
+    with pytest.raises(PredictionsError,
+                       match=rf"^predictions of validation \(clip durations from {dur}\): .* "
+                             r"1 of 2 clips last longer \(e.g. a.wav: 10.00 s\)"):
+        apply_real_durations(short,
+                             {"root": str(tmp_path), "splits": {"validation": {"durations": str(dur)}}},
                              "validation")
     # within two frames (or 1 %) of the end is the same length (DESED's 10 s clips, 640 frames of 15.6 ms)
     full = Predictions(names, np.zeros((2, 640, 10), np.float32), clip, durations=np.array([10.02, 9.99]))
@@ -88,9 +93,10 @@ def test_tune_leaves_out_clips_whose_audio_is_missing_and_says_so(tiny_desed, tm
     run = tmp_path / "train" / "run1"
     make_untrained_checkpoint(run / "checkpoints" / "best.ckpt")
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("tune", overrides=[f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}", "device=cpu",
-                                         f"ckpt={run}", "grid.thresholds=[0.5]", "grid.first_windows=[1]",
-                                         "grid.second_windows=[1]", "grid.tagging_thresholds=[0.5]", "workers=1"],
+        cfg = compose("tune", overrides=[f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}",
+                                         "device=cpu", f"ckpt={run}", "grid.thresholds=[0.5]",
+                                         "grid.first_windows=[1]", "grid.second_windows=[1]",
+                                         "grid.tagging_thresholds=[0.5]", "workers=1"],
                       return_hydra_config=True)
     with caplog.at_level(logging.WARNING):
         s = tune_run(cfg, tmp_path / "t")
@@ -111,7 +117,8 @@ def test_tune_leaves_out_clips_whose_audio_is_missing_and_says_so(tiny_desed, tm
     assert tuned_elsewhere(tuned, same) is None and tuned_elsewhere(PostprocParams(), other) is None
     assert tuned_elsewhere(tuned, other) == (
         f"this post-processing was tuned on {root.resolve()}, not on the data evaluated now "
-        f"({Path(tiny_desed).resolve()}); tune it on this data (python -m sed.tune data.root={tiny_desed} ...) "
+        f"({Path(tiny_desed).resolve()}); "
+        f"tune it on this data (python -m sed.tune data.root={tiny_desed} ...) "
         "or pass postproc=paper for Table 1")
 
 
@@ -142,8 +149,9 @@ def test_checkpoint_write_is_whole_or_not_at_all(tmp_path, monkeypatch):
     assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]
 
 
-def test_training_uses_the_atomic_writer_and_ctrl_c_says_how_to_resume(tmp_path, tiny_data_cfg, tmp_path_factory,
-                                                                        capsys):
+def test_training_uses_the_atomic_writer_and_ctrl_c_says_how_to_resume(
+    tmp_path, tiny_data_cfg, tmp_path_factory, capsys
+):
     """Weak case: no resume hint after Ctrl-C."""
     import pytorch_lightning as pl
 
@@ -160,10 +168,12 @@ def test_training_uses_the_atomic_writer_and_ctrl_c_says_how_to_resume(tmp_path,
 
     ov = ["trainer.max_epochs=3", "torch_threads=1", "callbacks.report.plots=false"]
     with pytest.raises(SystemExit):
-        run(make_cfg(tmp_path / "r", nmf_data_cfg(tiny_data_cfg, tmp_path_factory), ov), tmp_path / "r", overrides=ov, extra_callbacks=[CtrlC()])
+        run(make_cfg(tmp_path / "r", nmf_data_cfg(tiny_data_cfg, tmp_path_factory), ov), tmp_path / "r",
+            overrides=ov, extra_callbacks=[CtrlC()])
     err = capsys.readouterr().err
     hint = [ln for ln in err.splitlines() if ln.startswith("sed.train: interrupted")]
-    assert hint == [f"sed.train: interrupted: the last finished epoch is in {tmp_path / 'r'}/checkpoints/last.ckpt; "
+    assert hint == [f"sed.train: interrupted: the last finished epoch is in "
+                    f"{tmp_path / 'r'}/checkpoints/last.ckpt; "
                     f"continue with: python -m sed.train {' '.join(ov)} ckpt_path={tmp_path / 'r'}"]
     assert not list((tmp_path / "r" / "checkpoints").glob(".*partial"))
 
@@ -175,7 +185,8 @@ def test_detect_on_a_full_disk_blames_the_output_and_keeps_finished_files(tmp_pa
     from sed.detect.writer import EventWriter, read_detections
     from tests.detect_helpers import detect_cli, synth, write
 
-    recs = [write(tmp_path / "in" / f"r{i}.wav", synth([("Speech", 1.0, 2.0)], 4.0, seed=i)) for i in range(3)]
+    recs = [write(tmp_path / "in" / f"r{i}.wav", synth([("Speech", 1.0, 2.0)], 4.0, seed=i))
+            for i in range(3)]
     real = EventWriter.write
     calls = []
 
@@ -212,7 +223,8 @@ def test_torch_threads_is_one_setting_of_every_entry_point(tmp_path, monkeypatch
         assert set_torch_threads(None) is None and torch.get_num_threads() == before
         assert set_torch_threads(1) == 1 and torch.get_num_threads() == 1
         for bad in (0, -2, "two", 1.5, True):
-            with pytest.raises(ConfigError, match=r"^torch_threads=.*: expected a whole number of threads >= 1"):
+            with pytest.raises(ConfigError,
+                               match=r"^torch_threads=.*: expected a whole number of threads >= 1"):
                 set_torch_threads(bad)
         rec = write(tmp_path / "a.wav", synth([], 3.0))
         torch.set_num_threads(2)
@@ -230,8 +242,8 @@ def test_timeline_titles_give_each_clips_own_length(tmp_path, monkeypatch):
     from hydra import compose, initialize_config_dir
 
     from sed.core.constants import CLASSES
-    from sed.eval import run
     from sed.core.predictions import Predictions
+    from sed.eval import run
 
     frame = np.zeros((2, 640, 10), np.float32)
     frame[:, 64:200, 0] = 0.9
@@ -241,9 +253,11 @@ def test_timeline_titles_give_each_clips_own_length(tmp_path, monkeypatch):
                                      f"b.wav\t1.0\t3.0\t{CLASSES[0]}\n")
     titles = []
     real = matplotlib.figure.Figure.suptitle
-    monkeypatch.setattr(matplotlib.figure.Figure, "suptitle", lambda self, t, **k: titles.append(t) or real(self, t, **k))
+    monkeypatch.setattr(matplotlib.figure.Figure, "suptitle",
+                        lambda self, t, **k: titles.append(t) or real(self, t, **k))
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("eval", overrides=[f"predictions={tmp_path / 'p.npz'}", f"ground_truth={tmp_path / 'gt.tsv'}",
+        cfg = compose("eval", overrides=[f"predictions={tmp_path / 'p.npz'}",
+                                         f"ground_truth={tmp_path / 'gt.tsv'}",
                                          "psds=false", "segment=false", "report.n_timelines=2"])
     run(cfg, tmp_path / "out")
     assert sorted(t.split(":")[0] for t in titles if t.startswith(("a.wav", "b.wav"))) == ["a.wav (7.2 s)",

@@ -38,7 +38,8 @@ def test_two_dataset_copies_with_one_name_never_share_a_cache(tmp_path, monkeypa
     assert (tmp_path / first / "DATA_ROOT").read_text().strip() == os.path.realpath(a)
     assert cache_dir_for("other", a) == "cache/other"
     assert cache_dir_for("third", tmp_path / "not-there") == "cache/third"  # claims nothing
-    assert not (tmp_path / "cache" / "third" / "DATA_ROOT").exists() and cache_dir_for("third", b) == "cache/third"
+    assert (not (tmp_path / "cache" / "third" / "DATA_ROOT").exists()
+            and cache_dir_for("third", b) == "cache/third")
 
 
 SIGBUS_SCRIPT = textwrap.dedent('''
@@ -48,7 +49,8 @@ SIGBUS_SCRIPT = textwrap.dedent('''
     names = sorted(p.split("/")[-1] for p in sys.argv[3:])
     first = build_cache("validation", audio, names, cache, progress=False, report_dir=cache, workers=1)
     before = np.array(first.logmel)                    # the training's view, memory-mapped
-    build_cache("validation", audio, names[:2], cache, progress=False, report_dir=cache, workers=1)  # another copy, fewer rows
+    build_cache("validation", audio, names[:2], cache, progress=False, report_dir=cache, workers=1)'''
+    '''  # another copy, fewer rows
     after = np.array(first.logmel)                     # SIGBUS here when the file was rewritten in place
     assert np.array_equal(before, after), "the mapped cache changed under its reader"
     print("ok", len(names))
@@ -61,7 +63,8 @@ def test_rebuilding_a_cache_never_breaks_a_process_that_maps_it(tiny_desed, tmp_
     script = tmp_path / "s.py"
     script.write_text(SIGBUS_SCRIPT)
     r = subprocess.run([sys.executable, str(script), str(audio), str(tmp_path / "cache"), *wavs],
-                       capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
+                       capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+                       timeout=300)
     assert r.returncode == 0, (r.returncode, r.stderr[-2000:])  # -7 (SIGBUS) before the fix
     assert r.stdout.strip() == f"ok {len(wavs)}"
 
@@ -150,7 +153,8 @@ def test_replacing_labels_by_far_fewer_events_needs_force(tmp_path, caplog):
                    + "".join(f"c{i}.wav\t0.000\t1.000\tDog\n" for i in range(10)))
     guard_replacement(tmp_path / "none.tsv", 0)  # nothing to replace
     guard_replacement(tsv, 5)  # half: fine
-    with pytest.raises(ConfigError, match=r"weak_nmf.tsv: refusing to replace its 10 events by 0 .*force=true"):
+    with pytest.raises(ConfigError,
+                       match=r"weak_nmf.tsv: refusing to replace its 10 events by 0 .*force=true"):
         guard_replacement(tsv, 0, kept=tmp_path / "run" / "weak_nmf.tsv")
     with pytest.raises(ConfigError, match="by 4"):
         guard_replacement(tsv, 4)

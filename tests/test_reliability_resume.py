@@ -17,15 +17,17 @@ from sed.core.errors import ConfigError
 from sed.training.resume import INFO_FILE, continue_in, final_run_dir, find_resume, run_record
 from tests._train_utils import fit, make_cfg, nmf_data_cfg
 
-# selection by validation event F1 (not the default held-out frame AP): FryingEverywhere makes a known best by F1
-OV = ["datamodule.switch_epoch=1", "schedule.t_i_epochs=1", "schedule.t_mult=2", "callbacks.report.plots=false", "torch_threads=1",
-      "callbacks.summary.monitor=event_f1_macro"]
+# selection by validation event F1 (not the default held-out frame AP): FryingEverywhere makes a known best
+# by F1
+OV = ["datamodule.switch_epoch=1", "schedule.t_i_epochs=1", "schedule.t_mult=2",
+      "callbacks.report.plots=false", "torch_threads=1", "callbacks.summary.monitor=event_f1_macro"]
 
 
 @pytest.fixture(scope="module")
 def data_cfg(tiny_data_cfg, tmp_path_factory):
     """The tiny set, its validation truth with a Frying event over 0.14-9.84 s in one event-less clip (the
-    weights-only model of FryingEverywhere then scores an F1 above 0, whatever the generator renders there)."""
+    weights-only model of FryingEverywhere then scores an F1 above 0, whatever the generator renders
+    there)."""
     from omegaconf import OmegaConf
 
     from sed.datamodules.tsv import Event, read_strong_tsv, write_strong_tsv
@@ -42,8 +44,8 @@ def data_cfg(tiny_data_cfg, tmp_path_factory):
 
 class FryingEverywhere(pl.Callback):
     """Before the validation of epoch ``at``, the weights become a model that detects Frying over every
-    whole clip (a validation clip has Frying over 0.14-9.84 s, see ``data_cfg``): a known best epoch with an F1 above 0,
-    held by the weights alone (so evaluating its checkpoint must reproduce it)."""
+    whole clip (a validation clip has Frying over 0.14-9.84 s, see ``data_cfg``): a known best epoch with an
+    F1 above 0, held by the weights alone (so evaluating its checkpoint must reproduce it)."""
 
     def __init__(self, at: int) -> None:
         self.at = at
@@ -124,7 +126,8 @@ def test_ckpt_path_last_resumes_only_a_matching_run_and_names_it(tmp_path, data_
     # only a run on another dataset: a clear error naming it and what differs
     (same / INFO_FILE).write_text(json.dumps({**rec, "seed": 5}))
     with pytest.raises(ConfigError, match=rf"ckpt_path=last: no run of {exp} matches this configuration "
-                                          rf"\({other.name}: data.root: /elsewhere/DESED -> .*{same.name}: seed: 5 -> 0"):
+                                          rf"\({other.name}: data.root: /elsewhere/DESED -> "
+                                          rf".*{same.name}: seed: 5 -> 0"):
         find_resume(cfg, new)
     # an explicit folder is resumed as asked, with a warning saying what differs
     caplog.clear()
@@ -171,7 +174,8 @@ def test_resume_through_latest_another_experiment_or_a_corrupt_file(tmp_path, da
     bad = tmp_path / "bad" / "checkpoints" / "last.ckpt"
     bad.parent.mkdir(parents=True)
     bad.write_bytes((base / "checkpoints" / "last.ckpt").read_bytes()[:5000])  # truncated by a full disk
-    with pytest.raises(ConfigError, match=r"cannot be read as a training checkpoint .*corrupt or truncated") as e:
+    with pytest.raises(ConfigError,
+                       match=r"cannot be read as a training checkpoint .*corrupt or truncated") as e:
         fit(tmp_path / "baseline" / "r3", data_cfg, BL + ["experiment=baseline", "trainer.max_epochs=3",
                                                            f"ckpt_path={bad}"])
     assert "\n" not in str(e.value) and not (bad.parent.parent / "resumes.jsonl").exists()

@@ -65,12 +65,15 @@ def test_non_zip_npz_says_so(tmp_path):
 
     p = tmp_path / "p.npz"
     p.write_text("hello")
-    with pytest.raises(PredictionsError, match=r"p.npz: not a predictions .npz written by sed.eval \(an .npz is a zip archive"):
+    with pytest.raises(PredictionsError,
+                       match=r"p.npz: not a predictions .npz written by sed.eval "
+                             r"\(an .npz is a zip archive"):
         Predictions.load(p)
 
 
 def test_global_threshold_abc_and_cuda_without_gpu_are_one_line(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "sed.eval", "global_threshold=abc", f"hydra.run.dir={tmp_path / 'o'}"],
+    r = subprocess.run([sys.executable, "-m", "sed.eval", "global_threshold=abc",
+                        f"hydra.run.dir={tmp_path / 'o'}"],
                        cwd=REPO, capture_output=True, text=True, timeout=300,
                        env={**os.environ, "PYTHONPATH": str(REPO)})
     assert r.returncode == 1 and "error: global_threshold='abc': expected a number in [0, 1]" in r.stderr

@@ -18,7 +18,8 @@ def test_markdown_table_cells_columns_and_notes():
     rows = [{"job": "0", "f1": 0.12345, "n": 3}, {"job": "1", "f1": None, "n": float("nan"), "extra": "x"}]
     assert markdown_table(rows) == (
         "| job | f1 | n | extra |\n| --- | --- | --- | --- |\n| 0 | 0.1235 | 3 |  |\n| 1 |  |  | x |")
-    pct = markdown_table(rows, ["job", "f1"], fmt=lambda c, v: "-" if v is None else (f"{100 * v:.1f}" if c == "f1" else v),
+    pct = markdown_table(rows, ["job", "f1"],
+                         fmt=lambda c, v: "-" if v is None else (f"{100 * v:.1f}" if c == "f1" else v),
                          notes={0: " <- best"})
     assert pct.splitlines()[2:] == ["| 0 | 12.3 | <- best", "| 1 | - |"]
 

@@ -21,7 +21,9 @@ def _cfg(name, *overrides):
         return compose(name, overrides=list(overrides), return_hydra_config=True)
 
 
-def test_tune_and_eval_of_a_run_use_the_data_it_was_trained_on(tiny_data_cfg, tmp_path_factory, tmp_path, caplog):
+def test_tune_and_eval_of_a_run_use_the_data_it_was_trained_on(
+    tiny_data_cfg, tmp_path_factory, tmp_path, caplog
+):
     from sed.eval import run as eval_run
     from sed.tune import run as tune_run
 

@@ -1,5 +1,6 @@
 """The schedule callbacks drive the optimizer's LR and the system's ramp-up weight: SGDR (eqs 9, 10, 6)
-across three restarts and a resume; the mean-teacher ramp-up.  Hand-computed values as tests/test_schedules.py."""
+across three restarts and a resume; the mean-teacher ramp-up.  Hand-computed values as
+tests/test_schedules.py."""
 
 import math
 from types import SimpleNamespace
@@ -23,7 +24,8 @@ class _Module:
 
 def _trainer(iters_per_epoch):
     opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
-    return SimpleNamespace(optimizers=[opt], num_training_batches=iters_per_epoch, global_step=0, max_epochs=15)
+    return SimpleNamespace(optimizers=[opt], num_training_batches=iters_per_epoch, global_step=0,
+                           max_epochs=15)
 
 
 def _drive(cb, trainer, module, steps):
@@ -31,7 +33,8 @@ def _drive(cb, trainer, module, steps):
     for s in steps:
         trainer.global_step = s
         cb.on_train_batch_start(trainer, module, None, 0)
-        out.append((trainer.optimizers[0].param_groups[0]["lr"], module.rampup_weight, module.logged["train/T"]))
+        out.append((trainer.optimizers[0].param_groups[0]["lr"], module.rampup_weight,
+                    module.logged["train/T"]))
     return out
 
 

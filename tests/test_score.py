@@ -43,7 +43,8 @@ def _direct_sed_eval(events, det, durations, classes):
     import sed_eval
 
     evm = sed_eval.sound_event.EventBasedMetrics(
-        event_label_list=list(classes), t_collar=0.2, percentage_of_length=0.2, empty_system_output_handling="zero_score"
+        event_label_list=list(classes), t_collar=0.2, percentage_of_length=0.2,
+        empty_system_output_handling="zero_score"
     )
     seg = sed_eval.sound_event.SegmentBasedMetrics(event_label_list=list(classes), time_resolution=1.0)
     seg.empty_system_output_handling = "zero_score"
@@ -72,7 +73,8 @@ def _psds_eval(events, durations, scenario: Scenario):
 
 
 def _ss_psds(frames, events, durations, s: Scenario):
-    """sed_scores_eval's psds on ``frames``: score DataFrames or the folder of score TSVs (read by the library)."""
+    """sed_scores_eval's psds on ``frames``: score DataFrames or the folder of score TSVs (read by the
+    library)."""
     from sed_scores_eval import intersection_based
 
     from sed.evaluation.common import merge_connected
@@ -110,7 +112,8 @@ def test_detections_equal_sed_eval_and_psds_eval(gen):
 
 def test_operating_points_equal_psds_eval_for_every_scenario(gen):
     d = gen["dir"]
-    out = score(d / "ops", d / "gt.tsv", durations=str(d / "dur.tsv"), scenarios=["dcase2020", "psds1", "psds2"])
+    out = score(d / "ops", d / "gt.tsv", durations=str(d / "dur.tsv"),
+                scenarios=["dcase2020", "psds1", "psds2"])
     f = out["systems"][0]["figures"]
     for name in ("psds", "psds_cross_trigger", "psds_macro", "psds1", "psds2"):
         s = SCENARIOS[name]
@@ -146,7 +149,8 @@ def test_each_scenario_parameter_reaches_the_library(gen, tmp_path):
     ref_ops = score(d / "ops", d / "gt.tsv", durations=str(d / "dur.tsv"), scenarios=spec(base))
     for k, v in variants.items():
         s = parse_scenarios(spec({**base, k: v}))[0]
-        got = score(d / "scores", d / "gt.tsv", durations=str(d / "dur.tsv"), scenarios=[s])["systems"][0]["figures"]["x"]
+        got = score(d / "scores", d / "gt.tsv", durations=str(d / "dur.tsv"),
+                    scenarios=[s])["systems"][0]["figures"]["x"]
         assert got == _ss_psds(d / "scores", gen["events"], gen["durations"], s)
         assert got != ref["systems"][0]["figures"]["x"], k
         if k != "cttc":  # psds_eval: every parameter changes the figure here but cttc (few cross-triggers)
@@ -156,8 +160,10 @@ def test_each_scenario_parameter_reaches_the_library(gen, tmp_path):
     y.write_text("mine:\n  dtc: 0.7\n  gtc: 0.7\n  alpha_st: 1\n")
     (mine,) = parse_scenarios(str(y))
     assert (mine.name, mine.dtc_threshold, mine.alpha_st, mine.cttc_threshold) == ("mine", 0.7, 1.0, 0.3)
-    a = score(d / "scores", d / "gt.tsv", durations=str(d / "dur.tsv"), scenarios=str(y))["systems"][0]["figures"]["mine"]
-    b = score(d / "scores", d / "gt.tsv", durations=str(d / "dur.tsv"), scenarios="psds1")["systems"][0]["figures"]["psds1"]
+    a = score(d / "scores", d / "gt.tsv", durations=str(d / "dur.tsv"),
+              scenarios=str(y))["systems"][0]["figures"]["mine"]
+    b = score(d / "scores", d / "gt.tsv", durations=str(d / "dur.tsv"),
+              scenarios="psds1")["systems"][0]["figures"]["psds1"]
     assert a == b  # psds1's settings under another name
 
 
@@ -166,8 +172,9 @@ def test_scenario_names_and_errors():
     assert [s.name for s in parse_scenarios(None)] == ["psds1", "psds2"]
     assert SCENARIOS["psds2"].sed_scores_kwargs()["cttc_threshold"] == 0.3
     assert SCENARIOS["psds1"].sed_scores_kwargs()["cttc_threshold"] is None
-    for bad, msg in (("psds3", "unknown scenario"), ("dtc=2", "dtc_threshold must be in"), ("dtc=a", "not a number"),
-                     ("foo=1", "unknown scenario key"), ("alpha_ct=0.5,cttc=none", "needs a cttc")):
+    for bad, msg in (("psds3", "unknown scenario"), ("dtc=2", "dtc_threshold must be in"),
+                     ("dtc=a", "not a number"), ("foo=1", "unknown scenario key"),
+                     ("alpha_ct=0.5,cttc=none", "needs a cttc")):
         with pytest.raises(ConfigError, match=msg):
             parse_scenarios(bad)
 
@@ -210,16 +217,20 @@ def test_real_desed_validation_truth_equals_libraries(tmp_path):
     sc = H.make_scores(truth.events, du, seed=5, noise=0.5, classes=classes)
     H.write_detections(tmp_path / "det.tsv", H.detections_at(sc, du, 0.5, classes))
     det = pd.read_csv(tmp_path / "det.tsv", sep="\t")
-    out = score(tmp_path / "det.tsv", REAL / "validation.tsv", durations=str(REAL / "validation_durations.tsv"))
+    out = score(tmp_path / "det.tsv", REAL / "validation.tsv",
+                durations=str(REAL / "validation_durations.tsv"))
     f = out["systems"][0]["figures"]
     e_ma, e_mi, s_ma, s_mi = _direct_sed_eval(truth.events, det, du, classes)
-    assert (f["event_f1_macro"], f["event_f1_micro"], f["segment_f1_macro"], f["segment_f1_micro"]) == (e_ma, e_mi, s_ma, s_mi)
+    assert (f["event_f1_macro"], f["event_f1_micro"], f["segment_f1_macro"], f["segment_f1_micro"]) == (
+        e_ma, e_mi, s_ma, s_mi
+    )
     assert f["psds_f_score"] == _psds_eval(truth.events, du, SCENARIOS["psds"]).compute_macro_f_score(det)[0]
     frames = H.score_frames(sc, du, classes)
     from sed_scores_eval.base_modules.io import write_sed_scores
 
     write_sed_scores(frames, tmp_path / "scores")
-    out = score(tmp_path / "scores", REAL / "validation.tsv", durations=str(REAL / "validation_durations.tsv"))
+    out = score(tmp_path / "scores", REAL / "validation.tsv",
+                durations=str(REAL / "validation_durations.tsv"))
     for name in ("psds1", "psds2"):  # the same up to the summation order over clips
         direct = _ss_psds(tmp_path / "scores", truth.events, du, SCENARIOS[name])
         assert out["systems"][0]["figures"][name] == pytest.approx(direct, abs=1e-15, rel=0)
@@ -248,16 +259,19 @@ def test_bootstrap_deterministic_contains_point_and_self_comparison_is_zero(gen)
 def test_paired_comparison_prefers_the_better_system(gen, tmp_path):
     d = gen["dir"]
     ops = sorted((d / "ops").glob("*.tsv"))
-    good = H.detections_at(H.make_scores(gen["events"], gen["durations"], seed=4, noise=0.2), gen["durations"], 0.5)
+    good = H.detections_at(H.make_scores(gen["events"], gen["durations"], seed=4, noise=0.2),
+                           gen["durations"], 0.5)
     H.write_detections(tmp_path / "good.tsv", good)
-    out = score([tmp_path / "good.tsv", d / "det.tsv"], d / "gt.tsv", durations=str(d / "dur.tsv"), bootstrap_n=20)
+    out = score([tmp_path / "good.tsv", d / "det.tsv"], d / "gt.tsv", durations=str(d / "dur.tsv"),
+                bootstrap_n=20)
     c = out["comparison"]["event_f1_macro"]
     assert c["difference"] > 0 and c["ci95"][0] > 0 and c["p_a_higher"] == 1.0
     assert ops  # the fixture's folder is untouched
 
 
 def resample_plan(clips, idx):
-    """Clip -> the names of its copies in a resample drawn as ``idx`` (the k-th copy is ``<stem>~k<suffix>``)."""
+    """Clip -> the names of its copies in a resample drawn as ``idx`` (the k-th copy is
+    ``<stem>~k<suffix>``)."""
     counts = np.bincount(idx, minlength=len(clips))
     plan = {}
     for i in np.flatnonzero(counts):
@@ -279,7 +293,8 @@ def test_resamplers_equal_the_libraries_on_renamed_copies(gen):
     from sed.evaluation.psds_eval_metrics import PsdsEvalResampler, psds_eval_scores, psds_f_score
     from sed.evaluation.sed_scores_metrics import SedScoresResampler, collar_best_f1, sed_scores_psds
 
-    assert resample_plan(["a.wav", "b.wav", "c"], np.array([0, 0, 2])) == {"a.wav": ["a.wav", "a~1.wav"], "c": ["c"]}
+    assert resample_plan(["a.wav", "b.wav", "c"], np.array([0, 0, 2])) == {"a.wav": ["a.wav", "a~1.wav"],
+                                                                           "c": ["c"]}
     ev, du = gen["events"], gen["durations"]
     clips = list(ev)
     ref = ground_truth_table(ev)
@@ -291,7 +306,8 @@ def test_resamplers_equal_the_libraries_on_renamed_copies(gen):
     assert ops.library_figures() == psds_eval_scores(gen["ops"], ref, du, scenarios=sc)  # figures and curves
     fsc = PsdsEvalResampler([det], ref, du, [SCENARIOS["psds"]])
     ss = SedScoresResampler(
-        gen["frames"], {Path(f).stem: v for f, v in merge_connected(ev)[0].items()}, {Path(f).stem: v for f, v in du.items()}, sc
+        gen["frames"], {Path(f).stem: v for f, v in merge_connected(ev)[0].items()},
+        {Path(f).stem: v for f, v in du.items()}, sc
     )
     for idx in (np.arange(len(clips)), np.random.default_rng(1).integers(0, len(clips), len(clips))):
         w = np.bincount(idx, minlength=len(clips)).astype(float)
@@ -321,7 +337,8 @@ def test_resamplers_equal_the_libraries_on_renamed_copies(gen):
 
     for evl, group, _ in ops.groups:
         for s in group:
-            assert _psds_value(evl, s) == evl.psds(alpha_ct=s.alpha_ct, alpha_st=s.alpha_st, max_efpr=s.max_efpr).value
+            assert _psds_value(evl, s) == evl.psds(alpha_ct=s.alpha_ct, alpha_st=s.alpha_st,
+                                                   max_efpr=s.max_efpr).value
 
 
 def test_bootstrap_operating_points(gen):
@@ -338,15 +355,16 @@ def test_bootstrap_operating_points(gen):
 def test_cli_report_json_and_plots(gen, tmp_path, capsys):
     d = gen["dir"]
     rc = main(["score", str(d / "ops"), "--truth", str(d / "gt.tsv"), "--durations", str(d / "dur.tsv"),
-               "--scenario", "psds1", "--scenario", "dtc=0.3,gtc=0.3,name=loose", "--out", str(tmp_path / "o"),
-               "--format", "json"])
+               "--scenario", "psds1", "--scenario", "dtc=0.3,gtc=0.3,name=loose",
+               "--out", str(tmp_path / "o"), "--format", "json"])
     assert rc == 0
     js = json.loads(capsys.readouterr().out)
     assert set(js["systems"][0]["figures"]) == {"psds1", "loose"}
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert m["systems"][0]["figures"] == js["systems"][0]["figures"]
     report = (tmp_path / "o" / "report.md").read_text()
-    assert "psds_eval, 5 operating points, dtc 0.3 gtc 0.3" in report and (tmp_path / "o" / "plots" / "psd_roc.png").is_file()
+    assert ("psds_eval, 5 operating points, dtc 0.3 gtc 0.3" in report
+            and (tmp_path / "o" / "plots" / "psd_roc.png").is_file())
     rc = main(["score", str(d / "det.tsv"), "--truth", str(d / "gt.tsv"), "--out", str(tmp_path / "p")])
     text = capsys.readouterr().out
     assert rc == 0 and "event-based F1 macro" in text and "every clip taken as 10 s" in text
@@ -358,8 +376,9 @@ def test_python_m_sed_cli_score(gen):
     import sys
 
     d = gen["dir"]
-    r = subprocess.run([sys.executable, "-m", "sed.cli", "score", str(d / "det.tsv"), "--truth", str(d / "gt.tsv"),
-                        "--format", "json"], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    r = subprocess.run([sys.executable, "-m", "sed.cli", "score", str(d / "det.tsv"),
+                        "--truth", str(d / "gt.tsv"), "--format", "json"],
+                       capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["systems"][0]["kind"] == "detections"
 
@@ -398,7 +417,8 @@ def _err(capsys, args):
         ("clip0000.wav\t1\t2\tCat\nclip0001.wav\t1\t2\tBird\n", "det.tsv:3: unknown class 'Bird'"),
         ("clip0000.wav\t2\t2\tCat\n", "det.tsv:2: onset 2 >= offset 2"),
         ("nope.wav\t1\t2\tCat\n", "det.tsv:2: clip 'nope.wav' is not in the ground truth"),
-        ("clip0000.wav\t1\t3\tCat\nclip0001.wav\t1\t2\tDog\nclip0000.wav\t2\t4\tCat\n", "det.tsv:4: Cat detection overlaps the one at line 2"),
+        ("clip0000.wav\t1\t3\tCat\nclip0001.wav\t1\t2\tDog\nclip0000.wav\t2\t4\tCat\n",
+         "det.tsv:4: Cat detection overlaps the one at line 2"),
     ],
 )
 def test_bad_detections(gen, tmp_path, capsys, rows, msg):
@@ -418,13 +438,15 @@ def test_drop_merge_empty_and_classes(gen, tmp_path, capsys):
     notes = " ".join(out["systems"][0]["notes"])
     assert "1 detection(s) of 1 clip(s) absent from the ground truth dropped" in notes
     assert "1 overlapping same-class detection(s) merged" in notes
-    merged = pd.DataFrame({"filename": ["clip0000.wav"], "onset": [1.0], "offset": [4.0], "event_label": ["Cat"]})
+    merged = pd.DataFrame({"filename": ["clip0000.wav"], "onset": [1.0], "offset": [4.0],
+                           "event_label": ["Cat"]})
     (tmp_path / "m.tsv").write_text(merged.to_csv(sep="\t", index=False))
     assert score(tmp_path / "m.tsv", gt)["systems"][0]["figures"] == out["systems"][0]["figures"]
     (tmp_path / "empty.tsv").write_text("")
     out = score(tmp_path / "empty.tsv", gt, allow_empty=True)
     f = out["systems"][0]["figures"]
-    assert f["event_f1_macro"] == 0 and f["psds_f_score"] == 0 and "no detection" in out["systems"][0]["notes"][0]
+    assert (f["event_f1_macro"] == 0 and f["psds_f_score"] == 0
+            and "no detection" in out["systems"][0]["notes"][0])
     assert "unknown class 'Speech' (not in --classes)" in _err(
         capsys, ["score", str(tmp_path / "empty.tsv"), "--truth", str(gt), "--classes", "Cat,Dog"]
     )
@@ -433,14 +455,21 @@ def test_drop_merge_empty_and_classes(gen, tmp_path, capsys):
 def test_bad_truth_scores_and_scenario(gen, tmp_path, capsys):
     d = gen["dir"]
     (tmp_path / "gt0.tsv").write_text("filename\tonset\toffset\tevent_label\na.wav\t\t\t\n")
-    assert "gt0.tsv: the ground truth has no event" in _err(capsys, ["score", str(d / "det.tsv"), "--truth", str(tmp_path / "gt0.tsv")])
+    assert "gt0.tsv: the ground truth has no event" in _err(
+        capsys, ["score", str(d / "det.tsv"), "--truth", str(tmp_path / "gt0.tsv")]
+    )
     (tmp_path / "gt1.tsv").write_text("filename\tonset\toffset\tevent_label\na.wav\t3\t1\tCat\n")
-    assert "gt1.tsv:2: onset 3 >= offset 1" in _err(capsys, ["score", str(d / "det.tsv"), "--truth", str(tmp_path / "gt1.tsv")])
+    assert "gt1.tsv:2: onset 3 >= offset 1" in _err(
+        capsys, ["score", str(d / "det.tsv"), "--truth", str(tmp_path / "gt1.tsv")]
+    )
     for name, body, msg in (
         ("nan", "onset\toffset\tCat\tDog\tSpeech\n0\t0.5\t0.1\tnan\t0.2\n", "clip0000.tsv:2: Dog value"),
-        ("neg", "onset\toffset\tCat\tDog\tSpeech\n0\t0.5\t0.1\t0.1\t0.2\n0.5\t1\t-0.1\t0.1\t0.2\n", "clip0000.tsv:3: negative score -0.1 for Cat"),
-        ("time", "onset\toffset\tCat\tDog\tSpeech\n0\t0.5\t0.1\t0.1\t0.2\n0.5\t0.4\t0.1\t0.1\t0.2\n", "clip0000.tsv:3: frame offset 0.4 <= onset 0.5"),
-        ("gap", "onset\toffset\tCat\tDog\tSpeech\n0\t0.5\t0.1\t0.1\t0.2\n0.7\t1\t0.1\t0.1\t0.2\n", "clip0000.tsv:3: frame onset 0.7 differs"),
+        ("neg", "onset\toffset\tCat\tDog\tSpeech\n0\t0.5\t0.1\t0.1\t0.2\n0.5\t1\t-0.1\t0.1\t0.2\n",
+         "clip0000.tsv:3: negative score -0.1 for Cat"),
+        ("time", "onset\toffset\tCat\tDog\tSpeech\n0\t0.5\t0.1\t0.1\t0.2\n0.5\t0.4\t0.1\t0.1\t0.2\n",
+         "clip0000.tsv:3: frame offset 0.4 <= onset 0.5"),
+        ("gap", "onset\toffset\tCat\tDog\tSpeech\n0\t0.5\t0.1\t0.1\t0.2\n0.7\t1\t0.1\t0.1\t0.2\n",
+         "clip0000.tsv:3: frame onset 0.7 differs"),
         ("cls", "onset\toffset\tCat\tBird\n0\t0.5\t0.1\t0.1\n", "clip0000.tsv:1: unknown class 'Bird'"),
     ):
         f = tmp_path / name
@@ -451,9 +480,12 @@ def test_bad_truth_scores_and_scenario(gen, tmp_path, capsys):
         assert msg in _err(capsys, ["score", str(f), "--truth", str(d / "gt.tsv")]), name
     (tmp_path / "dur.tsv").write_text("filename\tduration\nclip0000.wav\tten\n")
     assert "dur.tsv:2: duration 'ten' is not a number" in _err(
-        capsys, ["score", str(d / "det.tsv"), "--truth", str(d / "gt.tsv"), "--durations", str(tmp_path / "dur.tsv")]
+        capsys, ["score", str(d / "det.tsv"), "--truth", str(d / "gt.tsv"),
+                 "--durations", str(tmp_path / "dur.tsv")]
     )
-    assert "unknown scenario 'psds9'" in _err(capsys, ["score", str(d / "det.tsv"), "--truth", str(d / "gt.tsv"), "--scenario", "psds9"])
+    assert "unknown scenario 'psds9'" in _err(
+        capsys, ["score", str(d / "det.tsv"), "--truth", str(d / "gt.tsv"), "--scenario", "psds9"]
+    )
     assert "not found" in _err(capsys, ["score", str(tmp_path / "nothing"), "--truth", str(d / "gt.tsv")])
 
 
@@ -461,7 +493,8 @@ def test_psds_eval_scores_refuses_overlapping_detections(gen):
     from sed.evaluation.common import MetricsError
     from sed.evaluation.psds_eval_metrics import psds_eval_scores
 
-    t = pd.DataFrame({"filename": ["clip0000.wav"] * 2, "onset": [0.0, 0.5], "offset": [1.0, 2.0], "event_label": ["Cat"] * 2})
+    t = pd.DataFrame({"filename": ["clip0000.wav"] * 2, "onset": [0.0, 0.5], "offset": [1.0, 2.0],
+                      "event_label": ["Cat"] * 2})
     with pytest.raises(MetricsError, match="overlapping same-class"):
         psds_eval_scores([t], _gt_table(gen["events"]), gen["durations"])
 

@@ -51,7 +51,8 @@ def test_frame_ap_equals_sklearn_with_ties_and_empty_classes():
         ap = frame_average_precision(s, y)
         for k in range(3):
             if y[..., k].any():
-                assert ap[k] == pytest.approx(average_precision_score(y[..., k].ravel(), s[..., k].ravel()), abs=1e-12)
+                assert ap[k] == pytest.approx(average_precision_score(y[..., k].ravel(), s[..., k].ravel()),
+                                              abs=1e-12)
         assert np.isnan(ap[3]) and macro(ap) == pytest.approx(np.nanmean(ap[:3]))
     # a constant score is a random ranking: AP = prevalence (chance)
     y = rng.random((2, 40, 3)) < 0.3
@@ -62,8 +63,9 @@ def test_selection_notes_one_line_each():
     assert selection_notes(3, "val/m") == []
     first = selection_notes(0, "val/m")
     assert len(first) == 1 and "first one (epoch 0)" in first[0] and "val/m" in first[0]
+    # a above chance; b at it; c never scored; d no positive
     notes = selection_notes(2, "val/m", max_ap=[0.5, 0.1, np.nan, 0.2], chance=[0.1, 0.1, 0.2, np.nan],
-                            classes=["a", "b", "c", "d"])  # a above chance; b at it; c never scored; d no positive
+                            classes=["a", "b", "c", "d"])
     assert len(notes) == 2 and "class b" in notes[0] and "class c" in notes[1]
 
 
@@ -85,8 +87,8 @@ def test_holdout_split_is_fixed_by_names_and_seed():
 def test_datamodule_never_serves_held_out_clips(data_cfg):
     seen = set()
     for seed in (0, 5):  # the held-out clips do not depend on the training seed
-        dm = make_dm(data_cfg, batch_size=8, switch_epoch=1, post_switch={"synthetic": 0.5, "weak": 0.25, "unlabel": 0.25},
-                     progress=False, seed=seed)
+        dm = make_dm(data_cfg, batch_size=8, switch_epoch=1,
+                     post_switch={"synthetic": 0.5, "weak": 0.25, "unlabel": 0.25}, progress=False, seed=seed)
         dm.setup("fit")
         held = set(dm.holdout_rows.tolist())
         seen.add(frozenset(held))
@@ -148,7 +150,8 @@ class ScriptedHoldout(HoldoutScorer):
 def _scripted_fit(tmp_path, data_cfg, scales, dead=None):
     sc = ScriptedHoldout(scales, dead)
     best, log = fit(tmp_path, data_cfg, [f"trainer.max_epochs={len(scales)}", "datamodule.switch_epoch=1",
-                                         "callbacks.holdout=null", "callbacks.summary.monitor=holdout_frame_map", *FAST],
+                                         "callbacks.holdout=null",
+                                         "callbacks.summary.monitor=holdout_frame_map", *FAST],
                  extra_callbacks=[Blind(), sc])
     m = json.loads((tmp_path / "metrics.json").read_text())
     ck = torch.load(tmp_path / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)["epoch"]
@@ -164,13 +167,16 @@ def test_f1_zero_everywhere_selects_by_holdout_ap_not_epoch_0(tmp_path, data_cfg
     crit = log["val/holdout_frame_map"].dropna().to_numpy()
     assert m["best"]["holdout_frame_map"] == pytest.approx(crit.max()) and crit.argmax() == 1
     assert m["notes"] == [] and "first one" not in caplog.text
-    assert (tmp_path / "reports" / "selection.md").read_text().splitlines()[0].startswith("checkpoint selection: best epoch 1")
+    assert (tmp_path / "reports" / "selection.md").read_text().splitlines()[0].startswith(
+        "checkpoint selection: best epoch 1"
+    )
 
 
 def test_first_epoch_best_and_dead_class_warn_in_log_and_report(tmp_path, data_cfg, caplog):
     dm = make_dm(data_cfg, progress=False)
     dm.setup("fit")
-    dead = CLASSES[int(np.argmax(dm.holdout_targets.mean(axis=(0, 1))))]  # a class present in the held-out clips
+    # a class present in the held-out clips
+    dead = CLASSES[int(np.argmax(dm.holdout_targets.mean(axis=(0, 1))))]
     with caplog.at_level(logging.WARNING):
         m, _, ck, _ = _scripted_fit(tmp_path, data_cfg, [0.3, 1.0, 2.0], dead=dead)
     assert m["best_epoch"] == 0 and ck == 0

@@ -40,7 +40,8 @@ def test_sm_dm_large_counts_and_presets():
 
     cfg = _compose(["model=sm_dm_large"])
     system = instantiate(cfg.model)
-    assert (_count(system.sm), _count(system.dm)) == (280_362, 1_166_058)  # as stated in conf/model/sm_dm_large.yaml
+    # as stated in conf/model/sm_dm_large.yaml
+    assert (_count(system.sm), _count(system.dm)) == (280_362, 1_166_058)
     assert cfg.model.sm.dropout == 0.3 and cfg.model.dm.clip_pool == "maxmean"  # the rest is sm_dm's
     x = torch.randn(2, 640, 64)
     system.eval()
@@ -59,10 +60,12 @@ def test_sm_dm_large_trains_one_step_on_cpu(tmp_path, data_cfg):
 
     from sed.train import run
 
-    cfg = _compose(["model=sm_dm_large", "logger=csv", "trainer=cpu", "+trainer.max_steps=1", "trainer.max_epochs=1",
+    cfg = _compose(["model=sm_dm_large", "logger=csv", "trainer=cpu", "+trainer.max_steps=1",
+                    "trainer.max_epochs=1",
                     "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
                     "+trainer.limit_val_batches=1", "datamodule.batch_size=2", "datamodule.val_batch_size=2",
-                    "datamodule.iters_per_epoch=1", "datamodule.progress=false", "callbacks.scorer.psds=false", "callbacks.report.plots=false"])
+                    "datamodule.iters_per_epoch=1", "datamodule.progress=false",
+                    "callbacks.scorer.psds=false", "callbacks.report.plots=false"])
     cfg.data = data_cfg
     cfg.trainer.default_root_dir = str(tmp_path)
     cfg.logger.csv.save_dir = str(tmp_path)
@@ -74,7 +77,8 @@ def test_sm_dm_large_trains_one_step_on_cpu(tmp_path, data_cfg):
     after = ck["state_dict"]
     assert sum(v.numel() for k, v in after.items() if k in before and v.is_floating_point()) > 1_400_000
     moved = [k for k, v in before.items() if v.is_floating_point() and not torch.equal(v, after[k])]
-    assert any(k.startswith("sm.") for k in moved) and any(k.startswith("dm.blocks.6") for k in moved)  # one Adam step
+    # one Adam step
+    assert any(k.startswith("sm.") for k in moved) and any(k.startswith("dm.blocks.6") for k in moved)
 
 
 def _system():
@@ -91,7 +95,8 @@ def test_channels_last_same_outputs():
     x = torch.randn(3, 640, 64)
     with torch.inference_mode():
         ref = system(x)
-    convs = [p for p in system.parameters() if p.dim() == 4 and p.shape[1] > 1 and p.shape[2] * p.shape[3] > 1]
+    convs = [p for p in system.parameters()
+             if p.dim() == 4 and p.shape[1] > 1 and p.shape[2] * p.shape[3] > 1]
     assert convs and not any(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
     ChannelsLast().setup(None, system, "fit")
     assert all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
@@ -131,7 +136,8 @@ def test_speed_config_node():
 def test_bce_under_autocast_is_float32():
     torch.manual_seed(0)
     p, y = torch.rand(4, 640, 10), (torch.rand(4, 640, 10) > 0.5).float()
-    ref = frame_bce(p.bfloat16().float(), y)  # the same (rounded) inputs, computed in float32 without autocast
+    # the same (rounded) inputs, computed in float32 without autocast
+    ref = frame_bce(p.bfloat16().float(), y)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = frame_bce(p.bfloat16(), y.bfloat16())
         oc = clip_bce(p[:, 0].bfloat16(), y[:, 0].bfloat16())
@@ -175,9 +181,9 @@ def test_features_on_device_same_batches(data_cfg):
 @pytest.mark.gpu
 @pytest.mark.skipif(not CUDA, reason="no GPU")
 def test_gpu_bf16_fit_on_device_features(tmp_path, data_cfg):
-    best, log = fit(tmp_path, data_cfg, ["trainer=gpu_fast", "trainer.max_epochs=2", "datamodule.switch_epoch=1",
-                                         "datamodule.features_on_device=true", "datamodule.pin_memory=true",
-                                         "speed.channels_last=true"])
+    best, log = fit(tmp_path, data_cfg, ["trainer=gpu_fast", "trainer.max_epochs=2",
+                                         "datamodule.switch_epoch=1", "datamodule.features_on_device=true",
+                                         "datamodule.pin_memory=true", "speed.channels_last=true"])
     assert np.isfinite(log["train/loss"].dropna().to_numpy()).all()
 
 
@@ -206,7 +212,8 @@ def test_gpu_features_on_device(data_cfg):
 
 
 def test_predictor_speed_up_same_outputs(tmp_path):
-    """sed detect's inference rewrites (BatchNorm folded, channels_last): same probabilities up to rounding."""
+    """sed detect's inference rewrites (BatchNorm folded, channels_last): same probabilities up to
+    rounding."""
     from sed.inference.predictor import fuse_batchnorm, load_system
     from sed.models.common import ConvBlock
     from tests.detect_helpers import make_untrained_checkpoint

@@ -25,16 +25,18 @@ def test_fit_lowers_loss_and_checkpoint_predicts(tmp_path, data_cfg):
     assert loss[-3:].mean() < loss[:3].mean() - 0.05
     for col in ("train/l_f", "train/l_c", "train/l_con", "train/l_unlabel", "train/lr", "train/w", "train/T"):
         assert log[col].notna().sum() == 12, col
-    assert (tmp_path / "checkpoints" / "last.ckpt").is_file() and (tmp_path / "checkpoints" / "best.ckpt").is_file()
+    assert ((tmp_path / "checkpoints" / "last.ckpt").is_file()
+            and (tmp_path / "checkpoints" / "best.ckpt").is_file())
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["best"]["event_f1_macro"] is not None and "psds" in m["best"]
-    assert (tmp_path / "reports" / "per_class.csv").is_file() and (tmp_path / "reports" / "timeline.png").is_file()
+    assert ((tmp_path / "reports" / "per_class.csv").is_file()
+            and (tmp_path / "reports" / "timeline.png").is_file())
     pred = load_system(tmp_path, device="cpu")
     assert pred.postproc_cfg["hysteresis_low"] == 0.08
     p = predict_split(tmp_path / "checkpoints" / "best.ckpt", data_cfg, "validation", device="cpu")
     assert p.frame_probs.shape == (8, 640, 10) and p.clip_probs.shape == (8, 10)
-    ens = predict_split([tmp_path / "checkpoints" / "best.ckpt", tmp_path / "checkpoints" / "last.ckpt"], data_cfg,
-                        "validation", device="cpu")
+    ens = predict_split([tmp_path / "checkpoints" / "best.ckpt", tmp_path / "checkpoints" / "last.ckpt"],
+                        data_cfg, "validation", device="cpu")
     assert ens.frame_probs.shape == (8, 640, 10)
 
 

@@ -23,7 +23,8 @@ def test_ddp_sim_shards_curriculum(tmp_path, data_cfg):
     # 4 clips per rank and iteration, 1 iteration per epoch: no epoch's demand wraps a source's permutation
     fit(tmp_path, data_cfg, ["trainer=ddp_sim", "trainer.max_epochs=2", "datamodule.switch_epoch=1",
                              "experiment=ps2", "callbacks.report.plots=false", "datamodule.batch_size=4",
-                             "datamodule.iters_per_epoch=1"], extra_callbacks=[BatchRecorder(tmp_path / "rec")])
+                             "datamodule.iters_per_epoch=1"],
+        extra_callbacks=[BatchRecorder(tmp_path / "rec")])
     r0 = json.loads((tmp_path / "rec" / "batches_rank0.json").read_text())
     r1 = json.loads((tmp_path / "rec" / "batches_rank1.json").read_text())
     for ep in ("0", "1"):
@@ -38,8 +39,8 @@ def test_multirun_writes_summary(tmp_path, tiny_desed, data_cfg):
     sweep = tmp_path / "sweep"
     cmd = [sys.executable, "-m", "sed.train", "-m", "logger=csv", "trainer=cpu", *COMMON, *TINY_SMDM,
            f"data.root={tiny_desed}", f"data.cache_dir={data_cfg.cache_dir}",
-           f"data.nmf_labels_tsv={data_cfg.nmf_labels_tsv}", "trainer.max_epochs=1", "datamodule.switch_epoch=0",
-           "model.tau=0.5,0.9", f"hydra.sweep.dir={sweep}"]
+           f"data.nmf_labels_tsv={data_cfg.nmf_labels_tsv}", "trainer.max_epochs=1",
+           "datamodule.switch_epoch=0", "model.tau=0.5,0.9", f"hydra.sweep.dir={sweep}"]
     out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
                          env={**os.environ, "PYTHONPATH": str(REPO)})
     assert out.returncode == 0, out.stderr[-3000:]

@@ -27,10 +27,11 @@ def _schedule_quantities(dm):
 
 @pytest.mark.parametrize("share", [0.0, 0.5])
 def test_stated_epoch_length_fixes_every_schedule_quantity(tiny_data_cfg, share):
-    dm = make_dm(tiny_data_cfg, iters_per_epoch=7, holdout={"share": share, "seed": 20200}, weak_frame_labels="none",
-                 progress=False)
+    dm = make_dm(tiny_data_cfg, iters_per_epoch=7, holdout={"share": share, "seed": 20200},
+                 weak_frame_labels="none", progress=False)
     dm.setup("fit")
-    assert len(dm.sources["synthetic"]) == {0.0: 12, 0.5: 6}[share]  # two sizes of the synthetic training split
+    # two sizes of the synthetic training split
+    assert len(dm.sources["synthetic"]) == {0.0: 12, 0.5: 6}[share]
     # 7 iterations an epoch; T_i = 1 epoch = 7; l_unlabel from epoch 5 = step 35; ramp-up 3.75 x 7 = 26.25
     assert _schedule_quantities(dm) == (7, 7, 35, 26.25)
     loader = dm.train_dataloader()
@@ -42,8 +43,8 @@ def test_null_epoch_length_follows_the_synthetic_split(tiny_data_cfg):
     """The old rule (``iters_per_epoch: null``), kept as an option: the budget shrinks with the split."""
     got = {}
     for share in (0.0, 0.5):
-        dm = make_dm(tiny_data_cfg, batch_size=4, holdout={"share": share, "seed": 20200}, weak_frame_labels="none",
-                     progress=False)
+        dm = make_dm(tiny_data_cfg, batch_size=4, holdout={"share": share, "seed": 20200},
+                     weak_frame_labels="none", progress=False)
         dm.setup("fit")
         got[share] = _schedule_quantities(dm)
     assert got[0.0] == (3, 3, 15, 3 * 3.75) and got[1/2] == (2, 2, 10, 2 * 3.75)  # ceil(12/4), ceil(6/4)

@@ -27,7 +27,8 @@ def test_unlabel_parses_filenames(tmp_path):
 
 
 def test_strong_parses_events_and_empty_rows(tmp_path):
-    p = _write(tmp_path, "filename\tonset\toffset\tevent_label\na.wav\t0.5\t1.25\tDog\na.wav\t2\t3\tCat\nb.wav\t\t\t\n")
+    p = _write(tmp_path,
+               "filename\tonset\toffset\tevent_label\na.wav\t0.5\t1.25\tDog\na.wav\t2\t3\tCat\nb.wav\t\t\t\n")
     out = read_strong_tsv(p)
     assert out == {"a.wav": [Event(0.5, 1.25, "Dog"), Event(2.0, 3.0, "Cat")], "b.wav": []}
 
@@ -43,11 +44,15 @@ def test_strong_roundtrip(tmp_path):
     [
         ("filename\tonset\toffset\n", read_strong_tsv, ":1: header"),
         ("", read_strong_tsv, ":1: empty file"),
-        ("filename\tonset\toffset\tevent_label\na.wav\t0\t1\tUnicorn\n", read_strong_tsv, ":2: unknown class 'Unicorn'"),
-        ("filename\tonset\toffset\tevent_label\na.wav\t2\t1\tDog\n", read_strong_tsv, ":2: onset 2.0 is after offset 1.0"),
+        ("filename\tonset\toffset\tevent_label\na.wav\t0\t1\tUnicorn\n", read_strong_tsv,
+         ":2: unknown class 'Unicorn'"),
+        ("filename\tonset\toffset\tevent_label\na.wav\t2\t1\tDog\n", read_strong_tsv,
+         ":2: onset 2.0 is after offset 1.0"),
         ("filename\tonset\toffset\tevent_label\na.wav\t-1\t1\tDog\n", read_strong_tsv, ":2: negative onset"),
-        ("filename\tonset\toffset\tevent_label\na.wav\tsoon\t1\tDog\n", read_strong_tsv, ":2: onset 'soon' is not a number"),
-        ("filename\tonset\toffset\tevent_label\na.wav\t0\tnan\tDog\n", read_strong_tsv, ":2: offset 'nan' is not finite"),
+        ("filename\tonset\toffset\tevent_label\na.wav\tsoon\t1\tDog\n", read_strong_tsv,
+         ":2: onset 'soon' is not a number"),
+        ("filename\tonset\toffset\tevent_label\na.wav\t0\tnan\tDog\n", read_strong_tsv,
+         ":2: offset 'nan' is not finite"),
         ("filename\tonset\toffset\tevent_label\na.wav\t0\t1\n", read_strong_tsv, ":2: missing event_label"),
         ("filename\tonset\toffset\tevent_label\na.wav\t0\t1\tDog\textra\n", read_strong_tsv, ":2: 5 columns"),
         ("filename\tevent_labels\na.wav\n", read_weak_tsv, ":2: missing event_labels"),

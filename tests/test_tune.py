@@ -9,10 +9,10 @@ import math
 import numpy as np
 import pytest
 
-from sed.evaluation.metrics import event_based, event_based_fast, ground_truth_table, segment_based
 from sed.core.predictions import Predictions
-from sed.postproc import Decoder, PostprocParams
+from sed.evaluation.metrics import event_based, event_based_fast, ground_truth_table, segment_based
 from sed.evaluation.tuning import TuneError, TuneGrid, match_counts, tune
+from sed.postproc import Decoder, PostprocParams
 
 CL3 = ("Cat", "Dog", "Speech")
 
@@ -121,18 +121,22 @@ def test_per_class_search_equals_brute_force_joint_grid():
     macro F1 the per-class search reports, and the fitted parameters reach it."""
     preds, gt = small_set(seed=3)
     base = base_params()
-    grid = TuneGrid(thresholds=(0.4, 0.6), first_windows=(1, 5), second_windows=(3,), tagging_thresholds=(None, 0.5))
+    grid = TuneGrid(thresholds=(0.4, 0.6), first_windows=(1, 5), second_windows=(3,),
+                    tagging_thresholds=(None, 0.5))
     res = tune(preds, gt, grid, base)
-    per = list(itertools.product(grid.thresholds, grid.first_windows, grid.second_windows, grid.tagging_thresholds))
+    per = list(itertools.product(grid.thresholds, grid.first_windows, grid.second_windows,
+                                 grid.tagging_thresholds))
     best = -1.0
     for combo in itertools.product(per, repeat=3):
-        p = point_params(base, CL3, [s[0] for s in combo], [(s[1], s[2]) for s in combo], [s[3] for s in combo])
+        p = point_params(base, CL3, [s[0] for s in combo], [(s[1], s[2]) for s in combo],
+                         [s[3] for s in combo])
         best = max(best, direct_f1(preds, gt, p)["f1_macro"])
     assert res.macro == pytest.approx(best, abs=1e-12)
     assert direct_f1(preds, gt, res.params)["f1_macro"] == pytest.approx(best, abs=1e-12)
     # and sed_eval itself agrees on the fitted parameters
     det = Decoder.prepare(preds, res.params).events()
-    assert event_based(ground_truth_table(gt), det, preds.filenames, classes=CL3)["f1_macro"] == pytest.approx(best)
+    assert event_based(ground_truth_table(gt), det, preds.filenames,
+                       classes=CL3)["f1_macro"] == pytest.approx(best)
 
 
 def test_hysteresis_bound_search_is_exact_over_the_shared_bound():
@@ -159,13 +163,16 @@ def test_hand_made_case_picks_the_only_working_settings():
     fp = np.zeros((2, t, 1), np.float32)
     fp[0, 20:50, 0] = 0.3
     fp[1, 10:20, 0] = 0.45
-    preds = Predictions(["a.wav", "b.wav"], fp, np.array([[0.3], [0.2]], np.float32), ("Dog",), 0.1, np.array([8.0, 8.0]))
+    preds = Predictions(["a.wav", "b.wav"], fp, np.array([[0.3], [0.2]], np.float32), ("Dog",), 0.1,
+                        np.array([8.0, 8.0]))
     gt = {"a.wav": [(2.0, 5.0, "Dog")], "b.wav": []}
     base = base_params(("Dog",), hysteresis_low=None)
-    grid = TuneGrid(thresholds=(0.2, 0.5), first_windows=(1,), second_windows=(1,), tagging_thresholds=(0.25, 0.5))
+    grid = TuneGrid(thresholds=(0.2, 0.5), first_windows=(1,), second_windows=(1,),
+                    tagging_thresholds=(0.25, 0.5))
     res = tune(preds, gt, grid, base, tuned_on="validation")
     f = res.searches["Dog"].f1[0, 0, 0]  # (threshold, tagging)
-    # th 0.2: tag 0.25 -> a only: tp 1, sys 1 -> 1.0; tag 0.5 -> nothing -> 0; th 0.5 -> nothing (0.3, 0.45 < 0.5)
+    # th 0.2: tag 0.25 -> a only: tp 1, sys 1 -> 1.0; tag 0.5 -> nothing -> 0; th 0.5 -> nothing
+    # (0.3, 0.45 < 0.5)
     np.testing.assert_allclose(f, [[1.0, 0.0], [0.0, 0.0]])
     assert res.params.frame_thresholds == {"Dog": 0.2}
     assert res.params.tagging_threshold == {"Dog": 0.25}
