@@ -18,6 +18,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from sed.core.errors import SedError
+from sed.core.warnings import quiet_third_party
 
 log = logging.getLogger("sed.nmf_labels")
 
@@ -39,9 +40,11 @@ def _run_dir() -> Path:
 
 
 def run(cfg: DictConfig, out_dir: Path, multirun: bool = False) -> dict:
-    """The job on ``cfg`` (``data``, ``nmf`` and the keys of conf/nmf_labels.yaml); returns the quality dict."""
+    """The job on ``cfg`` (``data``, ``nmf`` and the keys of conf/nmf_labels.yaml); returns the quality
+    dict."""
     import numpy as np
 
+    # lazy: torch (sed.datamodules.cache, sed.nmf) costs ~1.7 s; `python -m sed.nmf_labels --help` skips it
     from sed.datamodules.cache import load_split
     from sed.nmf import job, quality
 
@@ -67,15 +70,14 @@ def run(cfg: DictConfig, out_dir: Path, multirun: bool = False) -> dict:
         pick = names[: int(cfg.plot_clips)]
         feats = load_split(cfg.data, "weak", progress=False)
         logmels = [np.asarray(feats.logmel[feats.index_of(n)]) for n in pick]
-        quality.plot_clips(out_dir / "nmf_examples.png", pick, logmels, job.curves_for_plot(res, cfg.nmf, pick),
-                           truth, res.labels, float(cfg.nmf.threshold), normalize=str(cfg.nmf.normalize))
+        quality.plot_clips(out_dir / "nmf_examples.png", pick, logmels,
+                           job.curves_for_plot(res, cfg.nmf, pick), truth, res.labels,
+                           float(cfg.nmf.threshold), normalize=str(cfg.nmf.normalize))
     return scores
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="nmf_labels")
 def main(cfg: DictConfig) -> None:
-    from sed.core.warnings import quiet_third_party
-
     quiet_third_party()
     try:
         run(cfg, _run_dir(), _multirun())

@@ -110,7 +110,8 @@ def test_cpu_fast_convolutions_equal_the_library_convolution(kind):
 
 
 def test_block_max_pool_equals_max_pool_without_autograd():
-    """Inference's reshape-and-amax pooling returns exactly nn.MaxPool2d's output (odd sizes cropped alike)."""
+    """Inference's reshape-and-amax pooling returns exactly nn.MaxPool2d's output (odd sizes cropped
+    alike)."""
     from sed.models.common import BlockMaxPool2d
 
     torch.manual_seed(0)
@@ -123,7 +124,8 @@ def test_block_max_pool_equals_max_pool_without_autograd():
 
 
 def test_block_max_pool_on_channels_last_takes_the_library_kernel(monkeypatch):
-    """NHWC inputs (Predictor.speed_up) skip the reshape (it would copy) and still give nn.MaxPool2d's output."""
+    """NHWC inputs (Predictor.speed_up) skip the reshape (it would copy) and still give nn.MaxPool2d's
+    output."""
     import torch.nn.functional as F
 
     import sed.models.common as common
@@ -137,12 +139,14 @@ def test_block_max_pool_on_channels_last_takes_the_library_kernel(monkeypatch):
     assert calls and torch.equal(y, F.max_pool2d(x.contiguous(), 2))
 
 
-def test_relu_block_pools_before_relu_without_autograd():
-    """At inference a ReLU block pools first (max and ReLU commute): the same numbers as in training order."""
+@pytest.mark.parametrize("pool_type", ["max", "avg"])
+def test_relu_block_pools_before_relu_without_autograd(pool_type):
+    """At inference a ReLU block gives the same numbers as in training order: max pooling goes first (max
+    and ReLU commute), average pooling stays after the ReLU (they do not commute)."""
     from sed.models.common import ConvBlock
 
     torch.manual_seed(0)
-    block = ConvBlock(3, 4, 3, "relu", (2, 4), 0.0, "max").eval()
+    block = ConvBlock(3, 4, 3, "relu", (2, 4), 0.0, pool_type).eval()
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         fast = block(x)

@@ -36,7 +36,8 @@ class LogMel(nn.Module):
         self.spec = spec
         self.cpu_chunk = cpu_chunk
         self.register_buffer("window", torch.hann_window(spec.n_fft), persistent=False)
-        self.register_buffer("fb", torch.from_numpy(mel_filterbank(spec)).T.contiguous(), persistent=False)  # (F, n_mels)
+        fb = torch.from_numpy(mel_filterbank(spec)).T.contiguous()  # (F, n_mels)
+        self.register_buffer("fb", fb, persistent=False)
 
     def mel_power(self, wave: torch.Tensor, frames: torch.Tensor | None = None) -> torch.Tensor:
         """Mel power spectrogram before the log (for NMF, SPEC section 3): ``(B, frames, n_mels)``;
@@ -51,7 +52,8 @@ class LogMel(nn.Module):
         # A centred STFT written out (what torch.stft(center=True, pad_mode="constant") computes), so that
         # every array is produced in (B, T, F) order: no transposed copies.
         half = self.spec.n_fft // 2
-        frames = F.pad(wave.to(self.window.dtype), (half, half)).unfold(-1, self.spec.n_fft, self.spec.hop_length)
+        frames = F.pad(wave.to(self.window.dtype), (half, half))
+        frames = frames.unfold(-1, self.spec.n_fft, self.spec.hop_length)
         if index is not None:
             frames = frames[:, index]
         spec = torch.fft.rfft(frames * self.window)  # (B, T, F)

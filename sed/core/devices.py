@@ -1,4 +1,5 @@
-"""The one device resolver: ``auto`` -> CUDA when there is a GPU, else CPU; anything else as torch reads it."""
+"""The one device resolver: ``auto`` -> CUDA when there is a GPU, else CPU; anything else as torch
+reads it."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import torch
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> ``cuda`` if available, else ``cpu``; ``"cpu"``, ``"cuda:1"``, a ``torch.device`` -> itself."""
+    """``"auto"`` -> ``cuda`` if available, else ``cpu``; ``"cpu"``, ``"cuda:1"``, a ``torch.device``
+    -> itself."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)

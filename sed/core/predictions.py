@@ -73,9 +73,10 @@ class Predictions:
         if dur[worst] > cover + slack:
             short = int(np.sum(dur > cover + slack))
             raise PredictionsError(
-                f"{source}: the frame probabilities cover {cover:.2f} s ({self.frame_probs.shape[1]} frames of "
-                f"{self.frame_seconds:.4f} s) but {short} of {len(dur)} clips last longer (e.g. "
-                f"{(names if names is not None else self.filenames)[worst]}: {dur[worst]:.2f} s); these predictions are not of these clips' length"
+                f"{source}: the frame probabilities cover {cover:.2f} s ({self.frame_probs.shape[1]} "
+                f"frames of {self.frame_seconds:.4f} s) but {short} of {len(dur)} clips last longer (e.g. "
+                f"{(names if names is not None else self.filenames)[worst]}: {dur[worst]:.2f} s); "
+                "these predictions are not of these clips' length"
             )
 
     def __len__(self) -> int:
@@ -113,12 +114,14 @@ class Predictions:
         if magic != b"PK\x03\x04" and magic != b"PK\x05\x06":  # an .npz is a zip archive (empty: PK 5 6)
             raise PredictionsError(
                 f"{path}: not a predictions .npz written by sed.eval (an .npz is a zip archive; this file "
-                f"{'is empty' if not magic else 'starts with ' + repr(magic)}); to score a detections TSV use "
+                f"{'is empty' if not magic else 'starts with ' + repr(magic)}); "
+                "to score a detections TSV use "
                 f"`sedx score {path} --truth <ground truth.tsv>`"
             )
         try:
             with np.load(path, allow_pickle=False) as z:
-                missing = {"filenames", "classes", "frame_seconds", "frame_probs", "clip_probs"} - set(z.files)
+                required = {"filenames", "classes", "frame_seconds", "frame_probs", "clip_probs"}
+                missing = required - set(z.files)
                 if missing:
                     raise PredictionsError(f"{path}: not a predictions file (missing {sorted(missing)})")
                 return cls(
@@ -134,10 +137,14 @@ class Predictions:
         except Exception as e:  # noqa: BLE001 - any decoding failure is a bad file
             raise PredictionsError(f"{path}: cannot read predictions ({e})") from e
 
-    def check_compatible(self, classes: Sequence[str], frame_seconds: float, source: str = "predictions") -> None:
+    def check_compatible(
+        self, classes: Sequence[str], frame_seconds: float, source: str = "predictions"
+    ) -> None:
         """Raise unless the class list and frame length match what the caller expects."""
         if tuple(classes) != self.classes:
-            raise PredictionsError(f"{source}: class list {list(self.classes)} does not match {list(classes)}")
+            raise PredictionsError(
+                f"{source}: class list {list(self.classes)} does not match {list(classes)}"
+            )
         if abs(frame_seconds - self.frame_seconds) > 1e-9:
             raise PredictionsError(
                 f"{source}: frame length {self.frame_seconds:.6f} s does not match {frame_seconds:.6f} s"
@@ -152,7 +159,9 @@ def average(preds: Sequence[Predictions]) -> Predictions:
     for i, p in enumerate(preds[1:], start=1):
         p.check_compatible(first.classes, first.frame_seconds, source=f"ensemble member {i}")
         if p.frame_probs.shape[1] != first.frame_probs.shape[1]:
-            raise PredictionsError(f"ensemble member {i}: {p.frame_probs.shape[1]} frames, expected {first.frame_probs.shape[1]}")
+            raise PredictionsError(
+                f"ensemble member {i}: {p.frame_probs.shape[1]} frames, expected {first.frame_probs.shape[1]}"
+            )
         if set(p.filenames) != set(first.filenames):
             raise PredictionsError(f"ensemble member {i}: its clips differ from member 0's")
     order = [{f: j for j, f in enumerate(p.filenames)} for p in preds]

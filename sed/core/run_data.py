@@ -77,7 +77,7 @@ def use_run_data(cfg: DictConfig, runs: Sequence[str | Path]) -> str | None:
         here = os.path.realpath(str(cfg.data.root))
         if here == str(rec.root):
             return None
-        return (f"data: {here} (given on the command line; the run {run} trained on {rec.root}: the command line "
-                "wins)")
+        return (f"data: {here} (given on the command line; the run {run} trained on {rec.root}: "
+                "the command line wins)")
     cfg.data = rec
     return f"data: {rec.root} (recorded by the run {run} in {RUN_DATA})"

@@ -68,7 +68,9 @@ def run_folders(root: str | Path = TRAIN_RUNS, names: tuple[str, ...] = CKPT_NAM
     return sorted(found.values(), key=lambda d: (d.stat().st_mtime, str(d)))
 
 
-def latest_run(root: str | Path = TRAIN_RUNS, names: tuple[str, ...] = CKPT_NAMES, required: bool = True) -> Path | None:
+def latest_run(
+    root: str | Path = TRAIN_RUNS, names: tuple[str, ...] = CKPT_NAMES, required: bool = True
+) -> Path | None:
     """The newest run folder under ``root`` holding one of ``names``; None (or ConfigError when
     ``required``) if there is none."""
     runs = run_folders(root, names)

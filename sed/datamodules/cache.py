@@ -78,7 +78,8 @@ class _RowWriter:
         self.fd = os.open(path, os.O_RDWR)
         with open(path, "rb") as f:
             version = np.lib.format.read_magic(f)
-            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            fmt = np.lib.format
+            read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
             shape, _, dtype = read(f)
             self.offset = f.tell()
         self.dtype = np.dtype(dtype)
@@ -107,7 +108,8 @@ class RowReader:
         self.path = str(path)
         with open(self.path, "rb") as f:
             version = np.lib.format.read_magic(f)
-            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            fmt = np.lib.format
+            read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
             shape, fortran, dtype = read(f)
             self.offset = f.tell()
         if fortran:
@@ -132,7 +134,8 @@ class RowReader:
         return self.shape[0]
 
     def _read_into(self, out: np.ndarray, start: int) -> np.ndarray:
-        """Fill ``out`` (contiguous, ``(count, *row_shape)``) with rows ``start..start+count-1``, in one read."""
+        """Fill ``out`` (contiguous, ``(count, *row_shape)``) with rows ``start..start+count-1``, in one
+        read."""
         if out.nbytes and os.preadv(self.fd, [memoryview(out).cast("B")],
                                     self.offset + start * self.row_bytes) != out.nbytes:
             raise DataError(f"{self.path}: truncated feature cache (rows {start}..{start + len(out) - 1} "
@@ -265,6 +268,40 @@ def build_cache(
 ) -> SplitFeatures:
     """Compute (or reuse, or resume) the log-mel cache of the clips ``filenames`` under ``audio_dir``."""
     audio_dir, folder = Path(audio_dir), Path(cache_dir) / "features" / name
+    present, missing = _present_clips(name, audio_dir, filenames, folder, strict=strict,
+                                      report_dir=report_dir)
+    prints = [_fingerprint(audio_dir / f) for f in present]
+    data_path = folder / "logmel.npy"
+    shape = (len(present), spec.n_frames, spec.n_mels)
+    index = {"version": CACHE_VERSION, "spec": spec.key(), "filenames": present, "fingerprints": prints,
+             "audio_dir": os.path.realpath(audio_dir)}
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with _build_lock(folder):  # one builder at a time per cache (parallel runs of one dataset)
+        done = _prepare_folder(folder, index, shape)
+        _compute_rows(name, audio_dir, present, done, folder, spec=spec, strict=strict, progress=progress,
+                      batch_size=batch_size, device=device, workers=workers)
+
+    good_rows = np.flatnonzero(done == 1)
+    bad_files = [present[i] for i in np.flatnonzero(done == -1)]
+    if bad_files:
+        out = _report_dir(report_dir, folder)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"bad_{name}.txt").write_text("\n".join(bad_files) + "\n")
+        _warn_once(("bad", name, str(audio_dir), len(bad_files), str(out)),
+                   "%s: %d undecodable clips skipped (list: %s)", name, len(bad_files),
+                   out / f"bad_{name}.txt")
+    arr = RowReader(data_path) if len(present) else np.zeros(shape, np.float32)
+    view = arr if len(good_rows) == len(present) else _Rows(arr, good_rows)
+    return SplitFeatures(name, [present[i] for i in good_rows], view, spec, missing, bad_files)
+
+
+def _present_clips(
+    name: str, audio_dir: Path, filenames: Sequence[str], folder: Path, *, strict: bool,
+    report_dir: str | Path | None,
+) -> tuple[list[str], list[str]]:
+    """``(present, missing)``: the listed clips (once each, in order) whose audio exists and the others;
+    missing clips raise with ``strict``, else are listed in ``missing_<name>.txt`` with one warning."""
     listed = list(dict.fromkeys(filenames))
     present = [f for f in listed if (audio_dir / f).is_file()]
     missing = [f for f in listed if f not in set(present)]
@@ -278,91 +315,102 @@ def build_cache(
         _warn_once(("missing", name, str(audio_dir), len(missing), str(out)),
                    "%s: %d of %d listed clips missing from %s, skipped (list: %s)",
                    name, len(missing), len(listed), audio_dir, out / f"missing_{name}.txt")
+    return present, missing
 
-    prints = [_fingerprint(audio_dir / f) for f in present]
+
+def _reusable_done(folder: Path, index: Mapping) -> np.ndarray | None:
+    """The previous build's row flags when its index matches ``index`` (version, features, clips and
+    audio folder), rows whose audio changed since reset to 0; None when nothing can be reused."""
     index_path, data_path, done_path = folder / "index.json", folder / "logmel.npy", folder / "done.npy"
-    shape = (len(present), spec.n_frames, spec.n_mels)
-    index = {"version": CACHE_VERSION, "spec": spec.key(), "filenames": present, "fingerprints": prints,
-             "audio_dir": os.path.realpath(audio_dir)}
+    if not (index_path.is_file() and data_path.is_file() and done_path.is_file()):
+        return None
+    try:
+        old = json.loads(index_path.read_text())
+        same = (old.get("version"), old.get("spec"), old.get("filenames"),
+                old.get("audio_dir", index["audio_dir"]))
+        if same == (CACHE_VERSION, index["spec"], index["filenames"], index["audio_dir"]):
+            done = np.load(done_path)
+            stale = np.array([a != b for a, b in zip(old["fingerprints"], index["fingerprints"])], dtype=bool)
+            return np.where(stale, 0, done).astype(np.int8)  # 1 done, 0 to do, -1 undecodable
+    except (OSError, ValueError):
+        return None
+    return None
 
+
+def _prepare_folder(folder: Path, index: Mapping, shape: tuple[int, int, int]) -> np.ndarray:
+    """Under the build lock: the row flags to resume from (a new zeroed ``logmel.npy`` when none can be
+    reused), with ``index.json`` brought up to date."""
+    index_path, data_path, done_path = folder / "index.json", folder / "logmel.npy", folder / "done.npy"
+    done = _reusable_done(folder, index)
     folder.mkdir(parents=True, exist_ok=True)
-    with _build_lock(folder):  # one builder at a time per cache (parallel runs of one dataset)
-        done = None
-        if index_path.is_file() and data_path.is_file() and done_path.is_file():
-            try:
-                old = json.loads(index_path.read_text())
-                same = (old.get("version"), old.get("spec"), old.get("filenames"), old.get("audio_dir", index["audio_dir"]))
-                if same == (CACHE_VERSION, spec.key(), present, index["audio_dir"]):
-                    done = np.load(done_path)
-                    stale = np.array([a != b for a, b in zip(old["fingerprints"], prints)], dtype=bool)
-                    done = np.where(stale, 0, done).astype(np.int8)  # 1 done, 0 to do, -1 undecodable
-            except (OSError, ValueError):
-                done = None
-        folder.mkdir(parents=True, exist_ok=True)
-        if done is None or done.shape != (len(present),):
-            done = np.zeros(len(present), dtype=np.int8)
-            _save_done(done_path, done)
-            # a new file renamed over the old one: a reader's memmap of the old one stays valid
-            tmp = data_path.with_name(f"logmel.{os.getpid()}.tmp.npy")
-            np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape).flush()
-            tmp.replace(data_path)
-        text = json.dumps(index)
-        if not index_path.is_file() or index_path.read_text() != text:
-            # atomic, and only when changed: a concurrent reader (DDP ranks, parallel runs) never sees half a file
-            tmp = index_path.with_name(f"index.json.{os.getpid()}.tmp")
-            tmp.write_text(text)
-            tmp.replace(index_path)
+    if done is None or done.shape != (shape[0],):
+        done = np.zeros(shape[0], dtype=np.int8)
+        _save_done(done_path, done)
+        # a new file renamed over the old one: a reader's memmap of the old one stays valid
+        tmp = data_path.with_name(f"logmel.{os.getpid()}.tmp.npy")
+        np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape).flush()
+        tmp.replace(data_path)
+    text = json.dumps(index)
+    if not index_path.is_file() or index_path.read_text() != text:
+        # atomic, and only when changed: a concurrent reader (DDP ranks, parallel runs) never sees half a file
+        tmp = index_path.with_name(f"index.json.{os.getpid()}.tmp")
+        tmp.write_text(text)
+        tmp.replace(index_path)
+    return done
 
-        todo = np.flatnonzero(done == 0)
-        if len(todo):
-            frontend = LogMel(spec).to(resolve_device(device))
-            data = _RowWriter(data_path)  # pwrite: written pages stay out of this process's RSS
-            bar = tqdm(total=len(present), initial=len(present) - len(todo), desc=f"features {name}",
-                       unit="clip", disable=not progress, dynamic_ncols=True)
 
-            def decode(i: int) -> tuple[int, np.ndarray | None, str | None]:
-                try:
-                    return i, load_audio(audio_dir / present[i], spec), None
-                except DataError as e:
-                    return i, None, str(e)
+def _compute_rows(
+    name: str, audio_dir: Path, present: Sequence[str], done: np.ndarray, folder: Path, *, spec: FeatureSpec,
+    strict: bool, progress: bool, batch_size: int, device: str, workers: int | None,
+) -> None:
+    """The log-mel of the rows ``done`` marks 0, in batches decoded by a thread pool; each row marked 1
+    (written) or -1 (undecodable) in ``done`` and ``done.npy`` after its data is flushed."""
+    todo = np.flatnonzero(done == 0)
+    if not len(todo):
+        return
+    done_path = folder / "done.npy"
+    frontend = LogMel(spec).to(resolve_device(device))
+    data = _RowWriter(folder / "logmel.npy")  # pwrite: written pages stay out of this process's RSS
+    bar = tqdm(total=len(present), initial=len(present) - len(todo), desc=f"features {name}",
+               unit="clip", disable=not progress, dynamic_ncols=True)
 
-            with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
-                for start in range(0, len(todo), batch_size):
-                    chunk = todo[start:start + batch_size]
-                    results = list(pool.map(decode, chunk))
-                    errors = [(i, e) for i, _, e in results if e is not None]
-                    if errors and strict:
-                        data.close()
-                        _save_done(done_path, done)
-                        raise DataError(errors[0][1])
-                    good = [(i, w) for i, w, e in results if e is None]
-                    if good:
-                        wave = torch.from_numpy(np.stack([w for _, w in good])).to(frontend.window.device)
-                        with torch.no_grad():
-                            feats = frontend(wave).cpu().numpy()
-                        rows = np.array([i for i, _ in good])
-                        data.write(rows, feats)
-                        done[rows] = 1
-                    for i, e in errors:
-                        done[i] = -1
-                        log.warning("%s", e)
-                    data.flush()
-                    _save_done(done_path, done)  # after the data: a crash never marks an unwritten row done
-                    bar.update(len(chunk))
-            bar.close()
-            data.close()
+    def decode(i: int) -> tuple[int, np.ndarray | None, str | None]:
+        try:
+            return i, load_audio(audio_dir / present[i], spec), None
+        except DataError as e:
+            return i, None, str(e)
 
-    good_rows = np.flatnonzero(done == 1)
-    bad_files = [present[i] for i in np.flatnonzero(done == -1)]
-    if bad_files:
-        out = _report_dir(report_dir, folder)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"bad_{name}.txt").write_text("\n".join(bad_files) + "\n")
-        _warn_once(("bad", name, str(audio_dir), len(bad_files), str(out)),
-                   "%s: %d undecodable clips skipped (list: %s)", name, len(bad_files), out / f"bad_{name}.txt")
-    arr = RowReader(data_path) if len(present) else np.zeros(shape, np.float32)
-    view = arr if len(good_rows) == len(present) else _Rows(arr, good_rows)
-    return SplitFeatures(name, [present[i] for i in good_rows], view, spec, missing, bad_files)
+    with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start:start + batch_size]
+            results = list(pool.map(decode, chunk))
+            errors = [(i, e) for i, _, e in results if e is not None]
+            if errors and strict:
+                data.close()
+                _save_done(done_path, done)
+                raise DataError(errors[0][1])
+            _write_features(results, frontend, data, done)
+            for i, e in errors:
+                done[i] = -1
+                log.warning("%s", e)
+            data.flush()
+            _save_done(done_path, done)  # after the data: a crash never marks an unwritten row done
+            bar.update(len(chunk))
+    bar.close()
+    data.close()
+
+
+def _write_features(results: Sequence[tuple], frontend: LogMel, data: _RowWriter, done: np.ndarray) -> None:
+    """The log-mel of a batch's decoded clips (``(row, wave, error)`` with no error) into their rows,
+    marked 1."""
+    good = [(i, w) for i, w, e in results if e is None]
+    if good:
+        wave = torch.from_numpy(np.stack([w for _, w in good])).to(frontend.window.device)
+        with torch.no_grad():
+            feats = frontend(wave).cpu().numpy()
+        rows = np.array([i for i, _ in good])
+        data.write(rows, feats)
+        done[rows] = 1
 
 
 def split_filenames(data_cfg: Mapping, split: str) -> list[str]:
@@ -404,7 +452,8 @@ def load_split(
     s = DesedLayout.from_cfg(data_cfg).split(split)
     if s.absent():
         _warn_absent(s)
-        return SplitFeatures(split, [], np.zeros((0, DEFAULT_FEATURES.n_frames, DEFAULT_FEATURES.n_mels), np.float32))
+        empty = np.zeros((0, DEFAULT_FEATURES.n_frames, DEFAULT_FEATURES.n_mels), np.float32)
+        return SplitFeatures(split, [], empty)
     return build_cache(
         split,
         s.audio_dir,

@@ -99,7 +99,9 @@ def phase_counts(phases, epoch: int) -> dict[str, int]:
 class SourceData:
     """One training source in memory-friendly form: log-mel memmap + targets + masks."""
 
-    def __init__(self, name: str, feats: SplitFeatures, frame: dict[int, np.ndarray], clip: np.ndarray | None) -> None:
+    def __init__(
+        self, name: str, feats: SplitFeatures, frame: dict[int, np.ndarray], clip: np.ndarray | None
+    ) -> None:
         self.name, self.feats = name, feats
         self.frame = frame  # row -> (T, C) uint8 frame targets (only rows with strong targets)
         self.clip = clip  # (N, C) float32 or None (unlabel)
@@ -119,7 +121,8 @@ class SourceData:
         n, t, f = self.feats.logmel.shape
         x = torch.empty((n, t, f), dtype=torch.float32, device=device)
         for lo in range(0, n, chunk):
-            x[lo:lo + chunk] = torch.from_numpy(np.array(self.feats.logmel[lo:lo + chunk], dtype=np.float32)).to(device)
+            part = np.array(self.feats.logmel[lo:lo + chunk], dtype=np.float32)
+            x[lo:lo + chunk] = torch.from_numpy(part).to(device)
         d = {"x": x, "has_frame": torch.zeros(n, dtype=torch.bool)}
         if self.frame:
             y_f = torch.zeros((n, t, N_CLASSES), dtype=torch.uint8)
@@ -138,7 +141,8 @@ class SourceData:
         n = len(rows)
         return {
             "x": d["x"][r],
-            "y_f": d["y_f"][r].float() if "y_f" in d else torch.zeros((n, d["x"].shape[1], N_CLASSES), device=dev),
+            "y_f": (d["y_f"][r].float() if "y_f" in d
+                    else torch.zeros((n, d["x"].shape[1], N_CLASSES), device=dev)),
             "y_c": d["y_c"][r] if "y_c" in d else torch.zeros((n, N_CLASSES), device=dev),
             "has_frame": d["has_frame"][r],
             "has_clip": torch.full((n,), self.clip is not None, device=dev),
@@ -174,7 +178,9 @@ class SourceData:
         }
 
 
-def _load_sources(data_cfg: Mapping, names: Sequence[str], weak_frame_labels: str, progress: bool) -> dict[str, SourceData]:
+def _load_sources(
+    data_cfg: Mapping, names: Sequence[str], weak_frame_labels: str, progress: bool
+) -> dict[str, SourceData]:
     out: dict[str, SourceData] = {}
     for name in names:
         feats = load_split(data_cfg, name, progress=progress)
@@ -196,7 +202,8 @@ def _load_sources(data_cfg: Mapping, names: Sequence[str], weak_frame_labels: st
                 path = Path(str(data_cfg["nmf_labels_tsv"]))
                 if not path.is_file():
                     raise DataError(f"{path}: NMF labels for the weak clips not found (run `make nmf-labels` "
-                                    "or `python -m sed.nmf_labels` first; or set datamodule.weak_frame_labels=none)")
+                                    "or `python -m sed.nmf_labels` first; "
+                                    "or set datamodule.weak_frame_labels=none)")
                 nmf = read_strong_tsv(path)
                 for i, f in enumerate(feats.filenames):
                     evs = nmf.get(f)
@@ -226,7 +233,8 @@ class CurriculumBatchSampler(Sampler):
         world_size: int = 1,
     ) -> None:
         self.sizes, self.phases = dict(sizes), [(int(e), dict(c)) for e, c in phases]
-        self.iters, self.seed, self.rank, self.world = int(iters_per_epoch), int(seed), int(rank), int(world_size)
+        self.iters, self.seed = int(iters_per_epoch), int(seed)
+        self.rank, self.world = int(rank), int(world_size)
         self.epoch = 0
         for _, counts in self.phases:
             for s in counts:
@@ -291,7 +299,8 @@ class _ValDataset(Dataset):
         return len(self.feats)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"x": torch.from_numpy(np.array(self.feats.logmel[i], dtype=np.float32)), "index": torch.tensor(i)}
+        x = torch.from_numpy(np.array(self.feats.logmel[i], dtype=np.float32))
+        return {"x": x, "index": torch.tensor(i)}
 
 
 def _check_sizes(**values: int | None) -> None:
@@ -384,7 +393,8 @@ class DesedDataModule(pl.LightningDataModule):
 
     def _setup(self, stage: str | None) -> None:
         if stage in (None, "fit") and not self.sources:
-            self.sources = _load_sources(self.data_cfg, self._used_sources(), self.weak_frame_labels, self.progress)
+            self.sources = _load_sources(self.data_cfg, self._used_sources(), self.weak_frame_labels,
+                                         self.progress)
             self._setup_holdout()
             self.iters_per_epoch = self._epoch_length(self._world()[1])
             if self.features_on_device:
@@ -403,8 +413,9 @@ class DesedDataModule(pl.LightningDataModule):
             self.sources["synthetic"].rows = train
         labels = labels_for(self.data_cfg, "synthetic")
         self.holdout_features, self.holdout_rows = feats, held
-        self.holdout_targets = np.stack([events_to_frame_targets(labels.get(feats.filenames[r], [])).astype(np.uint8)
-                                         for r in held]) if len(held) else self.holdout_targets
+        self.holdout_targets = np.stack(
+            [events_to_frame_targets(labels.get(feats.filenames[r], [])).astype(np.uint8) for r in held]
+        ) if len(held) else self.holdout_targets
         log.info("holdout: %d of %d synthetic clips held out of training for checkpoint selection (seed %d)",
                  len(held), len(feats), self.holdout_seed)
 
@@ -420,8 +431,9 @@ class DesedDataModule(pl.LightningDataModule):
         if device.type == "cuda":
             free = torch.cuda.mem_get_info(device)[0]
             if need > 0.5 * free:
-                log.warning("features_on_device: the training features need %.1f GB, more than half the %.1f GB "
-                            "free on %s: batches are built on the host", need / 1e9, free / 1e9, device)
+                log.warning("features_on_device: the training features need %.1f GB, more than half the "
+                            "%.1f GB free on %s: batches are built on the host",
+                            need / 1e9, free / 1e9, device)
                 return
         if self.num_workers:
             log.warning("features_on_device: batches are built in the main process (num_workers %d ignored)",

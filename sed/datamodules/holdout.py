@@ -17,14 +17,17 @@ from sed.core.errors import ConfigError
 
 
 def holdout_count(n: int, share: float) -> int:
-    """Clips held out of ``n``: ``round(share x n)``, at least 1 when ``share > 0``, leaving at least 1 to train on."""
+    """Clips held out of ``n``: ``round(share x n)``, at least 1 when ``share > 0``, leaving at least 1
+    to train on."""
     if not 0.0 <= share < 1.0:
         raise ConfigError(f"datamodule.holdout.share {share}: expected 0 <= share < 1")
     if share == 0.0 or n == 0:
         return 0
     k = max(1, int(round(share * n)))
     if k >= n:
-        raise ConfigError(f"datamodule.holdout.share {share} holds out all {n} synthetic clips: nothing left to train on")
+        raise ConfigError(
+            f"datamodule.holdout.share {share} holds out all {n} synthetic clips: nothing left to train on"
+        )
     return k
 
 

@@ -12,11 +12,15 @@ from sed.core.errors import ConfigError
 #: ``optional: true``: a DESED copy may lack the split (public_eval); a missing TSV or audio folder
 #: then gives one warning and an empty split instead of an error.
 DEFAULT_SPLITS: dict[str, dict] = {
-    "synthetic": {"audio": "audio/train/synthetic20/soundscapes", "tsv": "metadata/train/synthetic20/soundscapes.tsv", "kind": "strong"},
+    "synthetic": {"audio": "audio/train/synthetic20/soundscapes",
+                  "tsv": "metadata/train/synthetic20/soundscapes.tsv", "kind": "strong"},
     "weak": {"audio": "audio/train/weak", "tsv": "metadata/train/weak.tsv", "kind": "weak"},
-    "unlabel": {"audio": "audio/train/unlabel_in_domain", "tsv": "metadata/train/unlabel_in_domain.tsv", "kind": "unlabel"},
-    "validation": {"audio": "audio/validation", "tsv": "metadata/validation/validation.tsv", "kind": "strong"},
-    "public_eval": {"audio": "audio/eval/public", "tsv": "metadata/eval/public.tsv", "kind": "strong", "optional": True},
+    "unlabel": {"audio": "audio/train/unlabel_in_domain", "tsv": "metadata/train/unlabel_in_domain.tsv",
+                "kind": "unlabel"},
+    "validation": {"audio": "audio/validation", "tsv": "metadata/validation/validation.tsv",
+                   "kind": "strong"},
+    "public_eval": {"audio": "audio/eval/public", "tsv": "metadata/eval/public.tsv", "kind": "strong",
+                    "optional": True},
 }
 KINDS = ("strong", "weak", "unlabel")
 
@@ -52,4 +56,5 @@ class DesedLayout:
         kind = s.get("kind", "strong")
         if kind not in KINDS:
             raise ConfigError(f"split {name!r}: kind {kind!r} is not one of {KINDS}")
-        return SplitSpec(name, self.root / s["audio"], self.root / s["tsv"], kind, bool(s.get("optional", False)))
+        return SplitSpec(name, self.root / s["audio"], self.root / s["tsv"], kind,
+                         bool(s.get("optional", False)))

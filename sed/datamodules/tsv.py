@@ -76,7 +76,9 @@ def read_weak_tsv(path: str | Path) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for lineno, f in _rows(path, ("filename", "event_labels")):
         if len(f) < 2 or not f[1]:
-            raise DataError(f"{path}:{lineno}: missing event_labels column (weak rows are filename<TAB>labels)")
+            raise DataError(
+                f"{path}:{lineno}: missing event_labels column (weak rows are filename<TAB>labels)"
+            )
         name = _check_filename(path, lineno, f[0])
         labels = [_check_label(path, lineno, x.strip()) for x in f[1].split(",") if x.strip()]
         if not labels:
@@ -130,17 +132,22 @@ def read_strong_tsv(path: str | Path) -> dict[str, list[Event]]:
         if onset > offset:
             raise DataError(f"{path}:{lineno}: onset {onset} is after offset {offset}")
         if onset == offset:
-            odd.setdefault("zero", []).append(f"{path}:{lineno}: onset equals offset ({onset} s): a zero-length event")
+            odd.setdefault("zero", []).append(
+                f"{path}:{lineno}: onset equals offset ({onset} s): a zero-length event"
+            )
         elif offset > clip_seconds + END_TOLERANCE:
-            odd.setdefault("end", []).append(f"{path}:{lineno}: event ends at {offset} s, past the clip's end "
-                                             f"({clip_seconds:g} s)")
+            odd.setdefault("end", []).append(
+                f"{path}:{lineno}: event ends at {offset} s, past the clip's end ({clip_seconds:g} s)"
+            )
         events.append(Event(onset, offset, _check_label(path, lineno, rest[2])))
     for found in odd.values():
         log.warning("%s%s", found[0], f" ({len(found) - 1} more rows like it)" if len(found) > 1 else "")
     return out
 
 
-def write_strong_tsv(path: str | Path, clips: dict[str, list[Event]] | Iterable[tuple[str, float, float, str]]) -> Path:
+def write_strong_tsv(
+    path: str | Path, clips: dict[str, list[Event]] | Iterable[tuple[str, float, float, str]]
+) -> Path:
     """Write a strong TSV (soundscapes.tsv format); clips with no event get an empty row.
 
     Written to a temporary file then renamed, so a reader never sees half a file.

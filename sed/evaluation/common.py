@@ -22,7 +22,8 @@ class MetricsError(SedError, ValueError):
 
 
 def ground_truth_table(ground_truth: Mapping[str, Sequence]) -> pd.DataFrame:
-    """``{filename: [(onset, offset, label), ...]}`` -> DataFrame ``filename, onset, offset, event_label`` (events only)."""
+    """``{filename: [(onset, offset, label), ...]}`` -> DataFrame ``filename, onset, offset, event_label``
+    (events only)."""
     rows = [(f, float(e[0]), float(e[1]), str(e[2])) for f, evs in ground_truth.items() for e in evs]
     if not rows:
         return empty_detections()
@@ -108,7 +109,9 @@ def count_overlaps(table: pd.DataFrame) -> tuple[int, str]:
     them), and the first such pair in words; vectorised over the table."""
     if len(table) < 2:
         return 0, ""
-    t = table[["filename", "event_label", "onset", "offset"]].sort_values(["filename", "event_label", "onset"], kind="stable")
+    t = table[["filename", "event_label", "onset", "offset"]].sort_values(
+        ["filename", "event_label", "onset"], kind="stable"
+    )
     same = (t["filename"].to_numpy() == np.roll(t["filename"].to_numpy(), 1)) & (
         t["event_label"].to_numpy() == np.roll(t["event_label"].to_numpy(), 1)
     )

@@ -22,13 +22,12 @@ from typing import Any
 import numpy as np
 
 from sed.core.errors import ConfigError, DataError
+from sed.datamodules.layout import DesedLayout
 
 log = logging.getLogger(__name__)
 
 
 def _split_audio_dir(data_cfg: Mapping, split: str) -> Path | None:
-    from sed.datamodules.layout import DesedLayout
-
     try:
         return DesedLayout.from_cfg(data_cfg).split(split).audio_dir
     except Exception:  # noqa: BLE001 - no such split in the data config: nothing is known about audio
@@ -91,7 +90,9 @@ def read_durations(path: str | Path) -> dict[str, float]:
         try:
             d = float(parts[1])
         except (IndexError, ValueError):
-            raise DataError(f"{path}:{i}: expected a filename and a duration in seconds, got {ln!r}") from None
+            raise DataError(
+                f"{path}:{i}: expected a filename and a duration in seconds, got {ln!r}"
+            ) from None
         if not (d > 0 and np.isfinite(d)):
             raise DataError(f"{path}:{i}: duration {parts[1]!r} is not a positive number of seconds")
         out[parts[0]] = d
@@ -122,7 +123,8 @@ def apply_real_durations(preds, data_cfg: Mapping, split: str):
         return _MEMO[key][:2]
     table = read_durations(p)
     listed = [f for f in preds.filenames if f in table]
-    preds.check_coverage([table[f] for f in listed], f"predictions of {split} (clip durations from {p})", listed)
+    preds.check_coverage([table[f] for f in listed], f"predictions of {split} (clip durations from {p})",
+                         listed)
     dur = np.array([min(table.get(f, d), float(preds.frame_probs.shape[1] * preds.frame_seconds))
                     for f, d in zip(preds.filenames, preds.durations)], dtype=np.float64)
     n = int(sum(f in table for f in preds.filenames))

@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from sed.core.predictions import Predictions, PredictionsError
 from sed.evaluation.common import (  # noqa: F401 - re-exported for callers
     MetricsError,
     audio_id,
@@ -28,7 +29,6 @@ from sed.evaluation.common import (  # noqa: F401 - re-exported for callers
     nan_to_none,
 )
 from sed.evaluation.names import METRIC_KEYS
-from sed.core.predictions import Predictions, PredictionsError
 from sed.evaluation.psds_eval_metrics import (  # noqa: F401 - re-exported for callers
     PSDS_2020,
     PSDS_SETTINGS,
@@ -86,7 +86,8 @@ def align(
     if on_missing == "error":
         if no_pred:
             raise MetricsError(
-                f"ground truth names {len(no_pred)} clip(s) with no prediction in {source}, e.g. {no_pred[0]!r}"
+                f"ground truth names {len(no_pred)} clip(s) with no prediction in {source}, "
+                f"e.g. {no_pred[0]!r}"
             )
         if no_gt:
             raise MetricsError(
@@ -120,7 +121,8 @@ def align(
     try:  # an event past the frames' end: the predictions are not of these clips' length
         preds.check_coverage(ends, source, preds.filenames)
     except PredictionsError as e:
-        raise MetricsError(str(e).replace("clips last longer", "clips hold ground-truth events ending later")) from None
+        msg = str(e).replace("clips last longer", "clips hold ground-truth events ending later")
+        raise MetricsError(msg) from None
     return preds, gt
 
 
@@ -160,14 +162,44 @@ def evaluate(
         params = PostprocParams.from_cfg(params)
     threshold_independent = psds if threshold_independent is None else threshold_independent
     preds, gt = align(preds, ground_truth, on_missing=on_missing)
-    if decoder is not None and decoder.reusable_for(preds, params):
-        dec = decoder
-    else:
-        dec = Decoder.prepare(preds, params)
+    reuse = decoder is not None and decoder.reusable_for(preds, params)
+    dec = decoder if reuse else Decoder.prepare(preds, params)
     detections = dec.events(params=params)
     reference = ground_truth_table(gt)
     durations = {f: float(d) for f, d in zip(preds.filenames, preds.durations)}
+    ev, seg = _f1_figures(reference, detections, preds, durations, f1_engine=f1_engine, segment=segment)
+    metrics: dict[str, Any] = {k: None for k in METRIC_KEYS}
+    metrics.update(event_f1_macro=ev["f1_macro"], event_f1_micro=ev["f1_micro"],
+                   segment_f1_macro=seg["f1_macro"], segment_f1_micro=seg["f1_micro"])
+    curves: dict[str, Any] = {}
+    notes: list[str] = []
+    psds_f_per_class = _psds_figures(
+        dec, params, gt, reference, detections, durations, metrics, curves, notes,
+        n_thresholds=n_thresholds if psds else 0, threshold_independent=threshold_independent,
+        workers=workers, scenarios=scenarios, ti_scenarios=ti_scenarios,
+    ) if (psds or threshold_independent) else {}
+    metrics.update(per_class=_per_class_figures(preds.classes, ev, seg, psds_f_per_class), n_clips=len(preds),
+                   n_detections=len(detections), n_thresholds=int(n_thresholds) if psds else 0,
+                   f1_engine=f1_engine)
+    metrics["lines"] = report_lines(metrics)
+    if notes:
+        metrics["notes"] = notes
+    return EvalResult(
+        detections=detections, metrics=nan_to_none(metrics), curves=curves, decoder=dec, params=params
+    )
 
+
+def _f1_figures(
+    reference: pd.DataFrame,
+    detections: pd.DataFrame,
+    preds: Predictions,
+    durations: Mapping[str, float],
+    *,
+    f1_engine: str,
+    segment: bool,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The event-based and segment-based F1 (sed_eval rules); the segment figures ``None`` without
+    ``segment``."""
     if f1_engine == "fast":
         ev = event_based_fast(reference, detections, preds.filenames, classes=preds.classes)
     else:
@@ -178,57 +210,115 @@ def evaluate(
         )
     else:
         seg = {"f1_macro": None, "f1_micro": None, "per_class": {}}
-    metrics: dict[str, Any] = {k: None for k in METRIC_KEYS}
-    metrics.update(
-        event_f1_macro=ev["f1_macro"],
-        event_f1_micro=ev["f1_micro"],
-        segment_f1_macro=seg["f1_macro"],
-        segment_f1_micro=seg["f1_micro"],
-    )
-    curves: dict[str, Any] = {}
-    notes: list[str] = []
-    psds_f_per_class: dict[str, float] = {}
-    psds_gt, n_merged = merge_connected(gt) if (psds or threshold_independent) else (gt, 0)
+    return ev, seg
+
+
+def _psds_figures(
+    dec: Decoder,
+    params: PostprocParams,
+    gt: Mapping[str, Sequence],
+    reference: pd.DataFrame,
+    detections: pd.DataFrame,
+    durations: Mapping[str, float],
+    metrics: dict[str, Any],
+    curves: dict[str, Any],
+    notes: list[str],
+    *,
+    n_thresholds: int,
+    threshold_independent: bool,
+    workers: int,
+    scenarios: Sequence[Scenario],
+    ti_scenarios: Sequence[Scenario],
+) -> dict[str, float]:
+    """The PSDS figures of psds_eval (``n_thresholds`` > 0) and sed_scores_eval (``threshold_independent``)
+    into ``metrics`` and ``curves``, on the ground truth with overlapping same-class events merged (noted);
+    returns psds_eval's per-class F-score."""
+    psds_gt, n_merged = merge_connected(gt)
     psds_reference = ground_truth_table(psds_gt) if n_merged else reference
     if n_merged:
         notes.append(
             f"{n_merged} overlapping same-class ground-truth event(s) merged into their union "
             "for psds_eval and sed_scores_eval (sed_eval scores them as given)"
         )
-    if psds and n_thresholds > 0:
-        if reference.empty:
-            notes.append("no ground-truth event: PSDS figures are undefined")
-        else:
-            ths = psds_thresholds(n_thresholds)
-            ops = [dec.events(float(t), params=params) for t in ths]
-            figs, cv = psds_eval_scores(
-                ops,
-                psds_reference,
-                durations,
-                thresholds=ths,
-                operating_point=detections,
-                workers=workers,
-                scenarios=scenarios,
-            )
-            psds_f_per_class = figs.pop("psds_f_per_class", {})
-            metrics.update(figs)
-            curves["psds_eval"] = cv
-            curves["psds_eval_thresholds"] = ths.tolist()
+    psds_f_per_class: dict[str, float] = {}
+    if n_thresholds > 0:
+        psds_f_per_class = _psds_eval_figures(
+            dec, params, detections, psds_reference, durations, metrics, curves, notes,
+            n_thresholds=n_thresholds, workers=workers, scenarios=scenarios,
+        )
     if threshold_independent:
-        if reference.empty:
-            notes.append("no ground-truth event: sed_scores_eval PSDS figures are undefined")
-        else:
-            figs, cv = sed_scores_psds(
-                score_tables(dec),
-                {audio_id(f): v for f, v in psds_gt.items()},
-                {audio_id(f): d for f, d in durations.items()},
-                ti_scenarios,
-            )
-            metrics.update(figs)
-            curves["sed_scores_eval"] = cv
+        _sed_scores_figures(dec, psds_gt, psds_reference, durations, metrics, curves, notes, ti_scenarios)
+    return psds_f_per_class
 
+
+def _psds_eval_figures(
+    dec: Decoder,
+    params: PostprocParams,
+    detections: pd.DataFrame,
+    reference: pd.DataFrame,
+    durations: Mapping[str, float],
+    metrics: dict[str, Any],
+    curves: dict[str, Any],
+    notes: list[str],
+    *,
+    n_thresholds: int,
+    workers: int,
+    scenarios: Sequence[Scenario],
+) -> dict[str, float]:
+    """psds_eval's figures at ``n_thresholds`` operating points, into ``metrics`` and ``curves`` (a note
+    when there is no reference event); returns the per-class PSDS F-score."""
+    if reference.empty:
+        notes.append("no ground-truth event: PSDS figures are undefined")
+        return {}
+    ths = psds_thresholds(n_thresholds)
+    ops = [dec.events(float(t), params=params) for t in ths]
+    figs, cv = psds_eval_scores(
+        ops,
+        reference,
+        durations,
+        thresholds=ths,
+        operating_point=detections,
+        workers=workers,
+        scenarios=scenarios,
+    )
+    psds_f_per_class = figs.pop("psds_f_per_class", {})
+    metrics.update(figs)
+    curves["psds_eval"] = cv
+    curves["psds_eval_thresholds"] = ths.tolist()
+    return psds_f_per_class
+
+
+def _sed_scores_figures(
+    dec: Decoder,
+    ground_truth: Mapping[str, Sequence],
+    reference: pd.DataFrame,
+    durations: Mapping[str, float],
+    metrics: dict[str, Any],
+    curves: dict[str, Any],
+    notes: list[str],
+    scenarios: Sequence[Scenario],
+) -> None:
+    """sed_scores_eval's threshold-independent PSDS figures, into ``metrics`` and ``curves`` (a note when
+    ``reference``, the table of ``ground_truth``, holds no event)."""
+    if reference.empty:
+        notes.append("no ground-truth event: sed_scores_eval PSDS figures are undefined")
+        return
+    figs, cv = sed_scores_psds(
+        score_tables(dec),
+        {audio_id(f): v for f, v in ground_truth.items()},
+        {audio_id(f): d for f, d in durations.items()},
+        scenarios,
+    )
+    metrics.update(figs)
+    curves["sed_scores_eval"] = cv
+
+
+def _per_class_figures(
+    classes: Sequence[str], ev: Mapping[str, Any], seg: Mapping[str, Any], psds_f: Mapping[str, float]
+) -> dict[str, dict[str, Any]]:
+    """Per class: event-based F1, precision, recall and counts, segment-based F1 and PSDS F-score."""
     per_class = {}
-    for c in preds.classes:
+    for c in classes:
         e = ev["per_class"].get(c, {})
         s = seg["per_class"].get(c, {})
         per_class[c] = {
@@ -238,16 +328,6 @@ def evaluate(
             "n_ref": e.get("n_ref", 0),
             "n_sys": e.get("n_sys", 0),
             "segment_f1": s.get("f1"),
-            "psds_f": psds_f_per_class.get(c),
+            "psds_f": psds_f.get(c),
         }
-    metrics["per_class"] = per_class
-    metrics["n_clips"] = len(preds)
-    metrics["n_detections"] = len(detections)
-    metrics["n_thresholds"] = int(n_thresholds) if psds else 0
-    metrics["f1_engine"] = f1_engine
-    metrics["lines"] = report_lines(metrics)
-    if notes:
-        metrics["notes"] = notes
-    return EvalResult(
-        detections=detections, metrics=nan_to_none(metrics), curves=curves, decoder=dec, params=params
-    )
+    return per_class

@@ -1,7 +1,8 @@
 """Evaluation report: ``report.md`` with the figures and per-class table, and plots (issue 4, point 4).
 
-Plots (drawn by :mod:`sed.reporting.plots`): per-class F1 bars (event-based and segment-based, sed_eval), the PSD-ROC curves (psds_eval at
-its thresholds and sed_scores_eval threshold-independent), and a few clips' timelines: log-mel (when
+Plots (drawn by :mod:`sed.reporting.plots`): per-class F1 bars (event-based and segment-based,
+sed_eval), the PSD-ROC curves (psds_eval at its thresholds and sed_scores_eval threshold-independent),
+and a few clips' timelines: log-mel (when
 the clip's audio is at hand), true and predicted events, and the frame probability curves (raw and
 post-processed) with each class's frame threshold.
 """
@@ -10,11 +11,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sed.audio.io import load_audio
+from sed.datamodules.layout import DesedLayout
+from sed.evaluation import metrics as M
+from sed.evaluation.scenarios import SCENARIOS
 from sed.reporting.plots import plot_per_class_f1, plot_psd_roc, plot_timeline
 from sed.reporting.tables import markdown_table, per_class_rows
 
@@ -26,20 +32,14 @@ def _fmt(v: Any, pct: bool = False) -> str:
     return f"{100 * v:.1f}" if pct else f"{v:.3f}"
 
 
-# ---------------------------------------------------------------------------- zeros explained (issue 10 part 5)
+# -------------------------------------------------------------------- zeros explained (issue 10 part 5)
 def add_alpha_st0(metrics: dict, result, ground_truth: Mapping[str, Sequence]) -> None:
     """When PSDS macro, PSDS1 or PSDS2 is 0, store the same figure with alpha_st = 0 in
     ``metrics["alpha_st0"]`` (PSDS macro's is psds_eval's plain PSDS; PSDS1/PSDS2 are recomputed with
     sed_scores_eval on the same scores), so the report can tell a cross-class penalty from no detection."""
-    from sed.evaluation import metrics as M
-
     out = {}
     if metrics.get("psds_macro") == 0 and metrics.get("psds") is not None:
         out["psds_macro"] = metrics["psds"]
-    from dataclasses import replace
-
-    from sed.evaluation.scenarios import SCENARIOS
-
     todo = [replace(SCENARIOS[k], alpha_st=0.0) for k in ("psds1", "psds2") if metrics.get(k) == 0]
     if todo and result is not None and result.decoder is not None:
         gt, _ = M.merge_connected({f: ground_truth.get(f, []) for f in result.decoder.preds.filenames})
@@ -79,13 +79,14 @@ def zero_explanations(preds, params, metrics: Mapping[str, Any]) -> list[str]:
             fmax = float(preds.frame_probs[tagged, :, k].max())
             if fmax <= th[k]:
                 lines.append(
-                    f"{c}: no event possible: largest frame probability {fmax:.3f} in the {int(tagged.sum())} "
-                    f"tagged clips (of {len(preds)}) <= its frame threshold {th[k]:g}"
+                    f"{c}: no event possible: largest frame probability {fmax:.3f} in the "
+                    f"{int(tagged.sum())} tagged clips (of {len(preds)}) <= its frame threshold {th[k]:g}"
                 )
             else:
                 lines.append(
                     f"{c}: no detection: frames pass threshold {th[k]:g} (largest {fmax:.3f} in "
-                    f"{int(tagged.sum())} tagged clips) but the median filter or event removal takes them all away"
+                    f"{int(tagged.sum())} tagged clips) but the median filter or event removal takes them "
+                    "all away"
                 )
     a0 = metrics.get("alpha_st0", {})
     names = {"psds_macro": "PSDS macro (psds_eval)", "psds1": "PSDS1", "psds2": "PSDS2"}
@@ -105,8 +106,9 @@ def zero_explanations(preds, params, metrics: Mapping[str, Any]) -> list[str]:
         if len(scored) < len(with_gt):
             allc = sum(per[c]["psds_f"] or 0.0 for c in with_gt) / len(with_gt)
             lines.append(
-                f"PSDS F-score {100 * f:.1f} % averages only the {len(scored)} of {len(with_gt)} classes with "
-                f"detections (psds_eval leaves the others out); over all {len(with_gt)} classes: {100 * allc:.1f} %"
+                f"PSDS F-score {100 * f:.1f} % averages only the {len(scored)} of {len(with_gt)} classes "
+                f"with detections (psds_eval leaves the others out); over all {len(with_gt)} classes: "
+                f"{100 * allc:.1f} %"
             )
     return lines
 
@@ -123,13 +125,13 @@ def pick_clips(filenames: Sequence[str], ground_truth: Mapping[str, Sequence], n
 
 
 def clip_logmel(data_cfg: Any, split: str, filename: str) -> np.ndarray | None:
-    """The clip's log-mel ``(frames, mels)`` from its audio under the data config, or None when unavailable."""
+    """The clip's log-mel ``(frames, mels)`` from its audio under the data config, or None when
+    unavailable."""
     try:
+        # lazy: torch (via sed.audio.features) costs ~1 s; `sedx score --out` imports this module, no log-mel
         import torch
 
         from sed.audio.features import LogMel
-        from sed.audio.io import load_audio
-        from sed.datamodules.layout import DesedLayout
 
         s = DesedLayout.from_cfg(data_cfg).split(split)
         path = Path(s.audio_dir) / filename
@@ -149,8 +151,9 @@ def coverage_lines(run: dict) -> list[str]:
     lines = []
     lo = run.get("left_out")
     if lo:
-        lines.append(f"- **left out**: {lo['n_clips']} of {lo['of_clips']} ground-truth clips ({lo['n_events']} of "
-                     f"{lo['of_events']} events): {lo['reason']} under `{lo['audio_dir']}` (list: `{lo['list']}`)")
+        lines.append(f"- **left out**: {lo['n_clips']} of {lo['of_clips']} ground-truth clips "
+                     f"({lo['n_events']} of {lo['of_events']} events): {lo['reason']} under "
+                     f"`{lo['audio_dir']}` (list: `{lo['list']}`)")
     du = run.get("durations")
     if du:
         lines.append(f"- clip durations: from `{du['file']}` ({du['n_clips']} clips listed there)")
@@ -173,15 +176,45 @@ def write_report(
     out = Path(out_dir)
     plots = out / "plots"
     plots.mkdir(parents=True, exist_ok=True)
+    lines = ["# Evaluation report", ""]
+    lines += _header_lines(metrics, split)
+    lines += ["", "## Figures", ""]
+    lines += [f"- {line}" for line in metrics.get("lines", {}).values()]
+    lines += _figure_notes(metrics)
+    lines += [
+        "",
+        "## Per class",
+        "",
+    ]
+    lines.append(_per_class_table(metrics))
+    lines += ["", "## Plots", ""]
+    p = plot_per_class_f1(metrics, plots / "per_class_f1.png")
+    lines.append(f"![per-class F1]({p.relative_to(out)})")
+    p = plot_psd_roc(result.curves, metrics, plots / "psd_roc.png")
+    if p is not None:
+        lines.append(f"![PSD-ROC]({p.relative_to(out)})")
+    for i in pick_clips(preds.filenames, ground_truth, n_timelines):
+        lm = clip_logmel(data_cfg, split, preds.filenames[i]) if (logmel and data_cfg is not None) else None
+        p = _timeline(plots, result, preds, i, ground_truth, lm)
+        lines.append(f"![{Path(preds.filenames[i]).stem}]({p.relative_to(out)})")
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _header_lines(metrics: Mapping[str, Any], split: str) -> list[str]:
+    """The report's opening list: split, predictions, ground truth, post-processing and where it was tuned
+    (with a warning when on the reported split), and the coverage lines."""
     run = metrics.get("run", {})
     tune_split = run.get("tune_split")
     tuned_on = run.get("postproc_tuned_on")
-    lines = ["# Evaluation report", ""]
-    lines += [
-        f"- reported split: **{run.get('split', split)}** ({metrics.get('n_clips')} clips, {metrics.get('n_detections')} detections)",
+    postproc = run.get("postproc_source") or "conf/postproc/" + (run.get("postproc_name") or "?") + ".yaml"
+    lines = [
+        f"- reported split: **{run.get('split', split)}** ({metrics.get('n_clips')} clips, "
+        f"{metrics.get('n_detections')} detections)",
         f"- predictions: {run.get('predictions', '?')}",
         f"- ground truth: {run.get('ground_truth', '?')}",
-        f"- post-processing: `{run.get('postproc_source') or 'conf/postproc/' + (run.get('postproc_name') or '?') + '.yaml'}`; "
+        f"- post-processing: `{postproc}`; "
         + (f"tuned on split **{tuned_on}**" if tuned_on else "Table 1 of the paper (not tuned here)"),
     ]
     if tune_split:
@@ -190,14 +223,20 @@ def write_report(
     reported = run.get("split", split)
     if tuned_on and tuned_on == reported:
         lines.append(
-            f"- **warning**: the post-processing was tuned on the reported split ({reported}): these figures are optimistic"
+            f"- **warning**: the post-processing was tuned on the reported split ({reported}): "
+            "these figures are optimistic"
         )
-    lines += ["", "## Figures", ""]
-    lines += [f"- {line}" for line in metrics.get("lines", {}).values()]
+    return lines
+
+
+def _figure_notes(metrics: Mapping[str, Any]) -> list[str]:
+    """What follows the figures: why some are zero, the per-split lines, the notes and the tuning split."""
+    lines: list[str] = []
     if metrics.get("explanations"):
         lines += ["", "Why some figures are zero:", ""] + [f"- {x}" for x in metrics["explanations"]]
     if metrics.get("splits"):
-        lines += ["", "## Splits", "", "Each line: the split, the post-processing and the split it was tuned on, "
+        lines += ["", "## Splits", "",
+                  "Each line: the split, the post-processing and the split it was tuned on, "
                   "the figures, and whether the split tuned it (optimistic) or is reported.", ""]
         for row in metrics["splits"]:
             lines.append(f"- {row['line']}")
@@ -213,35 +252,30 @@ def write_report(
                 f"{k} {_fmt(tn.get(k))}" for k in ("event_f1_macro", "psds") if tn.get(k) is not None
             ),
         ]
-    lines += [
-        "",
-        "## Per class",
-        "",
-    ]
+    return lines
+
+
+def _per_class_table(metrics: Mapping[str, Any]) -> str:
+    """The per-class table (markdown): event F1, precision, recall, counts, segment F1, PSDS F (in %)."""
     titles = {"event_f1": "event F1 %", "event_precision": "precision %", "event_recall": "recall %",
               "n_ref": "n ref", "n_sys": "n sys", "segment_f1": "segment F1 %", "psds_f": "PSDS F %"}
-    rows = [{"class": r["class"], **{t: r[k] if k.startswith("n_") else _fmt(r[k], True) for k, t in titles.items()}}
+    rows = [{"class": r["class"],
+             **{t: r[k] if k.startswith("n_") else _fmt(r[k], True) for k, t in titles.items()}}
             for r in per_class_rows(metrics)]
-    lines.append(markdown_table(rows, ["class", *titles.values()]))
-    lines += ["", "## Plots", ""]
-    p = plot_per_class_f1(metrics, plots / "per_class_f1.png")
-    lines.append(f"![per-class F1]({p.relative_to(out)})")
-    p = plot_psd_roc(result.curves, metrics, plots / "psd_roc.png")
-    if p is not None:
-        lines.append(f"![PSD-ROC]({p.relative_to(out)})")
-    for i in pick_clips(preds.filenames, ground_truth, n_timelines):
-        lm = clip_logmel(data_cfg, split, preds.filenames[i]) if (logmel and data_cfg is not None) else None
-        name = Path(preds.filenames[i]).stem
-        f = preds.filenames[i]
-        det = result.detections[result.detections["filename"] == f]
-        params = result.params or (result.decoder.params if result.decoder is not None else None)
-        p = plot_timeline(plots / f"timeline_{name}.png", f, preds.frame_probs[i], preds.classes, preds.frame_seconds,
-                          list(zip(det["onset"], det["offset"], det["event_label"])),
-                          truth=list(ground_truth.get(f, [])), logmel=lm, clip_probs=preds.clip_probs[i],
-                          smoothed=result.decoder.scores[i] if result.decoder is not None else None,
-                          thresholds=params.frame_thresholds if params is not None else None,
-                          duration=float(preds.durations[i]))
-        lines.append(f"![{name}]({p.relative_to(out)})")
-    path = out / "report.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return markdown_table(rows, ["class", *titles.values()])
+
+
+def _timeline(plots: Path, result, preds, i: int, ground_truth: Mapping[str, Sequence],
+              logmel: np.ndarray | None) -> Path:
+    """Clip ``i``'s timeline plot (``timeline_<name>.png`` in ``plots``): its detections, truth, raw and
+    post-processed probabilities and frame thresholds."""
+    name = Path(preds.filenames[i]).stem
+    f = preds.filenames[i]
+    det = result.detections[result.detections["filename"] == f]
+    params = result.params or (result.decoder.params if result.decoder is not None else None)
+    return plot_timeline(plots / f"timeline_{name}.png", f, preds.frame_probs[i], preds.classes,
+                         preds.frame_seconds, list(zip(det["onset"], det["offset"], det["event_label"])),
+                         truth=list(ground_truth.get(f, [])), logmel=logmel, clip_probs=preds.clip_probs[i],
+                         smoothed=result.decoder.scores[i] if result.decoder is not None else None,
+                         thresholds=params.frame_thresholds if params is not None else None,
+                         duration=float(preds.durations[i]))

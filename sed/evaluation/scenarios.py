@@ -46,7 +46,9 @@ class Scenario:
             if not 0.0 < float(v) <= 1.0:
                 raise ConfigError(f"scenario {self.name!r}: {key} must be in (0, 1], got {v}")
         if self.cttc_threshold is not None and not 0.0 < float(self.cttc_threshold) <= 1.0:
-            raise ConfigError(f"scenario {self.name!r}: cttc_threshold must be in (0, 1], got {self.cttc_threshold}")
+            raise ConfigError(
+                f"scenario {self.name!r}: cttc_threshold must be in (0, 1], got {self.cttc_threshold}"
+            )
         if not 0.0 <= float(self.alpha_ct) <= 1.0:
             raise ConfigError(f"scenario {self.name!r}: alpha_ct must be in [0, 1], got {self.alpha_ct}")
         if float(self.alpha_st) < 0:
@@ -64,7 +66,8 @@ class Scenario:
         return float(self.dtc_threshold), float(self.gtc_threshold), cttc
 
     def sed_scores_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``sed_scores_eval.intersection_based.psds`` (it refuses a cttc with alpha_ct 0)."""
+        """Keyword arguments of ``sed_scores_eval.intersection_based.psds`` (it refuses a cttc with
+        alpha_ct 0)."""
         return {
             "dtc_threshold": float(self.dtc_threshold),
             "gtc_threshold": float(self.gtc_threshold),
@@ -129,7 +132,9 @@ _ALIASES = {
 }
 
 
-def scenario_from_mapping(values: Mapping[str, Any], name: str | None = None, source: str = "scenario") -> Scenario:
+def scenario_from_mapping(
+    values: Mapping[str, Any], name: str | None = None, source: str = "scenario"
+) -> Scenario:
     """A custom :class:`Scenario` from ``{dtc, gtc, cttc, alpha_ct, alpha_st, max_efpr[, name]}``."""
     kwargs: dict[str, Any] = {}
     name = str(values.get("name", name or "custom"))
@@ -137,7 +142,9 @@ def scenario_from_mapping(values: Mapping[str, Any], name: str | None = None, so
         if k == "name":
             continue
         if k not in _ALIASES:
-            raise ConfigError(f"{source}: unknown scenario key {k!r} (expected {', '.join(sorted(set(_ALIASES)))})")
+            raise ConfigError(
+                f"{source}: unknown scenario key {k!r} (expected {', '.join(sorted(set(_ALIASES)))})"
+            )
         if v is None or (isinstance(v, str) and v.lower() in ("none", "null", "")):
             if _ALIASES[k] != "cttc_threshold":
                 raise ConfigError(f"{source}: {k} needs a value")
@@ -163,15 +170,21 @@ def _from_yaml(path: Path) -> list[Scenario]:
         out = []
         for k, v in data.items():
             if not isinstance(v, Mapping):
-                raise ConfigError(f"{path}: scenario {k!r} must be a mapping of dtc, gtc, cttc, alpha_ct, alpha_st, max_efpr")
+                raise ConfigError(
+                    f"{path}: scenario {k!r} must be a mapping of dtc, gtc, cttc, alpha_ct, alpha_st, "
+                    "max_efpr"
+                )
             out.append(scenario_from_mapping(v, name=str(k), source=f"{path}: {k}"))
         return out
     if isinstance(data, list) and all(isinstance(v, Mapping) for v in data):
-        return [scenario_from_mapping(v, name=f"custom{i}", source=f"{path}: item {i}") for i, v in enumerate(data)]
+        return [scenario_from_mapping(v, name=f"custom{i}", source=f"{path}: item {i}")
+                for i, v in enumerate(data)]
     raise ConfigError(f"{path}: expected a mapping name -> scenario settings, or a list of them")
 
 
-def parse_scenarios(specs: str | Scenario | Iterable[str | Scenario] | None, default: str = SCORE_DEFAULT) -> tuple[Scenario, ...]:
+def parse_scenarios(
+    specs: str | Scenario | Iterable[str | Scenario] | None, default: str = SCORE_DEFAULT
+) -> tuple[Scenario, ...]:
     """Scenarios from names (``dcase2020``, ``psds1``, ``psds2``, ``psds``...), comma lists of them,
     ``key=value`` lists (one custom scenario) or YAML paths; several specs add up (duplicates dropped)."""
     if specs is None or (isinstance(specs, str) and not specs.strip()):
@@ -212,14 +225,16 @@ def parse_scenarios(specs: str | Scenario | Iterable[str | Scenario] | None, def
                     add(SCENARIOS[name])
                 else:
                     raise ConfigError(
-                        f"unknown scenario {name!r}: expected one of {', '.join(sorted(set(SCENARIO_SETS) | set(SCENARIOS)))}, "
+                        f"unknown scenario {name!r}: expected one of "
+                        f"{', '.join(sorted(set(SCENARIO_SETS) | set(SCENARIOS)))}, "
                         "key=value settings or a YAML file"
                     )
     return tuple(out.values())
 
 
 def group_by_criteria(scenarios: Sequence[Scenario]) -> dict[tuple[float, float, float], list[Scenario]]:
-    """Scenarios sharing psds_eval's (dtc, gtc, cttc): one ``PSDSEval`` evaluates the operating points for them all."""
+    """Scenarios sharing psds_eval's (dtc, gtc, cttc): one ``PSDSEval`` evaluates the operating points
+    for them all."""
     groups: dict[tuple[float, float, float], list[Scenario]] = {}
     for s in scenarios:
         groups.setdefault(s.psds_eval_criteria(), []).append(s)

@@ -39,9 +39,12 @@ from typing import Any
 import numpy as np
 
 from sed.core.predictions import Predictions
+from sed.evaluation.metrics import align
+from sed.evaluation.sed_eval_metrics import max_matching  # sed_eval's matching, shared with event_based_fast
 from sed.postproc.decoder import (
     TIME_DECIMALS,
     active_runs,
+    check_predictions,
     clean_events,
     hysteresis_scores,
     runs_to_seconds,
@@ -63,6 +66,14 @@ SEGMENT_SECONDS = 1.0
 
 class TuneError(PostprocError):
     """A grid or input the search cannot use."""
+
+
+def _check_objective(objective: str) -> None:
+    """Raise :class:`TuneError` unless the exact search can fit ``objective``."""
+    if objective not in OBJECTIVES:
+        raise TuneError(
+            f"objective {objective!r} is not one of {OBJECTIVES} (not separable per class: {NOT_SEPARABLE})"
+        )
 
 
 # ---------------------------------------------------------------------------- the grid
@@ -140,7 +151,8 @@ class TuneGrid:
     def settings_per_class(self) -> int:
         """Grid points per class and hysteresis bound."""
         return (
-            len(self.thresholds) * len(self.first_windows) * len(self.second_windows) * len(self.tagging_thresholds)
+            len(self.thresholds) * len(self.first_windows) * len(self.second_windows)
+            * len(self.tagging_thresholds)
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -198,10 +210,6 @@ def match_counts(
     """True positives per row ``(n_rows,)`` (a row: one clip of one class at one setting), with the hit
     rule and maximum matching of :func:`sed.evaluation.metrics.event_based_fast` (sed_eval's optimal
     event matching, onset and offset). ``est_row`` must be sorted."""
-    from sed.evaluation.sed_eval_metrics import (
-        max_matching,  # sed_eval's matching, shared with event_based_fast
-    )
-
     tp = np.zeros(n_rows, dtype=np.int64)
     if ref_row.size == 0 or est_row.size == 0:
         return tp
@@ -290,13 +298,11 @@ def search_class(
 ) -> ClassSearch:
     """Every grid point of one class: ``frame_probs`` ``(N, T)``, ``clip_probs`` ``(N,)``, ``reference``
     ``(clip index, onset, offset)`` of the class's true events (all clips)."""
-    if objective not in OBJECTIVES:
-        raise TuneError(f"objective {objective!r} is not one of {OBJECTIVES} (not separable per class: {NOT_SEPARABLE})")
+    _check_objective(objective)
     n = frame_probs.shape[0]
-    lows = grid.lows(base)
     taus = np.array([-np.inf if v is None else v for v in grid.tagging_thresholds])
-    n_th = len(grid.thresholds)
-    shape = (len(lows), len(grid.first_windows), len(grid.second_windows), n_th, len(taus))
+    shape = (len(grid.lows(base)), len(grid.first_windows), len(grid.second_windows), len(grid.thresholds),
+             len(taus))
     tp_all = np.zeros(shape, dtype=np.int64)
     sys_all = np.zeros(shape, dtype=np.int64)
     clip_probs = np.asarray(clip_probs, dtype=np.float32)
@@ -306,45 +312,75 @@ def search_class(
     tagged = (clip_probs[keep][None, :] > taus[:, None]).astype(np.int64)  # (TAG, n)
     r_clip, r_on, r_off = (np.asarray(a) for a in reference)
     r_on, r_off = _round(r_on.astype(np.float64)), _round(r_off.astype(np.float64))
+    ref_roll_all = n_seg = None
     if objective == "event_f1":
         n_ref = int(r_clip.size)
     else:
-        n_seg = np.ceil(np.asarray(durations, dtype=np.float64) / SEGMENT_SECONDS).astype(np.int64)  # sed_eval
+        # segments per clip as sed_eval counts them
+        n_seg = np.ceil(np.asarray(durations, dtype=np.float64) / SEGMENT_SECONDS).astype(np.int64)
         ref_roll_all = segment_roll(r_clip.astype(np.int64), r_on, r_off, n, n_seg)
         n_ref = int(ref_roll_all.sum())
     if keep.size:
-        pos = np.full(n, -1, dtype=np.int64)
-        pos[keep] = np.arange(keep.size)
-        sel = pos[r_clip] >= 0  # reference events in clips that can be tagged (others are only missed)
-        k_clip, k_on, k_off = pos[r_clip[sel]], r_on[sel], r_off[sel]
-        m = keep.size
-        rows_ref = (np.arange(n_th)[:, None] * m + k_clip[None, :]).ravel()
-        on_ref, off_ref = np.tile(k_on, n_th), np.tile(k_off, n_th)
-        order = np.argsort(rows_ref, kind="stable")
-        rows_ref, on_ref, off_ref = rows_ref[order], on_ref[order], off_ref[order]
-        dur = np.asarray(durations, dtype=np.float64)[keep]
+        ref = _kept_reference(keep, n, (r_clip, r_on, r_off), len(grid.thresholds))
         if objective == "segment_f1":
-            ref_roll = np.tile(ref_roll_all[keep], (n_th, 1))
-            seg_n = np.tile(n_seg[keep], n_th)
+            ref["roll"] = np.tile(ref_roll_all[keep], (len(grid.thresholds), 1))
+            ref["n_seg"] = np.tile(n_seg[keep], len(grid.thresholds))
         x = np.ascontiguousarray(frame_probs[keep], dtype=np.float32)
-        for i1, w1 in enumerate(grid.first_windows):
-            m1 = median_filter_frames(x, w1, even_window=base.even_window, edge=base.median_edge)
-            for i2, w2 in enumerate(grid.second_windows):
-                m2 = median_filter_frames(m1, w2, even_window=base.even_window, edge=base.median_edge)
-                for il, low in enumerate(lows):
-                    row, on, off = class_events(m2, grid.thresholds, low, base, frame_seconds, dur)
-                    if objective == "event_f1":
-                        tp = match_counts(rows_ref, on_ref, off_ref, row, on, off, n_th * m)
-                        ns = np.bincount(row, minlength=n_th * m)
-                    else:
-                        est_roll = segment_roll(row, on, off, n_th * m, seg_n)
-                        tp = (est_roll & ref_roll).sum(axis=1)
-                        ns = est_roll.sum(axis=1)
-                    tp_all[il, i1, i2] = tp.reshape(n_th, m) @ tagged.T
-                    sys_all[il, i1, i2] = ns.reshape(n_th, m) @ tagged.T
+        dur = np.asarray(durations, dtype=np.float64)[keep]
+        _count_grid(x, dur, tagged, ref, grid, base, tp_all, sys_all, frame_seconds=frame_seconds,
+                    objective=objective)
     with np.errstate(invalid="ignore", divide="ignore"):
         f1 = np.where(n_ref > 0, 2.0 * tp_all / (sys_all + n_ref), np.nan)
     return ClassSearch(cls=cls, f1=f1, tp=tp_all, n_sys=sys_all, n_ref=n_ref)
+
+
+def _kept_reference(
+    keep: np.ndarray, n: int, reference: tuple[np.ndarray, np.ndarray, np.ndarray], n_th: int
+) -> dict[str, np.ndarray]:
+    """The reference events of the ``keep`` clips (others are only missed) repeated per threshold, as
+    rows ``k * len(keep) + position`` sorted (stable) by row: ``{"rows", "onset", "offset"}``."""
+    r_clip, r_on, r_off = reference
+    pos = np.full(n, -1, dtype=np.int64)
+    pos[keep] = np.arange(keep.size)
+    sel = pos[r_clip] >= 0  # reference events in clips that can be tagged (others are only missed)
+    k_clip, k_on, k_off = pos[r_clip[sel]], r_on[sel], r_off[sel]
+    rows_ref = (np.arange(n_th)[:, None] * keep.size + k_clip[None, :]).ravel()
+    on_ref, off_ref = np.tile(k_on, n_th), np.tile(k_off, n_th)
+    order = np.argsort(rows_ref, kind="stable")
+    return {"rows": rows_ref[order], "onset": on_ref[order], "offset": off_ref[order]}
+
+
+def _count_grid(
+    x: np.ndarray,
+    dur: np.ndarray,
+    tagged: np.ndarray,
+    ref: Mapping[str, np.ndarray],
+    grid: TuneGrid,
+    base: PostprocParams,
+    tp_all: np.ndarray,
+    sys_all: np.ndarray,
+    *,
+    frame_seconds: float,
+    objective: str,
+) -> None:
+    """True positives and detections of every grid point into ``tp_all`` / ``sys_all``: ``x`` ``(m, T)``
+    the kept clips' frame probabilities, ``tagged`` ``(TAG, m)`` which clips each tagging value keeps."""
+    n_th, m = len(grid.thresholds), x.shape[0]
+    for i1, w1 in enumerate(grid.first_windows):
+        m1 = median_filter_frames(x, w1, even_window=base.even_window, edge=base.median_edge)
+        for i2, w2 in enumerate(grid.second_windows):
+            m2 = median_filter_frames(m1, w2, even_window=base.even_window, edge=base.median_edge)
+            for il, low in enumerate(grid.lows(base)):
+                row, on, off = class_events(m2, grid.thresholds, low, base, frame_seconds, dur)
+                if objective == "event_f1":
+                    tp = match_counts(ref["rows"], ref["onset"], ref["offset"], row, on, off, n_th * m)
+                    ns = np.bincount(row, minlength=n_th * m)
+                else:
+                    est_roll = segment_roll(row, on, off, n_th * m, ref["n_seg"])
+                    tp = (est_roll & ref["roll"]).sum(axis=1)
+                    ns = est_roll.sum(axis=1)
+                tp_all[il, i1, i2] = tp.reshape(n_th, m) @ tagged.T
+                sys_all[il, i1, i2] = ns.reshape(n_th, m) @ tagged.T
 
 
 @dataclass
@@ -385,9 +421,11 @@ def default_workers(n_jobs: int) -> int:
 def reference_arrays(
     ground_truth: Mapping[str, Sequence], filenames: Sequence[str], cls: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(clip index, onset, offset)`` of the events of ``cls`` in ``ground_truth`` (clips by ``filenames``)."""
+    """``(clip index, onset, offset)`` of the events of ``cls`` in ``ground_truth`` (clips by
+    ``filenames``)."""
     idx = {f: i for i, f in enumerate(filenames)}
-    ev = [(idx[f], float(e[0]), float(e[1])) for f, evs in ground_truth.items() if f in idx for e in evs if str(e[2]) == cls]
+    ev = [(idx[f], float(e[0]), float(e[1]))
+          for f, evs in ground_truth.items() if f in idx for e in evs if str(e[2]) == cls]
     if not ev:
         return np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
     a = np.array(ev, dtype=np.float64)
@@ -412,13 +450,9 @@ def tune(
     searching classes in parallel (``None``: the usable CPUs, at most one per class). Returns the fitted
     :class:`~sed.postproc.params.PostprocParams` (per-class tagging thresholds) with ``tuned_on``.
     """
-    from sed.evaluation.metrics import align
-    from sed.postproc.decoder import check_predictions
-
     t0 = time.perf_counter()
     base = PostprocParams() if base is None else base
-    if objective not in OBJECTIVES:
-        raise TuneError(f"objective {objective!r} is not one of {OBJECTIVES} (not separable per class: {NOT_SEPARABLE})")
+    _check_objective(objective)
     check_predictions(preds)
     base.check_classes(preds.classes)
     preds, gt = align(preds, ground_truth, on_missing=on_missing)
@@ -429,22 +463,7 @@ def tune(
     ]
     kw = dict(frame_seconds=preds.frame_seconds, durations=preds.durations, objective=objective)
     workers = default_workers(len(jobs)) if workers is None else max(1, int(workers))
-    found = None
-    if workers > 1:
-        try:
-            import multiprocessing as mp
-
-            global _JOB
-            _JOB = (grid, base, kw)
-            with mp.get_context("fork").Pool(workers) as pool:
-                found = pool.map(_search_job, jobs, chunksize=1)
-        except (OSError, ValueError, RuntimeError):  # no fork here: in this process
-            found = None
-        finally:
-            _JOB = None
-    if found is None:
-        found = [search_class(fp, cp, ref, grid, base, cls=c, **kw) for fp, cp, ref, c in jobs]
-    searches = {s.cls: s for s in found}
+    searches = {s.cls: s for s in _search_classes(jobs, grid, base, kw, workers)}
     macro_by_low = {}
     for il, low in enumerate(lows):
         fs = [s.best(il)[1] for s in searches.values()]
@@ -453,6 +472,53 @@ def tune(
     vals = np.array(list(macro_by_low.values()))
     il = 0 if np.all(np.isnan(vals)) else int(np.nanargmax(vals))
     low = lows[il]
+    th, win, tag, per_class = _fitted_values(searches, il, grid, base, objective)
+    params = replace(
+        base,
+        frame_thresholds=th,
+        median_windows=win,
+        tagging_threshold=tag,
+        hysteresis_low=low,
+        tuned_on=tuned_on,
+    )
+    return TuneResult(
+        params=params,
+        objective=objective,
+        macro=macro_by_low[str(low)],
+        per_class=per_class,
+        grid=grid,
+        low=low,
+        macro_by_low=macro_by_low,
+        searches=searches,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _search_classes(
+    jobs: Sequence[tuple], grid: TuneGrid, base: PostprocParams, kw: Mapping[str, Any], workers: int
+) -> list[ClassSearch]:
+    """:func:`search_class` for every job ``(frame_probs, clip_probs, reference, class)``: in ``workers``
+    forked processes when more than one (in this process when forking fails)."""
+    global _JOB
+    if workers > 1:
+        try:
+            import multiprocessing as mp
+
+            _JOB = (grid, base, kw)
+            with mp.get_context("fork").Pool(workers) as pool:
+                return pool.map(_search_job, jobs, chunksize=1)
+        except (OSError, ValueError, RuntimeError):  # no fork here: in this process
+            pass
+        finally:
+            _JOB = None
+    return [search_class(fp, cp, ref, grid, base, cls=c, **kw) for fp, cp, ref, c in jobs]
+
+
+def _fitted_values(
+    searches: Mapping[str, ClassSearch], il: int, grid: TuneGrid, base: PostprocParams, objective: str
+) -> tuple[dict, dict, dict, dict]:
+    """``(frame thresholds, median windows, tagging thresholds, per-class report)`` of each class's best
+    point at hysteresis bound ``il``; a class without reference events keeps the base values."""
     th, win, tag, per_class = {}, {}, {}, {}
     base_tag = base.tagging_threshold
     for c, s in searches.items():
@@ -476,22 +542,4 @@ def tune(
             "n_sys": int(s.n_sys[il, i1, i2, it, ik]),
             "n_ref": s.n_ref,
         }
-    params = replace(
-        base,
-        frame_thresholds=th,
-        median_windows=win,
-        tagging_threshold=tag,
-        hysteresis_low=low,
-        tuned_on=tuned_on,
-    )
-    return TuneResult(
-        params=params,
-        objective=objective,
-        macro=macro_by_low[str(low)],
-        per_class=per_class,
-        grid=grid,
-        low=low,
-        macro_by_low=macro_by_low,
-        searches=searches,
-        seconds=time.perf_counter() - t0,
-    )
+    return th, win, tag, per_class

@@ -13,7 +13,8 @@ from scipy import signal
 
 
 def band_limit(x: np.ndarray, sr: int, highpass_hz: float, lowpass_hz: float, order: int = 4) -> np.ndarray:
-    """Butterworth highpass at ``highpass_hz`` and lowpass at ``lowpass_hz`` (a small microphone and its codec)."""
+    """Butterworth highpass at ``highpass_hz`` and lowpass at ``lowpass_hz`` (a small microphone and its
+    codec)."""
     lp = min(lowpass_hz, 0.45 * sr)
     sos = np.vstack([signal.butter(order, highpass_hz, btype="highpass", fs=sr, output="sos"),
                      signal.butter(order, lp, btype="lowpass", fs=sr, output="sos")])
@@ -32,7 +33,8 @@ def peaking_eq(x: np.ndarray, sr: int, centre_hz: float, gain_db: float, q: floa
 
 def compress(x: np.ndarray, sr: int, threshold_db: float, ratio: float, time_s: float = 0.01) -> np.ndarray:
     """Dynamic-range compressor: a one-pole envelope follower of ``|x|`` (time constant ``time_s``) and a
-    static curve, gain ``(threshold - level) * (1 - 1/ratio)`` dB above ``threshold_db`` (re the peak), 0 below."""
+    static curve, gain ``(threshold - level) * (1 - 1/ratio)`` dB above ``threshold_db`` (re the peak),
+    0 below."""
     a = np.exp(-1.0 / max(1.0, time_s * sr))
     env = signal.lfilter([1 - a], [1, -a], np.abs(x))
     level_db = 20 * np.log10(env / (np.abs(x).max() + 1e-12) + 1e-12)
@@ -46,7 +48,8 @@ def clip(x: np.ndarray, limit: float, soft: bool = False) -> np.ndarray:
 
 
 def quantise(x: np.ndarray, bits: int) -> np.ndarray:
-    """Round to a ``bits``-bit grid over [-1, 1): at most ``2**bits`` distinct values (step ``2**(1-bits)``)."""
+    """Round to a ``bits``-bit grid over [-1, 1): at most ``2**bits`` distinct values (step
+    ``2**(1-bits)``)."""
     q = 2 ** (bits - 1)
     return np.clip(np.round(x * q), -q, q - 1) / q
 
@@ -87,7 +90,8 @@ class ChainRecipe:
 def recording_chain(x: np.ndarray, sr: int, rng: np.random.Generator, recipe: ChainRecipe) -> np.ndarray:
     """Apply each step of ``recipe`` with its probability and random parameters; the output's peak is 0.9.
 
-    Every parameter is drawn whether or not its step applies, so the draws do not depend on earlier choices."""
+    Every parameter is drawn whether or not its step applies, so the draws do not depend on earlier
+    choices."""
     x = x / (np.abs(x).max() + 1e-12)
     u = rng.random(6)
     hp, lp = rng.uniform(*recipe.highpass_hz), rng.uniform(*recipe.lowpass_hz)

@@ -38,7 +38,8 @@ def _harmonics(f0: np.ndarray, sr: int, amps: np.ndarray, rng: Rng) -> np.ndarra
     k = (keep + 1)[:, None]
     phi = rng.uniform(0, 2 * np.pi, (len(amps), 1))
     lim = 0.45 * sr
-    rows = np.flatnonzero(k[:, 0] * f0.min() < lim)  # harmonics above the limit throughout add exact zeros: skipped
+    # harmonics above the limit throughout add exact zeros: skipped
+    rows = np.flatnonzero(k[:, 0] * f0.min() < lim)
     k, phi, amps = k[rows], phi[rows], amps[rows]
     parts = np.sin(k * phase[None, :] + phi) * amps[:, None]
     partial = np.flatnonzero(k[:, 0] * f0.max() >= lim)  # below the limit only part of the time
@@ -81,7 +82,8 @@ def alarm_bell(rng: Rng, sr: int, real: bool = False) -> np.ndarray:
         strike = _decaying_partials(int(period * sr * 1.5), sr, f * ratios, [0.06, 0.04, 0.02], rng)
         x = _place(n, [(int(s * sr), strike) for s in np.arange(0, dur - 0.05, period)])
     else:  # beeps: a tone with two harmonics, on/off
-        on, off = rng.uniform(*((0.07, 0.8) if real else (0.15, 0.5))), rng.uniform(*((0.05, 0.5) if real else (0.1, 0.3)))
+        on = rng.uniform(*((0.07, 0.8) if real else (0.15, 0.5)))
+        off = rng.uniform(*((0.05, 0.5) if real else (0.1, 0.3)))
         gate = ((_t(n, sr) % (on + off)) < on).astype(float)
         gate = np.convolve(gate, np.ones(64) / 64, mode="same")
         amps = np.array([1.0, 0.1, 0.5, 0.05, 0.3]) if real else np.array([1.0, 0.4, 0.2])  # real: square-ish
@@ -94,22 +96,27 @@ def blender(rng: Rng, sr: int, real: bool = False) -> np.ndarray:
     wobblier motor, darker tone and noise)."""
     n = int(rng.uniform(2.0, 7.0) * sr)
     wobble = 0.06 if real else 0.02
-    f0 = rng.uniform(*((60, 170) if real else (90, 250))) * (1 + wobble * np.sin(2 * np.pi * rng.uniform(0.3, 2) * _t(n, sr)))
+    f0 = rng.uniform(*((60, 170) if real else (90, 250))) * (
+        1 + wobble * np.sin(2 * np.pi * rng.uniform(0.3, 2) * _t(n, sr))
+    )
     tone = signal.sawtooth(2 * np.pi * np.cumsum(f0) / sr + rng.uniform(0, 6))
     tone = signal.sosfilt(signal.butter(2, 3000 if real else 5000, fs=sr, output="sos"), tone)
-    noise = _band_noise(n, sr, 150 if real else 200, 4500 if real else 6000, rng) * (1 + 0.8 * np.sin(2 * np.pi * np.cumsum(f0) / sr))
+    noise = _band_noise(n, sr, 150 if real else 200, 4500 if real else 6000, rng) * (
+        1 + 0.8 * np.sin(2 * np.pi * np.cumsum(f0) / sr)
+    )
     x = tone / (np.std(tone) + 1e-9) + 0.7 * noise / (np.std(noise) + 1e-9)
     return x * _envelope(n, sr, 0.15, 0.2)
 
 
 def cat(rng: Rng, sr: int, real: bool = False) -> np.ndarray:
-    """Frequency-swept tonal calls (meows): f0 rises then falls, rich harmonics, 1-2 calls (``real``: 1-3 calls,
-    wider pitch ranges, a steeper harmonic roll-off)."""
+    """Frequency-swept tonal calls (meows): f0 rises then falls, rich harmonics, 1-2 calls (``real``:
+    1-3 calls, wider pitch ranges, a steeper harmonic roll-off)."""
     calls = []
     start = 0
     for _ in range(rng.integers(1, 4 if real else 3)):
         m = int(rng.uniform(*((0.35, 1.6) if real else (0.5, 1.3))) * sr)
-        lo, peak = rng.uniform(*((300, 650) if real else (380, 600))), rng.uniform(*((650, 1400) if real else (700, 1100)))
+        lo = rng.uniform(*((300, 650) if real else (380, 600)))
+        peak = rng.uniform(*((650, 1400) if real else (700, 1100)))
         u = np.linspace(0, 1, m)
         f0 = lo + (peak - lo) * np.sin(np.pi * u ** rng.uniform(0.6, 1.4))
         amps = rng.uniform(0.5, 1.0, 8) / np.arange(1, 9) ** (1.7 if real else 1.2)
@@ -149,14 +156,16 @@ def dog(rng: Rng, sr: int, real: bool = False) -> np.ndarray:
 
 
 def shaver(rng: Rng, sr: int, real: bool = False) -> np.ndarray:
-    """High buzzing: a pulse-like wave with strong upper harmonics and a fast tremolo (``real``: other motor f0,
-    a lower spectral centre, a slower tremolo)."""
+    """High buzzing: a pulse-like wave with strong upper harmonics and a fast tremolo (``real``: other
+    motor f0, a lower spectral centre, a slower tremolo)."""
     n = int(rng.uniform(2.0, 7.0) * sr)
     f0 = np.full(n, rng.uniform(*((140, 320) if real else (90, 230))))
     k = np.arange(1, 61)
     centre = rng.uniform(*((1500, 3500) if real else (2500, 5000)))
     amps = np.where(k % 2 == 1, 1.0, 0.3) * np.exp(-((np.log(k * f0[0]) - np.log(centre)) ** 2))
-    x = _harmonics(f0, sr, amps, rng) * (1 + 0.3 * np.sin(2 * np.pi * rng.uniform(*((6, 25) if real else (15, 40))) * _t(n, sr)))
+    x = _harmonics(f0, sr, amps, rng) * (
+        1 + 0.3 * np.sin(2 * np.pi * rng.uniform(*((6, 25) if real else (15, 40))) * _t(n, sr))
+    )
     return x * _envelope(n, sr, 0.05, 0.05)
 
 
@@ -164,8 +173,10 @@ def frying(rng: Rng, sr: int, real: bool = False) -> np.ndarray:
     """Crackling impulsive noise: dense random pops over a sizzling high hiss (``real``: other pop densities,
     a lower hiss band)."""
     n = int(rng.uniform(4.0, 10.0) * sr)
-    pops = (rng.random(n) < rng.uniform(*((25, 500) if real else (60, 250))) / sr) * rng.uniform(0.3, 1.0, n) * np.sign(rng.standard_normal(n))
-    pops = signal.sosfilt(signal.butter(2, 1000 if real else 1500, btype="highpass", fs=sr, output="sos"), pops)
+    pops = ((rng.random(n) < rng.uniform(*((25, 500) if real else (60, 250))) / sr)
+            * rng.uniform(0.3, 1.0, n) * np.sign(rng.standard_normal(n)))
+    sos = signal.butter(2, 1000 if real else 1500, btype="highpass", fs=sr, output="sos")
+    pops = signal.sosfilt(sos, pops)
     hiss = _band_noise(n, sr, 2000 if real else 3000, 7000 if real else 9000, rng)
     x = pops / (np.std(pops) + 1e-9) + 0.5 * hiss / (np.std(hiss) + 1e-9)
     return x * _envelope(n, sr, 0.3, 0.3)
@@ -213,11 +224,12 @@ def speech(rng: Rng, sr: int, real: bool = False) -> np.ndarray:
 
 
 def vacuum(rng: Rng, sr: int, real: bool = False) -> np.ndarray:
-    """Steady broadband whine: pink-ish broadband noise plus a high tonal whine (``real``: a darker noise band,
-    other whine pitches)."""
+    """Steady broadband whine: pink-ish broadband noise plus a high tonal whine (``real``: a darker noise
+    band, other whine pitches)."""
     n = int(rng.uniform(4.0, 10.0) * sr)
     noise = _band_noise(n, sr, 60 if real else 100, 6500 if real else 9000, rng, order=2)
-    whine = _harmonics(np.full(n, rng.uniform(*((400, 2600) if real else (700, 1800)))), sr, np.array([1.0, 0.5, 0.25]), rng)
+    whine = _harmonics(np.full(n, rng.uniform(*((400, 2600) if real else (700, 1800)))), sr,
+                       np.array([1.0, 0.5, 0.25]), rng)
     x = noise / (np.std(noise) + 1e-9) + 0.5 * whine / (np.std(whine) + 1e-9)
     return x * _envelope(n, sr, 0.4, 0.4)
 
@@ -238,7 +250,9 @@ SOURCES: dict[str, Callable[[Rng, int], np.ndarray]] = {
 
 
 #: The "real" variant of each class family (other parameter ranges and timbres; the same class to a listener).
-SOURCES_REAL: dict[str, Callable[[Rng, int], np.ndarray]] = {c: partial(f, real=True) for c, f in SOURCES.items()}
+SOURCES_REAL: dict[str, Callable[[Rng, int], np.ndarray]] = {
+    c: partial(f, real=True) for c, f in SOURCES.items()
+}
 
 
 def babble(n: int, sr: int, rng: Rng, voices: tuple[int, int] = (3, 6)) -> np.ndarray:
@@ -257,7 +271,8 @@ def babble(n: int, sr: int, rng: Rng, voices: tuple[int, int] = (3, 6)) -> np.nd
         pulses = np.diff(np.floor(np.cumsum(f0) / sr), prepend=0.0)  # one impulse per glottal period
         gate = (rng.random(n_syl) < 0.75)[syl] * (1 - np.abs(2 * (pos - syl) - 1))  # triangular syllables
         voice = np.zeros(n)
-        for fc in (rng.uniform(300, 900), rng.uniform(900, 2500)):  # two formants, their balance set per syllable
+        # two formants, their balance set per syllable
+        for fc in (rng.uniform(300, 900), rng.uniform(900, 2500)):
             b, a = signal.iirpeak(fc, 4.0, fs=sr)
             voice += signal.lfilter(b, a, pulses) * rng.uniform(0.2, 1.0, n_syl)[syl]
         out += voice * gate / (np.std(voice) + 1e-9)

@@ -1,1 +1,2 @@
-"""Trained systems -> probabilities: checkpoints loaded as predictors, splits predicted (sed.inference.predictor)."""
+"""Trained systems -> probabilities: checkpoints loaded as predictors, splits predicted
+(sed.inference.predictor)."""

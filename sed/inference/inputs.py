@@ -35,7 +35,8 @@ def as_list(x: Any) -> list[str]:
 
 
 def load_predictions_files(paths: Sequence[str]) -> Predictions:
-    """Load one predictions file, or several and average them (ensemble, SPEC section 6); cached per process."""
+    """Load one predictions file, or several and average them (ensemble, SPEC section 6); cached per
+    process."""
     key = tuple((p, Path(p).stat().st_mtime_ns if Path(p).is_file() else 0) for p in paths)
     if key not in _PRED_CACHE:
         preds = [Predictions.load(p) for p in paths]

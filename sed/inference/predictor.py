@@ -1,7 +1,8 @@
 """Trained systems -> probabilities (contract in docs/ARCHITECTURE.md, "Inference").
 
 ``load_system(ckpt)`` rebuilds the system from a Lightning checkpoint (its ``hyper_parameters`` hold
-the class path, ``_target_``, and its arguments; run folders resolve in :mod:`sed.core.runs`) and returns a :class:`Predictor`;
+the class path, ``_target_``, and its arguments; run folders resolve in :mod:`sed.core.runs`) and
+returns a :class:`Predictor`;
 ``predict_split(ckpt | [ckpt, ...], data_cfg, split)`` runs it (or the average of several: the
 ensemble of SPEC section 6) over a split of the feature cache.
 """
@@ -18,16 +19,18 @@ from sed.core.constants import CLASSES, FRAME_SECONDS
 from sed.core.devices import resolve_device
 from sed.core.predictions import Predictions, average
 from sed.core.runs import CheckpointError, resolve_checkpoint
+from sed.datamodules.cache import load_split
+from sed.models.common import ConvBlock
 
-__all__ = ["CheckpointError", "Predictor", "load_system", "predict_split", "resolve_checkpoint", "resolve_device"]
+__all__ = [
+    "CheckpointError", "Predictor", "load_system", "predict_split", "resolve_checkpoint", "resolve_device"
+]
 
 
 def fuse_batchnorm(module: torch.nn.Module) -> int:
     """Fold each conv block's BatchNorm into its convolution, in place (inference only: the running
     statistics are constants there, so ``bn(conv(x))`` is one convolution with rescaled weights and
     bias; equal up to float rounding, about 1e-7). Returns how many blocks were folded."""
-    from sed.models.common import ConvBlock
-
     n = 0
     for m in module.modules():
         if isinstance(m, ConvBlock) and isinstance(m.bn, torch.nn.BatchNorm2d) and not m.bn.training:
@@ -50,6 +53,7 @@ class Predictor:
         """Inference-only rewrites for long runs (``sed detect``): BatchNorm folded into the convolutions
         and conv weights in channels_last (NHWC: oneDNN's and cuDNN's fast layout). Same outputs up to
         float rounding; the system can no longer be trained or saved as a training checkpoint."""
+        # lazy: pytorch_lightning (sed.training) costs ~2 s; `sedx --help` imports this module (via sed.tune)
         from sed.training.speed import to_channels_last
 
         fuse_batchnorm(self.system)
@@ -83,6 +87,7 @@ class Predictor:
 
 def load_system(ckpt_path: str | Path, device: str | torch.device = "auto") -> Predictor:
     """Load a training checkpoint (file or run folder) as a :class:`Predictor`."""
+    # lazy: pytorch_lightning (sed.training) costs ~2 s; `sedx --help` imports this module (via sed.tune)
     from sed.training.systems import system_from_hparams
 
     path = resolve_checkpoint(ckpt_path)
@@ -121,8 +126,6 @@ def predict_split(
     progress: bool = False,
 ) -> Predictions:
     """Probabilities of every cached clip of ``split``; a list of checkpoints is averaged (ensemble)."""
-    from sed.datamodules.cache import load_split
-
     paths = [ckpt_path] if isinstance(ckpt_path, (str, Path)) else list(ckpt_path)
     if not paths:
         raise CheckpointError("predict_split: no checkpoint given")

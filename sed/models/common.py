@@ -50,7 +50,8 @@ CPU_FAST_CONV = True
 
 
 def _fast(x: torch.Tensor) -> bool:
-    """The fast paths pay in training (their backward); forward-only (validation, inference) keeps oneDNN's."""
+    """The fast paths pay in training (their backward); forward-only (validation, inference) keeps
+    oneDNN's."""
     return CPU_FAST_CONV and x.device.type == "cpu" and torch.is_grad_enabled()
 
 
@@ -70,7 +71,8 @@ class BlockMaxPool2d(nn.MaxPool2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled() or not CPU_FAST_CONV or _nhwc(x):
-            return super().forward(x)  # NHWC (channels_last, Predictor.speed_up): the library kernel is 4x faster
+            # NHWC (channels_last, Predictor.speed_up): the library kernel is 4x faster
+            return super().forward(x)
         a, b = self.kernel_size
         n, c, t, f = x.shape
         x = x[:, :, : t // a * a, : f // b * b]
@@ -108,7 +110,8 @@ class SingleInputConv2d(nn.Conv2d):
             return super().forward(x)
         k, (_, _, t, f) = self.kernel_size[0], x.shape
         p = F.pad(x[:, 0], (k // 2,) * 4)
-        shifted = torch.stack([p[:, i:i + t, j:j + f] for i in range(k) for j in range(k)], 1)  # (B, k*k, T, F)
+        # (B, k*k, T, F)
+        shifted = torch.stack([p[:, i:i + t, j:j + f] for i in range(k) for j in range(k)], 1)
         y = torch.einsum("ok,bktf->botf", self.weight.reshape(self.out_channels, k * k), shifted)
         return y + self.bias[:, None, None] if self.bias is not None else y
 
@@ -163,8 +166,10 @@ class ConvBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.bn(self.conv(x))
-        if self.activation == "relu" and not torch.is_grad_enabled():
-            return self.drop(torch.relu(self.pool(x)))  # the same numbers (max and ReLU commute), pooled first
+        if self.activation == "relu" and isinstance(self.pool, nn.MaxPool2d) and not torch.is_grad_enabled():
+            # pooled first: the same numbers (max and ReLU commute); avg pooling does not commute with ReLU,
+            # so it keeps the training order below
+            return self.drop(torch.relu(self.pool(x)))
         if self.activation == "glu":
             a, b = x.chunk(2, dim=1)
             x = a * torch.sigmoid(b)

@@ -3,14 +3,16 @@
 Our layer choice, since the paper's figure is missing:
 
 * input (B, 640, 64) log-mel -> per-mel-bin BatchNorm;
-* ``len(channels)`` conv blocks (3x3 conv, BatchNorm, ReLU, pooling -- max by default, ``pool_type`` -- along time AND
-  frequency, dropout) -- more blocks than SM, ReLU instead of gating, slightly lower dropout (paper);
+* ``len(channels)`` conv blocks (3x3 conv, BatchNorm, ReLU, pooling -- max by default, ``pool_type`` --
+  along time AND frequency, dropout) -- more blocks than SM, ReLU instead of gating, slightly lower
+  dropout (paper);
 * mean over the remaining frequency bins, then global pooling over the remaining time steps
   (``clip_pool``: ``maxmean`` = max + mean, the default; ``max``; ``mean``);
 * a hidden ReLU layer and a linear layer to 10 logits; sigmoid -> DM_c (B, 10).
 
 The sizes live in conf/model/sm_dm.yaml only: channels [8, 16, 32, 64, 64], pools [2,4] then [2,2] x 4
-(640 frames -> 20, 64 bins -> 1), hidden 64, dropout 0.2: **66,618 parameters** (checked in tests/test_models.py).
+(640 frames -> 20, 64 bins -> 1), hidden 64, dropout 0.2: **66,618 parameters** (checked in
+tests/test_models.py).
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ class DM(nn.Module):
         if f < 1:
             raise ModelConfigError(f"DM: pools {pairs} reduce {n_mels} mel bins below 1")
         self.blocks = nn.Sequential(*blocks)
-        self.fc = nn.Sequential(nn.Linear(in_ch, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, n_classes))
+        self.fc = nn.Sequential(nn.Linear(in_ch, hidden), nn.ReLU(), nn.Dropout(dropout),
+                                nn.Linear(hidden, n_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` (B, T, F) -> DM_c (B, C) probabilities."""

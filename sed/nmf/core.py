@@ -37,7 +37,8 @@ from sed.nmf.rank1 import solve as solve_rank1
 
 __all__ = ["EPS", "NMFInputError", "NMFResult", "beta_divergence", "nmf", "normalize_columns", "random_init"]
 
-#: matrices per chunk when sweeping V once for the fixed-W constants (64 x 640 float32: 16 x 160 KB fits a cache)
+#: matrices per chunk when sweeping V once for the fixed-W constants (64 x 640 float32: 16 x 160 KB fits
+#: a cache)
 PRECOMPUTE_CHUNK = 16
 @dataclass
 class NMFResult:
@@ -64,7 +65,9 @@ def _check_input(V: Tensor, mask: Tensor | None, check_finite: bool = True) -> N
     flat = V.reshape(V.shape[0], -1)
     check_matrices(flat.amin(dim=1), flat.sum(dim=1) if check_finite else None)
     if mask is not None and tuple(mask.shape) != (V.shape[0], V.shape[2]):
-        raise NMFInputError(f"mask must have shape (B, n) = {(V.shape[0], V.shape[2])}, got {tuple(mask.shape)}")
+        raise NMFInputError(
+            f"mask must have shape (B, n) = {(V.shape[0], V.shape[2])}, got {tuple(mask.shape)}"
+        )
 
 
 def _sum64(x: Tensor) -> Tensor:
@@ -120,7 +123,9 @@ def beta_divergence(V: Tensor, W: Tensor, H: Tensor, beta: float, mask: Tensor |
         r = torch.where(keep > 0, V / WHs, torch.ones_like(V))
         d = keep * (r - torch.log(r) - 1)
     else:
-        d = (keep * V**beta + (beta - 1) * WHs**beta - beta * keep * V * WHs ** (beta - 1)) / (beta * (beta - 1))
+        d = (
+            keep * V**beta + (beta - 1) * WHs**beta - beta * keep * V * WHs ** (beta - 1)
+        ) / (beta * (beta - 1))
     if m is not None:
         d = d * m
     return _sum64(d)
@@ -155,7 +160,9 @@ def _loss(V, W, H, beta, mask, eps, gram=None, kl=None, buf=None) -> Tensor:
     return beta_divergence(V, W, H, beta, mask, eps).clamp_min(0)
 
 
-def random_init(V: Tensor, rank: int, seeds: int | Sequence[int] = 0, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def random_init(
+    V: Tensor, rank: int, seeds: int | Sequence[int] = 0, mask: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """scikit-learn's ``init='random'`` scheme: ``|N(0, 1)| * sqrt(mean(V) / r)`` for W and H.
 
     ``seeds``: one int (matrix b uses ``seed + b``) or one seed per matrix, so that each matrix's start
@@ -224,7 +231,9 @@ def nmf(
     gram_path = fixed_W and (beta == 2 or rank1)
     if gram_path and V.ndim == 3 and V.is_floating_point():
         if mask is not None and tuple(mask.shape) != (V.shape[0], V.shape[2]):
-            raise NMFInputError(f"mask must have shape (B, n) = {(V.shape[0], V.shape[2])}, got {tuple(mask.shape)}")
+            raise NMFInputError(
+                f"mask must have shape (B, n) = {(V.shape[0], V.shape[2])}, got {tuple(mask.shape)}"
+            )
     else:
         _check_input(V, mask)
     B, m, n = V.shape
@@ -432,7 +441,8 @@ def _subset_pre(pre: tuple, keep: Tensor, beta: float, shared_W: bool) -> tuple:
 
 
 def normalize_columns(W: Tensor, norm: str = "l2", eps: float = EPS) -> Tensor:
-    """Scale each column of ``W`` (``(..., m, r)``) to unit ``l1``/``l2``/``max`` norm (zero columns stay zero)."""
+    """Scale each column of ``W`` (``(..., m, r)``) to unit ``l1``/``l2``/``max`` norm (zero columns stay
+    zero)."""
     if norm == "l2":
         s = W.norm(dim=-2, keepdim=True)
     elif norm == "l1":

@@ -99,8 +99,11 @@ def _nan_error(err: NMFInputError, names: Sequence[str], split: str) -> NMFLabel
                          f"delete its feature cache to rebuild it")
 
 
-def compute_templates(data_cfg: Mapping, ncfg: Mapping, device: torch.device, progress: bool = True) -> TemplateSet:
-    """SPEC section 3 step 1 over the synthetic split, batch by batch, resumable (see the module docstring)."""
+def compute_templates(
+    data_cfg: Mapping, ncfg: Mapping, device: torch.device, progress: bool = True
+) -> TemplateSet:
+    """SPEC section 3 step 1 over the synthetic split, batch by batch, resumable (see the module
+    docstring)."""
     feats = load_split(data_cfg, "synthetic", progress=progress)
     events = labels_for(data_cfg, "synthetic")
     n_frames = feats.logmel.shape[1] if len(feats) else DEFAULT_FEATURES.n_frames
@@ -108,13 +111,15 @@ def compute_templates(data_cfg: Mapping, ncfg: Mapping, device: torch.device, pr
     tcfg = ncfg["templates"]
     masks = event_masks(refs, n_frames, bool(tcfg.get("exclude_overlap", False)))
     bs = int(ncfg["batch_size"])
-    key = _key({"stage": "templates", "index": _index_stamp(data_cfg, "synthetic"), "beta": float(ncfg["beta"]),
-                "t": dict(tcfg), "refs": [tuple(r.__dict__.values()) for r in refs], "bs": bs, "v": 2})
+    key = _key({"stage": "templates", "index": _index_stamp(data_cfg, "synthetic"),
+                "beta": float(ncfg["beta"]), "t": dict(tcfg),
+                "refs": [tuple(r.__dict__.values()) for r in refs], "bs": bs, "v": 2})
     folder = Path(data_cfg["cache_dir"]) / "nmf" / "templates" / key
     folder.mkdir(parents=True, exist_ok=True)
     n_parts = (len(refs) + bs - 1) // bs
     temps, oks = [], []
-    for p in tqdm(range(n_parts), desc="NMF templates", unit="batch", disable=not progress, dynamic_ncols=True):
+    for p in tqdm(range(n_parts), desc="NMF templates", unit="batch", disable=not progress,
+                  dynamic_ncols=True):
         path = folder / f"part_{p:05d}.npz"
         part = _load_part(path) if path.is_file() else None
         if part is None:
@@ -137,7 +142,8 @@ def compute_templates(data_cfg: Mapping, ncfg: Mapping, device: torch.device, pr
     ok = np.concatenate(oks) if oks else np.zeros(0, bool)
     labels = [r.label for r, o in zip(refs, ok) if o]
     if (~ok).any():
-        log.warning("%d synthetic events have no energy in their frames: no template from them", int((~ok).sum()))
+        log.warning("%d synthetic events have no energy in their frames: no template from them",
+                    int((~ok).sum()))
     return TemplateSet(T[ok], labels, dropped=int((~ok).sum()))
 
 
@@ -151,7 +157,8 @@ def compute_activations(data_cfg: Mapping, ncfg: Mapping, dictionary: Dictionary
     tags = {f: list(all_tags[f]) for f in names}
     acfg = ncfg["activation"]
     missing_mode = str(ncfg.get("missing_template", "whole_clip"))
-    problems, missing = make_problems([tags[f] for f in names], dictionary, str(acfg["mode"]), missing_mode, names)
+    problems, missing = make_problems([tags[f] for f in names], dictionary, str(acfg["mode"]), missing_mode,
+                                      names)
     if missing:
         classes = sorted({c for _, c in missing}, key=CLASSES.index)
         log.warning("%d weak tags of classes %s have no template: %s", len(missing), classes,
@@ -168,7 +175,8 @@ def compute_activations(data_cfg: Mapping, ncfg: Mapping, dictionary: Dictionary
         by_clip.setdefault(pr.clip, []).append(pr)
     n_parts = (len(names) + bs - 1) // bs
     parts = []
-    for p in tqdm(range(n_parts), desc="NMF activations", unit="batch", disable=not progress, dynamic_ncols=True):
+    for p in tqdm(range(n_parts), desc="NMF activations", unit="batch", disable=not progress,
+                  dynamic_ncols=True):
         path = folder / f"part_{p:05d}.npz"
         part = _load_part(path) if path.is_file() else None
         if part is None:
@@ -176,12 +184,13 @@ def compute_activations(data_cfg: Mapping, ncfg: Mapping, dictionary: Dictionary
             local = [type(pr)(pr.clip - lo, pr.classes) for i in range(lo, hi) for pr in by_clip.get(i, [])]
             V = _mel_batch(feats.logmel, slice(lo, hi), device)
             try:
-                a = solve_activations(V, local, dictionary, beta=float(ncfg["beta"]), max_iter=int(acfg["max_iter"]),
-                                      tol=float(acfg["tol"]), combine=str(acfg["combine"]))
+                a = solve_activations(V, local, dictionary, beta=float(ncfg["beta"]),
+                                      max_iter=int(acfg["max_iter"]), tol=float(acfg["tol"]),
+                                      combine=str(acfg["combine"]))
             except NMFInputError as e:
                 bad = [names[lo + local[i].clip] for i in e.bad] if e.bad else names[lo:hi]
-                raise NMFLabelError(f"{bad[0]}: the weak clip's cached mel spectrogram is unusable for NMF ({e}); "
-                                    "delete its feature cache to rebuild it") from None
+                raise NMFLabelError(f"{bad[0]}: the weak clip's cached mel spectrogram is unusable for NMF "
+                                    f"({e}); delete its feature cache to rebuild it") from None
             part = {"clip": a.clip + lo, "cls": a.cls, "act": a.act, "recon": a.recon, "energy": a.energy}
             _save_part(path, **part)
         parts.append(Activations(part["clip"].astype(np.int64), part["cls"].astype(np.int64), part["act"],
@@ -241,11 +250,12 @@ def guard_replacement(path: str | Path, n_new: int, *, force: bool = False, kept
         log.warning("%s: replacing %d events by %d (force=true)", path, n_old, n_new)
         return
     raise ConfigError(f"{path}: refusing to replace its {n_old} events by {n_new} "
-                      f"(fewer than {MIN_EVENT_SHARE:.0%}){where}; check the nmf settings, or pass force=true")
+                      f"(fewer than {MIN_EVENT_SHARE:.0%}){where}; check the nmf settings, "
+                      "or pass force=true")
 
 
-def run_job(data_cfg: Mapping, ncfg: Mapping, *, output_tsv: str | Path | None, out_dir: str | Path | None = None,
-            progress: bool = True, force: bool = False) -> JobResult:
+def run_job(data_cfg: Mapping, ncfg: Mapping, *, output_tsv: str | Path | None,
+            out_dir: str | Path | None = None, progress: bool = True, force: bool = False) -> JobResult:
     """The whole job; writes ``output_tsv`` (soundscapes.tsv format) and, with ``out_dir``, a copy there
     plus ``dictionary.npz``. Settings are range-checked first; replacing an existing ``output_tsv`` by
     far fewer events needs ``force`` (:func:`guard_replacement`)."""
@@ -253,8 +263,9 @@ def run_job(data_cfg: Mapping, ncfg: Mapping, *, output_tsv: str | Path | None, 
     device = resolve_device(str(ncfg.get("device", "auto")))
     ts = compute_templates(data_cfg, ncfg, device, progress)
     dcfg = ncfg["dictionary"]
-    dictionary = build_dictionary(ts, str(dcfg["kind"]), k=int(dcfg["k"]), max_columns=dcfg.get("max_columns"),
-                                  seed=int(dcfg["seed"]), norm=str(ncfg["templates"]["norm"]))
+    dictionary = build_dictionary(ts, str(dcfg["kind"]), k=int(dcfg["k"]),
+                                  max_columns=dcfg.get("max_columns"), seed=int(dcfg["seed"]),
+                                  norm=str(ncfg["templates"]["norm"]))
     acts, names, tags, whole, missing = compute_activations(data_cfg, ncfg, dictionary, device, progress)
     labels = label_events(acts, names, normalize=str(ncfg["normalize"]), threshold=float(ncfg["threshold"]),
                           frame_seconds=FRAME_SECONDS, clip_seconds=DEFAULT_FEATURES.clip_seconds,
@@ -272,7 +283,8 @@ def run_job(data_cfg: Mapping, ncfg: Mapping, *, output_tsv: str | Path | None, 
                           kept=(Path(out_dir) / "weak_nmf.tsv") if out_dir is not None else None)
         tsv = write_strong_tsv(output_tsv, rows)
     info = {"n_templates": {c: int(sum(1 for lab in ts.labels if lab == c)) for c in CLASSES},
-            "templates_dropped": ts.dropped, "dictionary_ranks": {c: dictionary.rank(c) for c in dictionary.classes},
+            "templates_dropped": ts.dropped,
+            "dictionary_ranks": {c: dictionary.rank(c) for c in dictionary.classes},
             "n_weak_clips": len(names), "n_activations": int(len(acts.act)),
             "tags_without_template": [[names[i], c] for i, c in missing],
             "n_events": int(sum(len(v) for v in labels.values()))}

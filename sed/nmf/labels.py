@@ -46,12 +46,14 @@ MISSING_TEMPLATE = ("whole_clip", "skip", "error")
 
 
 class NMFLabelError(SedError, ValueError):
-    """A weak clip that cannot be labelled as asked (e.g. a tag with no template under ``missing_template=error``)."""
+    """A weak clip that cannot be labelled as asked (e.g. a tag with no template under
+    ``missing_template=error``)."""
 
 
 @dataclass
 class Problem:
-    """One fixed-W factorisation: clip row ``clip`` with the columns of ``classes`` (one in ``separate`` mode)."""
+    """One fixed-W factorisation: clip row ``clip`` with the columns of ``classes`` (one in ``separate``
+    mode)."""
 
     clip: int
     classes: list[str]
@@ -96,7 +98,9 @@ def make_problems(
     if mode not in ("separate", "joint"):
         raise NMFLabelError(f"nmf.activation.mode is {mode!r}; expected separate or joint")
     if missing_template not in MISSING_TEMPLATE:
-        raise NMFLabelError(f"nmf.missing_template is {missing_template!r}; expected one of {MISSING_TEMPLATE}")
+        raise NMFLabelError(
+            f"nmf.missing_template is {missing_template!r}; expected one of {MISSING_TEMPLATE}"
+        )
     problems: list[Problem] = []
     missing: list[tuple[int, str]] = []
     for i, tags in enumerate(clip_tags):
@@ -142,10 +146,24 @@ def solve_activations(
     if P == 0:
         z = np.zeros((0, n), np.float32)
         return Activations(np.zeros(0, np.int64), np.zeros(0, np.int64), z, z, z)
+    W, slot, ranks = _stacked_dictionaries(problems, dictionary, m)
+    dev, dt = V.device, V.dtype
+    clip_idx = torch.as_tensor([p.clip for p in problems], device=dev)
+    Vp = V[clip_idx]
+    Wt = torch.from_numpy(W).to(dev, dt)
+    H = _solve_groups(Vp, Wt, problems, ranks, beta=beta, max_iter=max_iter, tol=tol)
+    return _class_activations(problems, Vp, Wt, H, torch.from_numpy(slot).to(dev), clip_idx, combine)
+
+
+def _stacked_dictionaries(
+    problems: Sequence[Problem], dictionary: Dictionary, m: int
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """``(W (P, m, R), slot (P, R), ranks)``: each problem's classes' dictionaries side by side, zero-padded
+    to the largest rank ``R``; ``slot``: the class index of each column (-1: padding)."""
     ranks = [sum(dictionary.rank(c) for c in p.classes) for p in problems]
     R = max(ranks)
-    W = np.zeros((P, m, R), np.float32)
-    slot = np.full((P, R), -1, np.int64)  # class index of each column
+    W = np.zeros((len(problems), m, R), np.float32)
+    slot = np.full((len(problems), R), -1, np.int64)  # class index of each column
     for j, p in enumerate(problems):
         o = 0
         for c in p.classes:
@@ -153,10 +171,16 @@ def solve_activations(
             W[j, :, o:o + Wc.shape[1]] = Wc
             slot[j, o:o + Wc.shape[1]] = CLASS_INDEX[c]
             o += Wc.shape[1]
-    dev, dt = V.device, V.dtype
-    clip_idx = torch.as_tensor([p.clip for p in problems], device=dev)
-    Vp = V[clip_idx]
-    Wt = torch.from_numpy(W).to(dev, dt)
+    return W, slot, ranks
+
+
+def _solve_groups(
+    Vp: torch.Tensor, Wt: torch.Tensor, problems: Sequence[Problem], ranks: Sequence[int], *, beta: float,
+    max_iter: int, tol: float,
+) -> torch.Tensor:
+    """Activations ``H`` ``(P, R, n)`` of the fixed-W NMF of every problem, one batch per rank group."""
+    P, R, n = Wt.shape[0], Wt.shape[2], Vp.shape[2]
+    dev, dt = Vp.device, Vp.dtype
     # problems with a one-column dictionary (the paper's r = 1: every problem of mode=separate with mean
     # dictionaries, single-tag clips in joint mode) are solved apart, on the rank-1 fast path of nmf
     H = torch.zeros(P, R, n, dtype=dt, device=dev)
@@ -170,10 +194,19 @@ def solve_activations(
         if len({(tuple(problems[i].classes), ranks[i]) for i in members.tolist()}) == 1:
             Wg = Wg[0]  # one shared dictionary: cheaper matmuls
         H[idx, :Rg] = nmf(Vp[idx], W=Wg, fixed_W=True, beta=beta, max_iter=max_iter, tol=tol).H
+    return H
+
+
+def _class_activations(
+    problems: Sequence[Problem], Vp: torch.Tensor, Wt: torch.Tensor, H: torch.Tensor, slot_t: torch.Tensor,
+    clip_idx: torch.Tensor, combine: str,
+) -> Activations:
+    """One row per (clip, class) of the problems, in clip then class order: the class's activation
+    (its columns' ``combine``), the sum over mels of its part of ``WH`` and the clip's energy."""
+    dt = H.dtype
     energy = Vp.sum(dim=1)  # (P, n)
     colsum = Wt.sum(dim=1)  # (P, R): sum over mels of each column
     rows_clip, rows_cls, acts, recons, energies = [], [], [], [], []
-    slot_t = torch.from_numpy(slot).to(dev)
     for c in sorted({c for p in problems for c in p.classes}, key=CLASS_INDEX.get):  # loop over classes only
         ci = CLASS_INDEX[c]
         sel = slot_t == ci  # (P, R)
@@ -227,7 +260,8 @@ def smooth(curves: np.ndarray, window: int) -> np.ndarray:
 
 
 def activity_to_segments(active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Runs of True in each row of ``active`` ``(P, n)``: (row, start frame, exclusive end frame), row-major order."""
+    """Runs of True in each row of ``active`` ``(P, n)``: (row, start frame, exclusive end frame),
+    row-major order."""
     P, n = active.shape
     padded = np.zeros((P, n + 2), np.int8)
     padded[:, 1:-1] = active
@@ -237,9 +271,12 @@ def activity_to_segments(active: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     return r_on, s, e
 
 
-def clean_segments(row: np.ndarray, start: np.ndarray, end: np.ndarray, frame_seconds: float,
-                   min_duration: float = 0.0, join_gap: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Drop runs shorter than ``min_duration`` s, then join runs of a row separated by less than ``join_gap`` s."""
+def clean_segments(
+    row: np.ndarray, start: np.ndarray, end: np.ndarray, frame_seconds: float, min_duration: float = 0.0,
+    join_gap: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Drop runs shorter than ``min_duration`` s, then join runs of a row separated by less than
+    ``join_gap`` s."""
     if min_duration > 0:
         keep = (end - start) * frame_seconds >= min_duration - 1e-9
         row, start, end = row[keep], start[keep], end[keep]

@@ -1,10 +1,10 @@
 """Quality of the NMF labels against the weak clips' true strong labels (issue 3, point 5).
 
 Event-based F1 (sed_eval, SPEC section 7: t_collar 0.2 s, offsets within 0.2 s or 20 % of the length)
-and segment-based F1 (1 s segments), per class and macro, through :mod:`sed.evaluation.metrics`; the same for the
-trivial labels (every tag active over the whole clip). Also a PNG of a few clips (log-mel, activation
-curves with the threshold, true and NMF events on one time axis) and, for Hydra multirun sweeps, a
-callback that prints one summary row per sweep point.
+and segment-based F1 (1 s segments), per class and macro, through :mod:`sed.evaluation.metrics`; the
+same for the trivial labels (every tag active over the whole clip). Also a PNG of a few clips (log-mel,
+activation curves with the threshold, true and NMF events on one time axis) and, for Hydra multirun
+sweeps, a callback that prints one summary row per sweep point.
 """
 
 from __future__ import annotations
@@ -18,6 +18,10 @@ from typing import Any
 import numpy as np
 
 from sed.core.constants import CLASSES, FRAME_SECONDS
+from sed.evaluation.metrics import event_based, ground_truth_table, segment_based
+from sed.reporting.plots import CLASS_COLORS, draw_events, draw_logmel, save_figure
+from sed.reporting.sweeps import sweep_points
+from sed.reporting.tables import markdown_table
 
 log = logging.getLogger(__name__)
 
@@ -28,17 +32,14 @@ def trivial_labels(tags: Mapping[str, Sequence[str]], clip_seconds: float = 10.0
 
 
 def _table(events: Mapping[str, Sequence]):
-    from sed.evaluation.metrics import ground_truth_table
-
     return ground_truth_table({f: [(e[0], e[1], e[2]) for e in evs] for f, evs in events.items()})
 
 
 def score_labels(estimated: Mapping[str, Sequence], truth: Mapping[str, Sequence], filenames: Sequence[str],
                  clip_seconds: float = 10.0) -> dict[str, Any]:
     """``{"event": {...}, "segment": {...}}`` with ``f1_macro``, ``f1_micro`` and ``per_class`` each."""
-    from sed.evaluation.metrics import event_based, segment_based
-
-    ref, est = _table({f: truth.get(f, []) for f in filenames}), _table({f: estimated.get(f, []) for f in filenames})
+    ref = _table({f: truth.get(f, []) for f in filenames})
+    est = _table({f: estimated.get(f, []) for f in filenames})
     return {
         "event": event_based(ref, est, filenames),
         "segment": segment_based(ref, est, filenames, durations={f: clip_seconds for f in filenames}),
@@ -51,27 +52,29 @@ def _f(x: Any) -> str:
 
 def markdown_tables(scores: Mapping[str, Mapping[str, Any]]) -> str:
     """One table per metric (event, segment): rows = classes + macro + micro, columns = systems (F1 in %)."""
-    from sed.reporting.tables import markdown_table
-
     systems = list(scores)
     out = []
     for metric, title in (("event", "Event-based F1 (%) (t_collar 0.2 s, 20 % of length)"),
                           ("segment", "Segment-based F1 (%) (1 s segments)")):
         rows = [{"class": c, **{s: _f(scores[s][metric]["per_class"].get(c, {}).get("f1")) for s in systems}}
                 for c in CLASSES]
-        rows.append({"class": "**macro**", **{s: f"**{_f(scores[s][metric]['f1_macro'])}**" for s in systems}})
+        rows.append({"class": "**macro**",
+                     **{s: f"**{_f(scores[s][metric]['f1_macro'])}**" for s in systems}})
         rows.append({"class": "micro", **{s: _f(scores[s][metric]["f1_micro"]) for s in systems}})
         out += [f"### {title}\n", markdown_table(rows, ["class", *systems]), ""]
     return "\n".join(out)
 
 
-def write_quality(out_dir: str | Path, scores: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> str:
+def write_quality(
+    out_dir: str | Path, scores: Mapping[str, Any], extra: Mapping[str, Any] | None = None
+) -> str:
     """Write ``quality.md`` and ``quality.json`` to ``out_dir``; returns the markdown."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     md = markdown_tables(scores)
     (out_dir / "quality.md").write_text(md + "\n")
-    (out_dir / "quality.json").write_text(json.dumps({"scores": scores, **(extra or {})}, indent=1, default=float) + "\n")
+    text = json.dumps({"scores": scores, **(extra or {})}, indent=1, default=float)
+    (out_dir / "quality.json").write_text(text + "\n")
     return md
 
 
@@ -93,8 +96,6 @@ def plot_clips(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from sed.reporting.plots import CLASS_COLORS, draw_events, draw_logmel, save_figure
 
     n = len(names)
     fig, axes = plt.subplots(3 * n, 1, figsize=(11, 4.2 * n), sharex=True,
@@ -123,8 +124,6 @@ def plot_clips(
 def summary_rows(sweep_dir: str | Path) -> list[dict[str, Any]]:
     """One row per sweep point that wrote ``quality.json`` under ``sweep_dir`` (Hydra multirun folder)."""
     rows = []
-    from sed.reporting.sweeps import sweep_points
-
     for q in sweep_points(sweep_dir, "quality.json"):
         d = json.loads(q.read_text())
         s = d["scores"]
@@ -142,10 +141,9 @@ def summary_rows(sweep_dir: str | Path) -> list[dict[str, Any]]:
 def summary_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     if not rows:
         return "(no sweep point wrote quality.json)"
-    from sed.reporting.tables import markdown_table
-
     best = max(range(len(rows)), key=lambda i: rows[i].get("event_f1") or -1)
-    return markdown_table(rows, fmt=lambda k, v: _f(v) if k.endswith("_f1") else ("" if v is None else str(v)),
+    return markdown_table(rows,
+                          fmt=lambda k, v: _f(v) if k.endswith("_f1") else ("" if v is None else str(v)),
                           notes={best: " <- best event F1"})
 
 

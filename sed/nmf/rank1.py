@@ -41,7 +41,9 @@ from sed.nmf.common import check_matrices, stop_rule
 CHUNK = 16
 
 
-def sweep(V: Tensor, w: Tensor, mask: Tensor | None, beta: float, eps: float) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+def sweep(
+    V: Tensor, w: Tensor, mask: Tensor | None, beta: float, eps: float
+) -> tuple[dict[str, Tensor], Tensor, Tensor]:
     """One pass over ``V`` ``(B, m, n)``: the per-frame statistics of the rank-1 updates and losses, for the
     template ``w`` (``(m,)`` shared, or ``(B, m)`` one per matrix).
 
@@ -58,15 +60,34 @@ def sweep(V: Tensor, w: Tensor, mask: Tensor | None, beta: float, eps: float) ->
     The KL statistics are taken of V; a matrix with entries in ``[0, eps]`` then has the sums of those
     entries taken off again (a compare and a matrix product on that matrix, no second log).
     """
-    B, m, n = V.shape
-    dt, dev = V.dtype, V.device
+    cols, zero_rows = _statistic_rows(w, beta, V.dtype)
+    P, lo, extra, small = _read_chunks(V, cols, mask, beta, eps)
+    P = P.transpose(0, 1).contiguous()  # (k, B, n): each statistic contiguous
+    if beta == 2:
+        return {"a": P[0], "s": P[1], "vv": extra.square_() if mask is None else extra}, lo, P[1].sum(dim=1)
+    stats = _kl_statistics(P, extra, small, zero_rows=zero_rows, masked=mask is not None, eps=eps)
+    return stats, lo, stats["s"].sum(dim=1)
+
+
+def _statistic_rows(w: Tensor, beta: float, dt: torch.dtype) -> tuple[Tensor, bool]:
+    """``(cols, zero_rows)``: the rows ``(k, m)`` (or ``(B, k, m)``) whose products with V give the
+    statistics (beta 2: ``a``, ``s``; beta 1: ``S``, ``A`` and, when some ``w_m`` is 0, ``Z``)."""
     pos = (w > 0).to(dt)
     zero_rows = bool((w == 0).any())  # Z is 0 unless some rows of w are 0
     if beta == 2:
-        cols = torch.stack([w, torch.ones_like(w)], dim=-2)  # a, s
-    else:
-        logw = torch.log(torch.where(w > 0, w, torch.ones_like(w)))  # log w on rows w > 0, 0 elsewhere
-        cols = torch.stack([pos, logw] + ([1 - pos] if zero_rows else []), dim=-2)  # S, A (, Z)
+        return torch.stack([w, torch.ones_like(w)], dim=-2), zero_rows  # a, s
+    logw = torch.log(torch.where(w > 0, w, torch.ones_like(w)))  # log w on rows w > 0, 0 elsewhere
+    return torch.stack([pos, logw] + ([1 - pos] if zero_rows else []), dim=-2), zero_rows  # S, A (, Z)
+
+
+def _read_chunks(
+    V: Tensor, cols: Tensor, mask: Tensor | None, beta: float, eps: float
+) -> tuple[Tensor, Tensor, Tensor, list[tuple[Tensor, Tensor]]]:
+    """The one pass over ``V``, :data:`CHUNK` matrices at a time: ``(P (B, k, n) = cols V, lo, extra,
+    small)`` with ``extra`` ``||V||`` or ``||v_t||^2`` (beta 2) or sum of ``V log max(V, eps)`` (beta 1)
+    per matrix or frame, and ``small`` (beta 1): ``(matrices, cols times their entries <= eps)``."""
+    B, m, n = V.shape
+    dt, dev = V.dtype, V.device
     own = cols.ndim == 3  # (B, k, m): a template of each matrix's own
 
     def cols_of(rows: Tensor | slice) -> Tensor:
@@ -75,7 +96,8 @@ def sweep(V: Tensor, w: Tensor, mask: Tensor | None, beta: float, eps: float) ->
     k = cols.shape[-2]
     P = torch.empty(B, k, n, dtype=dt, device=dev)
     lo = torch.empty(B, dtype=dt, device=dev)
-    extra = torch.empty((B, n) if mask is not None else (B,), dtype=dt, device=dev)  # vv or sum V log max(V, eps)
+    # vv or sum V log max(V, eps)
+    extra = torch.empty((B, n) if mask is not None else (B,), dtype=dt, device=dev)
     buf = torch.empty((min(CHUNK, B), m, n), dtype=dt, device=dev) if beta != 2 or mask is not None else None
     small: list[tuple[Tensor, Tensor]] = []  # beta 1: (matrices, sums of their entries <= eps) to take off
     for s in range(0, B, CHUNK):
@@ -95,9 +117,14 @@ def sweep(V: Tensor, w: Tensor, mask: Tensor | None, beta: float, eps: float) ->
         if tiny.numel():
             xt = x[tiny]
             small.append((tiny + s, torch.matmul(cols_of(tiny + s), torch.where(xt <= eps, xt, 0.0))))
-    P = P.transpose(0, 1).contiguous()  # (k, B, n): each statistic contiguous
-    if beta == 2:
-        return {"a": P[0], "s": P[1], "vv": extra.square_() if mask is None else extra}, lo, P[1].sum(dim=1)
+    return P, lo, extra, small
+
+
+def _kl_statistics(
+    P: Tensor, extra: Tensor, small: list[tuple[Tensor, Tensor]], *, zero_rows: bool, masked: bool, eps: float
+) -> dict[str, Tensor]:
+    """Beta 1's statistics ``s, S, K, Z, A, c0`` from the products ``P`` ``(k, B, n)``, with the entries
+    in ``[0, eps]`` of the ``small`` matrices taken off ``K``, ``Z``, ``A`` and ``c0``."""
     S, A = P[0], P[1]
     Z = P[2] if zero_rows else torch.zeros_like(S)
     tot = S + Z if zero_rows else S
@@ -111,10 +138,10 @@ def sweep(V: Tensor, w: Tensor, mask: Tensor | None, beta: float, eps: float) ->
             if zero_rows:
                 Z[rows] -= Pt[:, 2]
                 out += Pt[:, 2] * math.log(eps)
-            c0[rows] -= out if mask is not None else out.sum(dim=1)
+            c0[rows] -= out if masked else out.sum(dim=1)
     kz = K + Z if zero_rows else K  # sum of Vk
-    c0 = c0 - kz if mask is not None else c0.double() - rowsum64(kz)
-    return {"s": tot, "S": S, "K": K, "Z": Z, "A": A, "c0": c0}, lo, tot.sum(dim=1)
+    c0 = c0 - kz if masked else c0.double() - rowsum64(kz)
+    return {"s": tot, "S": S, "K": K, "Z": Z, "A": A, "c0": c0}
 
 
 def rowsum64(x: Tensor, block: int = 64) -> Tensor:
@@ -154,24 +181,31 @@ def solve(V: Tensor, W: Tensor, H: Tensor | None, mask: Tensor | None, beta: flo
     else:
         h = H.to(dev, dt)[:, 0, :].clone()
     if Mf is not None:
-        h.mul_(Mf)  # frames outside the mask take no part: h = 0 is a fixed point and adds nothing to the loss
+        # frames outside the mask take no part: h = 0 is a fixed point and adds nothing to the loss
+        h.mul_(Mf)
 
     def per_matrix(x: Tensor) -> Tensor:
         """A template's constant as ``(B,)`` (one value per matrix even when the template is shared)."""
         return x.reshape(-1).expand(B) if x.numel() == 1 else x.reshape(B)
 
     Wb = W if W.ndim == 3 else W[None]  # (B or 1, m, 1)
-    flat: dict[str, Tensor] = {}  # per-frame statistics as (B * n,) vectors, to gather the frames still moving
+    # per-frame statistics as (B * n,) vectors, to gather the frames still moving
+    flat: dict[str, Tensor] = {}
     if beta == 2:
         c = per_matrix(Wb.transpose(-1, -2) @ Wb)  # w.w, as W^T W in the general path
         c_half, c_low = c / 2, c.amin()
-        q = st["a"] / c[:, None] if bool(c_low > 0) else torch.where(c[:, None] > 0, st["a"] / c[:, None], 0.0)
+        if bool(c_low > 0):
+            q = st["a"] / c[:, None]
+        else:
+            q = torch.where(c[:, None] > 0, st["a"] / c[:, None], 0.0)
         flat.update(q=q.view(-1), a=st["a"].view(-1))
         const = (st["vv"].double() if Mf is None else rowsum64(st["vv"] * Mf)) / 2
     else:
         wsum = per_matrix(Wb.sum(dim=-2))  # W^T 1 (and the sum of WH = W^T 1 sum h)
-        wsum_d = torch.where(wsum == 0, eps, wsum)  # a zero denominator is replaced by eps, as in the general path
-        wmin = per_matrix(torch.where(Wb > 0, Wb, math.inf).amin(dim=-2))  # inf: no positive entry (never clamped)
+        # a zero denominator is replaced by eps, as in the general path
+        wsum_d = torch.where(wsum == 0, eps, wsum)
+        # inf: no positive entry (never clamped)
+        wmin = per_matrix(torch.where(Wb > 0, Wb, math.inf).amin(dim=-2))
         wmin_low = wmin.amin()
         log_eps = math.log(eps)
         K, Z, A, c0 = st["K"], st["Z"], st["A"], st["c0"]
@@ -293,7 +327,8 @@ def solve(V: Tensor, W: Tensor, H: Tensor | None, mask: Tensor | None, beta: flo
     loss = e_init**2 / 2
     converged = e_init <= 0
     running = torch.ones(B, dtype=torch.bool, device=dev)
-    # frames still moving: None while most are (every frame is stepped, all matrices running), else flat indices
+    # frames still moving: None while most are (every frame is stepped, all matrices running), else flat
+    # indices
     active: Tensor | None = None
     stale: Tensor | None = None  # frames stepped since the last check (their loss terms may be out of date)
     moved = torch.zeros(B, dtype=torch.bool, device=dev)  # matrices with a frame changed since the last check
@@ -352,7 +387,8 @@ def solve(V: Tensor, W: Tensor, H: Tensor | None, mask: Tensor | None, beta: flo
         e_prev = e
         moved.zero_()
         if active is None:
-            if not bool(running.all()):  # stopped matrices must not be stepped: from now on, the moving frames
+            # stopped matrices must not be stepped: from now on, the moving frames
+            if not bool(running.all()):
                 active = torch.nonzero(running.repeat_interleave(n)).flatten()
         else:
             active = active[running[active // n]]

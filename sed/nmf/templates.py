@@ -57,7 +57,8 @@ class TemplateSet:
 
 @dataclass
 class Dictionary:
-    """Per-class dictionaries ``W_c`` ``(m, r_c)``, unit-norm columns; classes without templates are absent."""
+    """Per-class dictionaries ``W_c`` ``(m, r_c)``, unit-norm columns; classes without templates are
+    absent."""
 
     W: dict[str, np.ndarray]
     kind: str = "mean"
@@ -77,7 +78,8 @@ def event_refs(
     n_frames: int,
     frame_seconds: float = FRAME_SECONDS,
 ) -> list[EventRef]:
-    """Events of the listed clips (in cache order) as frame spans: frames ``floor(on/dt) .. ceil(off/dt) - 1``.
+    """Events of the listed clips (in cache order) as frame spans: frames
+    ``floor(on/dt) .. ceil(off/dt) - 1``.
 
     Events entirely past the last frame are left out; a zero-length event keeps its onset frame.
     """

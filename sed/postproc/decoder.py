@@ -33,7 +33,8 @@ from sed.core.predictions import Predictions
 from sed.postproc.median import iterative_median
 from sed.postproc.params import PostprocError, PostprocParams
 
-#: Tolerance (s) of the duration/gap comparisons: ``d < min_duration - EPS`` removes, ``gap < join_gap - EPS`` joins.
+#: Tolerance (s) of the duration/gap comparisons: ``d < min_duration - EPS`` removes,
+#: ``gap < join_gap - EPS`` joins.
 EPS = 1e-9
 #: Decimals of onsets/offsets in the returned tables (and so in ``detections.tsv``).
 TIME_DECIMALS = 6
@@ -61,7 +62,8 @@ def check_predictions(preds: Predictions, source: str = "predictions") -> None:
             raise PostprocError(f"{source}: {name} holds NaN or inf")
         if a.size and (a.min() < -1e-6 or a.max() > 1 + 1e-6):
             raise PostprocError(
-                f"{source}: {name} is outside [0, 1] (min {a.min():.3g}, max {a.max():.3g}): not probabilities"
+                f"{source}: {name} is outside [0, 1] (min {a.min():.3g}, max {a.max():.3g}): "
+                "not probabilities"
             )
 
 
@@ -146,7 +148,8 @@ def remove_short(row: np.ndarray, onset: np.ndarray, offset: np.ndarray, min_dur
 
 
 def join_close(row: np.ndarray, onset: np.ndarray, offset: np.ndarray, join_gap: float):
-    """Join consecutive events of the same row (clip and class) whose gap is strictly shorter than ``join_gap``.
+    """Join consecutive events of the same row (clip and class) whose gap is strictly shorter than
+    ``join_gap``.
 
     Events must be sorted by row then onset (as :func:`active_runs` returns them).
     """
@@ -159,7 +162,8 @@ def join_close(row: np.ndarray, onset: np.ndarray, offset: np.ndarray, join_gap:
 
 
 def runs_to_seconds(row, start, end, n_classes: int, frame_seconds: float, durations: np.ndarray):
-    """Frame runs to seconds, offsets clipped to each clip's duration; events starting at or after the end dropped."""
+    """Frame runs to seconds, offsets clipped to each clip's duration; events starting at or after the end
+    dropped."""
     clip = row // n_classes
     onset = start * float(frame_seconds)
     offset = np.minimum(end * float(frame_seconds), durations[clip])
@@ -221,7 +225,8 @@ class Decoder:
 
     def __post_init__(self) -> None:
         if self.live is None:
-            self.live = np.flatnonzero(self.hscores.max(axis=1) > 0) if self.hscores.size else np.zeros(0, np.int64)
+            self.live = (np.flatnonzero(self.hscores.max(axis=1) > 0) if self.hscores.size
+                         else np.zeros(0, np.int64))
         self._hlive = np.ascontiguousarray(self.hscores[self.live])
 
     @classmethod
@@ -234,7 +239,8 @@ class Decoder:
         return cls(preds, params, scores, hysteresis_scores(rows, params.hysteresis_low))
 
     def reusable_for(self, preds: Predictions, params: PostprocParams) -> bool:
-        """True when ``params`` differ from this decoder's only in steps 3-5 (thresholds, removal, joining)."""
+        """True when ``params`` differ from this decoder's only in steps 3-5 (thresholds, removal,
+        joining)."""
         return preds is self.preds and smoothing_key(params, preds.classes) == smoothing_key(
             self.params, preds.classes
         )
@@ -244,7 +250,8 @@ class Decoder:
         thresholds: float | Sequence[float] | np.ndarray | None = None,
         params: PostprocParams | None = None,
     ) -> pd.DataFrame:
-        """Detections at per-class ``thresholds`` ``(C,)`` or one value for all; default: the params' thresholds.
+        """Detections at per-class ``thresholds`` ``(C,)`` or one value for all; default: the params'
+        thresholds.
 
         ``params`` (default: the decoder's) gives the thresholds, removal and joining; its tagging,
         median and hysteresis settings must be the decoder's (see :meth:`reusable_for`).
@@ -303,7 +310,8 @@ def decode(
 def decode_thresholds(
     preds: Predictions, params: PostprocParams, thresholds: Sequence[float]
 ) -> list[pd.DataFrame]:
-    """One detection table per threshold (same for all classes), smoothing done once (PSDS operating points)."""
+    """One detection table per threshold (same for all classes), smoothing done once (PSDS operating
+    points)."""
     dec = Decoder.prepare(preds, params)
     return [dec.events(float(t)) for t in thresholds]
 

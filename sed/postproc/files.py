@@ -25,11 +25,14 @@ from sed.core.runs import run_folder
 from sed.postproc.params import PostprocError, PostprocParams
 
 TUNED_FILE = "postproc.yaml"
-_SCALAR_KEYS = ("even_window", "median_edge", "hysteresis_low", "min_duration", "join_gap", "order", "tuned_on")
+_SCALAR_KEYS = (
+    "even_window", "median_edge", "hysteresis_low", "min_duration", "join_gap", "order", "tuned_on"
+)
 
 
 def params_yaml(params: PostprocParams) -> str:
-    """``params`` in the layout of conf/postproc/default.yaml (windows as ``[w1, w2]``); round-trip checked."""
+    """``params`` in the layout of conf/postproc/default.yaml (windows as ``[w1, w2]``); round-trip
+    checked."""
     d = params.to_dict()
 
     def scalar(v: Any) -> str:
@@ -42,7 +45,9 @@ def params_yaml(params: PostprocParams) -> str:
         lines = [f"tagging_threshold: {scalar(tag)}"]
     lines.append("frame_thresholds:")
     lines += [f"  {c}: {v}" for c, v in d["frame_thresholds"].items()]
-    lines += ["median_windows:"] + [f"  {c}: [{', '.join(str(x) for x in w)}]" for c, w in d["median_windows"].items()]
+    lines += ["median_windows:"] + [
+        f"  {c}: [{', '.join(str(x) for x in w)}]" for c, w in d["median_windows"].items()
+    ]
     lines += [f"{k}: {scalar(d[k])}" for k in _SCALAR_KEYS]
     if d.get("tuned_data"):  # a path, quoted (JSON strings are YAML)
         lines.append(f"tuned_data: {json.dumps(d['tuned_data'])}")
@@ -124,13 +129,16 @@ def choose_postproc(*, file: str | Path | None = None, name: str | None = None, 
             return Choice(read_postproc_file(p), str(p), "given")
         name = str(file)  # a config name given where a file may be
     if (name and name != "default") or overridden:
-        params = PostprocParams.from_cfg(node) if node is not None else read_postproc_file(named_postproc_file(name))
+        params = (PostprocParams.from_cfg(node) if node is not None
+                  else read_postproc_file(named_postproc_file(name)))
         why = "given" + (", with command-line overrides" if overridden else "")
         return Choice(params, f"conf/postproc/{name or 'default'}.yaml", why)
     if tuned is not None:
-        return Choice(read_postproc_file(tuned), str(tuned), "tuned for this run by sed.tune; postproc=paper: Table 1")
+        return Choice(read_postproc_file(tuned), str(tuned),
+                      "tuned for this run by sed.tune; postproc=paper: Table 1")
     if recorded:
         return Choice(PostprocParams.from_cfg(dict(recorded)), f"{recorded_from} (stored at training)",
                       "the run's own: no tuned postproc.yaml for this run")
-    params = PostprocParams.from_cfg(node) if node is not None else read_postproc_file(named_postproc_file("default"))
+    params = (PostprocParams.from_cfg(node) if node is not None
+              else read_postproc_file(named_postproc_file("default")))
     return Choice(params, "conf/postproc/default.yaml", "Table 1: no tuned postproc.yaml for this run")

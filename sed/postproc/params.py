@@ -183,7 +183,8 @@ class PostprocParams:
     def for_classes(self, classes: Sequence[str]) -> PostprocParams:
         """The same settings narrowed to ``classes``: every class-keyed table (frame thresholds, median
         windows and a per-class tagging table) keeps only those classes; a missing class is an error."""
-        self.thresholds_for(classes), self.windows_for(classes), self.tagging_for(classes)  # raise when missing
+        # raise when missing
+        self.thresholds_for(classes), self.windows_for(classes), self.tagging_for(classes)
         tag = self.tagging_threshold
         return replace(
             self,
@@ -237,7 +238,8 @@ class PostprocParams:
             if have != set(classes):
                 extra, missing = sorted(have - set(classes)), sorted(set(classes) - have)
                 raise PostprocError(
-                    f"postproc.{key} does not match the classes of {source}: missing {missing}, unknown {extra}"
+                    f"postproc.{key} does not match the classes of {source}: missing {missing}, "
+                    f"unknown {extra}"
                 )
 
 

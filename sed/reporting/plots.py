@@ -15,8 +15,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from sed.audio.io import load_audio  # noqa: E402
 from sed.core.constants import CLASSES, FRAME_SECONDS  # noqa: E402
 from sed.core.constants import TIMELINE_COLS as MAX_COLS  # noqa: E402
+from sed.datamodules.layout import DesedLayout  # noqa: E402
+from sed.datamodules.tsv import read_strong_tsv  # noqa: E402
 
 #: One colour per class, fixed so that every plot of the project agrees.
 CLASS_COLORS = {c: plt.get_cmap("tab10")(i) for i, c in enumerate(CLASSES)}
@@ -33,7 +36,8 @@ def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
 
 
 def pool_max(x: np.ndarray, max_cols: int = MAX_COLS) -> tuple[np.ndarray, int]:
-    """Max over blocks of frames so that at most ``max_cols`` remain: ``(T, C) -> (cols, C)``, and the block."""
+    """Max over blocks of frames so that at most ``max_cols`` remain: ``(T, C) -> (cols, C)``, and the
+    block."""
     pool = max(1, math.ceil(len(x) / max_cols))
     n = math.ceil(len(x) / pool) * pool
     pad = np.concatenate([x, np.repeat(x[-1:], n - len(x), axis=0)]) if n > len(x) else x
@@ -46,7 +50,9 @@ def _fmt(v: Any, pct: bool = False) -> str:
     return f"{100 * v:.1f}" if pct else f"{v:.3f}"
 
 
-def draw_logmel(ax, logmel: np.ndarray, frame_seconds: float = FRAME_SECONDS, time_scale: float = 1.0) -> None:
+def draw_logmel(
+    ax, logmel: np.ndarray, frame_seconds: float = FRAME_SECONDS, time_scale: float = 1.0
+) -> None:
     """Log-mel ``(frames, mels)`` as an image with time in seconds (or minutes with ``time_scale=60``)."""
     t_end = logmel.shape[0] * frame_seconds / time_scale
     ax.imshow(logmel.T, origin="lower", aspect="auto", cmap="magma", extent=(0, t_end, 0, logmel.shape[1]),
@@ -72,21 +78,19 @@ def draw_events(ax, events: Sequence, y0: float, height: float, time_scale: floa
     for lane, on, off, label in placed:
         y = y0 + lane * h
         color = CLASS_COLORS.get(label, "white")
-        ax.add_patch(plt.Rectangle((on / time_scale, y), (off - on) / time_scale, h * 0.9, color=color, alpha=alpha,
-                                   linewidth=0))
+        ax.add_patch(plt.Rectangle((on / time_scale, y), (off - on) / time_scale, h * 0.9, color=color,
+                                   alpha=alpha, linewidth=0))
         if labels:
-            ax.text(on / time_scale, y + h * 0.45, f" {label}", va="center", ha="left", fontsize=7, color="black",
-                    clip_on=True)
+            ax.text(on / time_scale, y + h * 0.45, f" {label}", va="center", ha="left", fontsize=7,
+                    color="black", clip_on=True)
 
 
 def plot_examples(root: str | Path, out: str | Path, split: str = "synthetic") -> Path:
     """One clip per class from a DESED-layout ``split``: log-mel with its true events drawn over it."""
+    # lazy: torch (via sed.audio.features) costs ~1 s; `sedx score --out` plots through this module without it
     import torch
 
     from sed.audio.features import LogMel
-    from sed.audio.io import load_audio
-    from sed.datamodules.layout import DesedLayout
-    from sed.datamodules.tsv import read_strong_tsv
 
     s = DesedLayout(root).split(split)
     clips = read_strong_tsv(s.tsv)
@@ -151,18 +155,37 @@ def plot_timeline(
     shown = list(classes) if all_classes else [c for c in classes if c in present]
     rows = 3 if logmel is not None else 2
     fig, axes = plt.subplots(rows, 1, figsize=(16 if minutes else 11, 2.2 * rows + 1), sharex=True,
-                             gridspec_kw={"height_ratios": [1.4] * (rows - 2) + [1, 1.4]}, constrained_layout=True)
+                             gridspec_kw={"height_ratios": [1.4] * (rows - 2) + [1, 1.4]},
+                             constrained_layout=True)
     k = 0
     if logmel is not None:
-        ax = axes[0]
-        lo, hi = np.percentile(logmel, [1.0, 99.7]) if logmel.size > 1 else (None, None)
-        mel_t = len(logmel) * mel_pool * dt * scale
-        ax.imshow(logmel.T, origin="lower", aspect="auto", cmap="magma", extent=(0, mel_t, 0, logmel.shape[1]),
-                  interpolation="nearest", vmin=lo, vmax=hi)
-        ax.set_ylabel("mel bin")
+        _draw_timeline_logmel(axes[0], logmel, len(logmel) * mel_pool * dt * scale)
         k = 1
-    ax = axes[k]
-    min_w = min_bar_fraction * t_end
+    _draw_event_lanes(axes[k], shown, det, true, scale, min_bar_fraction * t_end, minutes)
+    _draw_probabilities(axes[k + 1], frame_probs, smoothed, classes, shown, clip_probs, thresholds,
+                        (dt, scale, t_end, unit))
+    sub = ("thin: frame probabilities, thick: post-processed, dotted: frame threshold"
+           if smoothed is not None else "")
+    length = f"{duration / 60:.1f} min" if minutes else f"{duration:.1f} s"
+    fig.suptitle(f"{title} ({length}){': ' + sub if sub else ''}", fontsize=9)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _draw_timeline_logmel(ax, logmel: np.ndarray, mel_t: float) -> None:
+    """The timeline's log-mel panel over ``[0, mel_t]``, its colour range from the 1st to the 99.7th
+    percentile."""
+    lo, hi = np.percentile(logmel, [1.0, 99.7]) if logmel.size > 1 else (None, None)
+    ax.imshow(logmel.T, origin="lower", aspect="auto", cmap="magma", extent=(0, mel_t, 0, logmel.shape[1]),
+              interpolation="nearest", vmin=lo, vmax=hi)
+    ax.set_ylabel("mel bin")
+
+
+def _draw_event_lanes(ax, shown: Sequence[str], det: Sequence, true: Sequence | None, scale: float,
+                      min_w: float, minutes: bool) -> None:
+    """The timeline's event panel: one lane per shown class, truth (upper half) over detections (lower
+    half, hatched) when ``true`` is given, else the detections (labelled when few and not in minutes)."""
     for j, c in enumerate(shown):
         color = CLASS_COLORS.get(c, "grey")
         mine = [(on * scale, max((off - on) * scale, min_w)) for on, off, lab in det if lab == c]
@@ -177,11 +200,21 @@ def plot_timeline(
                     ax.text(x + w / 2, j + 0.5, c.split("_")[0], ha="center", va="center", fontsize=6)
     n_det = {c: sum(lab == c for _, _, lab in det) for c in shown}
     ax.set_ylim(0, max(len(shown), 1))
-    ax.set_yticks(np.arange(len(shown)) + 0.5, [f"{c.replace('_', ' ')} ({n_det[c]})" for c in shown], fontsize=7)
+    ax.set_yticks(np.arange(len(shown)) + 0.5, [f"{c.replace('_', ' ')} ({n_det[c]})" for c in shown],
+                  fontsize=7)
     ax.grid(axis="x", alpha=0.3)
     ax.set_title("events (detected count): solid truth (upper half) / hatched detections (lower half)"
                  if true is not None else "detected events (count)", fontsize=8)
-    ax = axes[k + 1]
+
+
+def _draw_probabilities(ax, frame_probs: np.ndarray, smoothed: np.ndarray | None, classes: Sequence[str],
+                        shown: Sequence[str], clip_probs: Sequence[float] | None,
+                        thresholds: Mapping[str, float] | None,
+                        axis: tuple[float, float, float, str]) -> None:
+    """The timeline's probability panel: each shown class's frame probabilities (max-pooled to
+    :data:`MAX_COLS` columns), thin under the ``smoothed`` ones when given, and its threshold dotted;
+    ``axis``: ``(frame seconds, time scale, axis end, unit)``."""
+    dt, scale, t_end, unit = axis
     p, pool = pool_max(frame_probs)
     t = np.arange(len(p)) * pool * dt * scale
     sm = pool_max(smoothed)[0] if smoothed is not None else None
@@ -201,12 +234,6 @@ def plot_timeline(
     if shown:
         ax.legend(fontsize=6, loc="upper right", ncol=2)
     ax.grid(alpha=0.3)
-    sub = "thin: frame probabilities, thick: post-processed, dotted: frame threshold" if sm is not None else ""
-    length = f"{duration / 60:.1f} min" if minutes else f"{duration:.1f} s"
-    fig.suptitle(f"{title} ({length}){': ' + sub if sub else ''}", fontsize=9)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
 
 
 def plot_per_class_f1(metrics: Mapping[str, Any], path: Path) -> Path:
@@ -235,7 +262,8 @@ def plot_per_class_f1(metrics: Mapping[str, Any], path: Path) -> Path:
 def plot_psd_roc(curves: Mapping[str, Any], metrics: Mapping[str, Any], path: str | Path,
                  title: str = "PSD-ROC") -> Path | None:
     """PSD-ROC curves (eTPR against eFPR up to 100 per hour) of an evaluation: one panel for psds_eval
-    (its thresholds) and one for sed_scores_eval (all thresholds), whichever ``curves`` holds; None if neither."""
+    (its thresholds) and one for sed_scores_eval (all thresholds), whichever ``curves`` holds; None if
+    neither."""
     panels = []
     if "psds_eval" in curves:
         n = len(curves.get("psds_eval_thresholds", []))

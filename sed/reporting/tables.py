@@ -24,7 +24,8 @@ def columns_of(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None,
-                   fmt: Callable[[str, Any], str] | None = None, notes: Mapping[int, str] | None = None) -> str:
+                   fmt: Callable[[str, Any], str] | None = None,
+                   notes: Mapping[int, str] | None = None) -> str:
     """A Markdown table of ``rows`` (one dict per row) over ``columns`` (default: every key).
 
     ``fmt(column, value) -> str`` formats a cell (default :func:`cell`; strings pass through it
@@ -39,7 +40,9 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | N
     return "\n".join(lines)
 
 
-def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path, columns: Sequence[str] | None = None) -> Path:
+def write_csv(
+    rows: Sequence[Mapping[str, Any]], path: str | Path, columns: Sequence[str] | None = None
+) -> Path:
     """``rows`` as a CSV file with a header (missing cells empty)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,4 +61,5 @@ PER_CLASS_KEYS = ("event_f1", "event_precision", "event_recall", "segment_f1", "
 def per_class_rows(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The per-class table of an evaluation (``metrics["per_class"]``): class, event F1/P/R, segment F1,
     PSDS F, counts."""
-    return [{"class": c, **{k: v.get(k) for k in PER_CLASS_KEYS}} for c, v in (metrics.get("per_class") or {}).items()]
+    return [{"class": c, **{k: v.get(k) for k in PER_CLASS_KEYS}}
+            for c, v in (metrics.get("per_class") or {}).items()]

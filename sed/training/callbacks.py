@@ -27,9 +27,17 @@ import torch
 from pytorch_lightning.utilities import rank_zero_only
 
 from sed.core.constants import CLASSES, FRAME_SECONDS
+from sed.core.predictions import Predictions
+from sed.datamodules.desed import SOURCES
+from sed.datamodules.targets import events_to_frame_targets
+from sed.evaluation.frame_ap import frame_average_precision, macro
+from sed.evaluation.metrics import evaluate
 from sed.evaluation.names import SUMMARY_KEYS, VAL_LOG_KEYS
+from sed.postproc import PostprocParams
+from sed.reporting.plots import plot_psd_roc, plot_timeline
 from sed.reporting.tables import per_class_rows, write_csv
 from sed.training.schedules import SGDRTracker, epochs_to_iterations, rampup
+from sed.training.selection import HoldoutScorer, selection_notes
 
 log = logging.getLogger(__name__)
 
@@ -94,14 +102,16 @@ class SGDRSchedule(IterationSchedule):
     def __init__(self, lr_max: float, lr_min: float, t_i_epochs: float, t_mult: float,
                  n_cycles: int | None = None, max_epochs: int | None = None) -> None:
         super().__init__(t_i_epochs, max_epochs)
-        self.lr_max, self.lr_min, self.t_mult, self.n_cycles = float(lr_max), float(lr_min), float(t_mult), n_cycles
+        self.lr_max, self.lr_min = float(lr_max), float(lr_min)
+        self.t_mult, self.n_cycles = float(t_mult), n_cycles
 
     def period_from(self, iters_per_epoch: int) -> int:
         return epochs_to_iterations(self.period_epochs, iters_per_epoch)
 
     def at(self, step: int) -> tuple[float, float, dict[str, float]]:
         st = SGDRTracker(int(self.period), self.t_mult, self.lr_max, self.lr_min, step=step).state()
-        return st.lr, st.w, {"train/lr": st.lr, "train/w": st.w, "train/T": st.T, "train/cycle": float(st.cycle)}
+        return st.lr, st.w, {"train/lr": st.lr, "train/w": st.w, "train/T": st.T,
+                             "train/cycle": float(st.cycle)}
 
 
 class MeanTeacherRampup(IterationSchedule):
@@ -111,7 +121,8 @@ class MeanTeacherRampup(IterationSchedule):
 
     weight_attr = "consistency_weight"
 
-    def __init__(self, lr: float, rampup_epochs: float, max_consistency: float, max_epochs: int | None = None) -> None:
+    def __init__(self, lr: float, rampup_epochs: float, max_consistency: float,
+                 max_epochs: int | None = None) -> None:
         super().__init__(rampup_epochs, max_epochs)
         self.lr, self.max_consistency = float(lr), float(max_consistency)
 
@@ -125,10 +136,8 @@ class MeanTeacherRampup(IterationSchedule):
 
 
 def validation_frame_map(frame: np.ndarray, events: list) -> float:
-    """Macro frame-level AP of ``(clips, frames, classes)`` probabilities against each clip's strong events."""
-    from sed.datamodules.targets import events_to_frame_targets
-    from sed.evaluation.frame_ap import frame_average_precision, macro
-
+    """Macro frame-level AP of ``(clips, frames, classes)`` probabilities against each clip's strong
+    events."""
     targets = np.stack([events_to_frame_targets(ev, n_frames=frame.shape[1]) for ev in events])
     return macro(frame_average_precision(frame, targets))
 
@@ -143,8 +152,6 @@ class ValidationScorer(pl.Callback):
     """
 
     def __init__(self, postproc: Mapping, psds: bool, psds_thresholds: int) -> None:
-        from sed.postproc import PostprocParams
-
         self.params = PostprocParams.from_cfg(postproc)
         self.psds, self.psds_thresholds = bool(psds), int(psds_thresholds)
         self._frame: list[torch.Tensor] = []
@@ -166,15 +173,13 @@ class ValidationScorer(pl.Callback):
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._frame, self._clip, self._index = [], [], []
 
-    def on_validation_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                                batch_idx: int, dataloader_idx: int = 0) -> None:
+    def on_validation_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
+                                batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._frame.append(outputs["frame"].float().cpu())
         self._clip.append(outputs["clip"].float().cpu())
         self._index.append(outputs["index"].cpu())
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        from sed.core.predictions import Predictions
-
         if not self._index or trainer.sanity_checking:
             return
         dm = trainer.datamodule
@@ -192,17 +197,17 @@ class ValidationScorer(pl.Callback):
             if isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v)):
                 logged[f"val/{k}"] = float(v)
         fmap = validation_frame_map(frame, [dm.val_truth.get(f, []) for f in files])
-        if math.isfinite(fmap):  # threshold-free on the real split: the learning curve beside holdout_frame_map
+        # threshold-free on the real split: the learning curve beside holdout_frame_map
+        if math.isfinite(fmap):
             logged["val/frame_map"] = fmap
-        logged["val/epoch"] = float(trainer.current_epoch)  # monitor `epoch`: the last epoch is the selected one
+        # monitor `epoch`: the last epoch is the selected one
+        logged["val/epoch"] = float(trainer.current_epoch)
         # identical on every rank (validation is not sharded): no sync needed
         pl_module.log_dict(logged, on_epoch=True, prog_bar=False, sync_dist=False, rank_zero_only=False)
         if "val/event_f1_macro" in logged:
             pl_module.log("val_event_f1", logged["val/event_f1_macro"], prog_bar=True)
 
     def score(self, preds, truth: Mapping):
-        from sed.evaluation.metrics import evaluate
-
         gt = {f: list(truth.get(f, [])) for f in preds.filenames}
         if self.psds:
             try:
@@ -256,15 +261,14 @@ class ValidationReport(pl.Callback):
         images = {}
         if self.plots:
             try:
-                from sed.reporting.plots import plot_psd_roc, plot_timeline
-
                 p = plot_psd_roc(result.curves, m, self.dir / "psd_roc.png", title="PSD-ROC (validation)")
                 if p:
                     images["val/psd_roc"] = p
                 dm = trainer.datamodule
                 truth = getattr(dm, "val_truth", {}) or {}
                 n_cls = [len({e[2] for e in truth.get(f, [])}) for f in preds.filenames]
-                k = int(np.argmax(n_cls)) if n_cls else 0  # the first clip with the most distinct true classes
+                # the first clip with the most distinct true classes
+                k = int(np.argmax(n_cls)) if n_cls else 0
                 f = preds.filenames[k]
                 logmel = None
                 feats = getattr(dm, "val_features", None)
@@ -290,7 +294,8 @@ class ValidationReport(pl.Callback):
                 data = {}
                 if rows:
                     cols = list(rows[0])
-                    data["val/per_class_f1"] = wandb.Table(columns=cols, data=[[r[c] for c in cols] for r in rows])
+                    data["val/per_class_f1"] = wandb.Table(columns=cols,
+                                                           data=[[r[c] for c in cols] for r in rows])
                 for k, p in images.items():
                     data[k] = wandb.Image(str(p))
                 if data:
@@ -343,8 +348,6 @@ class RunSummary(pl.Callback):
         self.write(trainer)
 
     def notes(self, trainer: pl.Trainer) -> list[str]:
-        from sed.training.selection import HoldoutScorer, selection_notes
-
         hs = HoldoutScorer.of(trainer)
         crit = f"val/{self.monitor}"
         return hs.notes(self.best_epoch, crit) if hs is not None else selection_notes(self.best_epoch, crit)
@@ -358,7 +361,8 @@ class RunSummary(pl.Callback):
             log.warning(line)
         if self.report is not None:
             self.report.parent.mkdir(parents=True, exist_ok=True)
-            head = f"checkpoint selection: best epoch {self.best_epoch} by val/{self.monitor} = {self.best.get(self.monitor)}"
+            head = (f"checkpoint selection: best epoch {self.best_epoch} by val/{self.monitor} = "
+                    f"{self.best.get(self.monitor)}")
             self.report.write_text("\n".join([head, *notes]) + "\n")
 
     @rank_zero_only
@@ -368,7 +372,8 @@ class RunSummary(pl.Callback):
         cks = [c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)]
         best_path = next((c.best_model_path for c in cks if c.monitor == f"val/{self.monitor}"), None) or None
         last_path = next((c.best_model_path for c in cks if c.monitor is None), None) or None
-        out = {"criterion": f"val/{self.monitor}", "best": self.best, "best_epoch": self.best_epoch, "last": self.last,
+        out = {"criterion": f"val/{self.monitor}", "best": self.best, "best_epoch": self.best_epoch,
+               "last": self.last,
                "notes": self.notes(trainer),
                "epochs_done": min(trainer.current_epoch + 1, trainer.max_epochs or 10**9),
                "global_step": trainer.global_step,
@@ -388,9 +393,8 @@ class BatchRecorder(pl.Callback):
         self.dir = Path(dirpath)
         self.seen: dict[int, list] = {}
 
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
-        from sed.datamodules.desed import SOURCES
-
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
         pairs = [[SOURCES[int(s)], int(i)] for s, i in zip(batch["source"].tolist(), batch["index"].tolist())]
         self.seen.setdefault(int(trainer.current_epoch), []).extend(pairs)
 

@@ -16,7 +16,9 @@ from pytorch_lightning.plugins.io import TorchCheckpointIO
 class AtomicCheckpointIO(TorchCheckpointIO):
     """``TorchCheckpointIO`` with a write-then-rename save (local paths; remote URLs as Lightning does)."""
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
         if "://" in str(path):
             return super().save_checkpoint(checkpoint, path, storage_options)
         path = Path(path)
@@ -27,7 +29,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         except BaseException as e:
             tmp.unlink(missing_ok=True)
             if isinstance(e, OSError):
-                raise OSError(e.errno, f"cannot write checkpoint {path} ({e.strerror or e}); the previous one "
-                                       "is kept") from None
+                raise OSError(e.errno, f"cannot write checkpoint {path} ({e.strerror or e}); "
+                                       "the previous one is kept") from None
             raise
         return None

@@ -27,15 +27,18 @@ import pytorch_lightning as pl
 import torch
 
 from sed.datamodules.targets import events_to_frame_targets
+from sed.datamodules.tsv import read_strong_tsv
+from sed.evaluation.frame_ap import frame_average_precision
+from sed.reporting.plots import plot_frame_probability_history
 
 
-def frame_probability_stats(probs: np.ndarray, targets: np.ndarray, threshold: float = 0.5) -> dict[str, list[float]]:
+def frame_probability_stats(
+    probs: np.ndarray, targets: np.ndarray, threshold: float = 0.5
+) -> dict[str, list[float]]:
     """``probs``, ``targets``: ``(clips, frames, classes)``.  Per class: ``p_event`` mean probability on
     target frames, ``p_background`` on the others, ``hit`` share of target frames with p >= threshold,
     ``ap`` frame-level average precision (threshold-free: how well SM ranks the frames),
     ``n_event`` target frames (NaN statistics where a class has no such frame)."""
-    from sed.evaluation.frame_ap import frame_average_precision
-
     p = np.asarray(probs, dtype=np.float64).reshape(-1, probs.shape[-1])
     y = np.asarray(targets, dtype=bool).reshape(-1, targets.shape[-1])
     n_ev, n_bg = y.sum(0), (~y).sum(0)
@@ -53,7 +56,9 @@ class FrameProbabilityDiagnostics(pl.Callback):
     ``max_clips``: clips per source (the first ones, a fixed sample); ``threshold``: for ``hit``;
     ``dirpath``: where ``frame_probs.jsonl`` and ``frame_probs.png`` go."""
 
-    def __init__(self, dirpath: str, max_clips: int = 64, threshold: float = 0.5, batch_size: int = 32) -> None:
+    def __init__(
+        self, dirpath: str, max_clips: int = 64, threshold: float = 0.5, batch_size: int = 32
+    ) -> None:
         self.dirpath, self.max_clips = Path(dirpath), int(max_clips)
         self.threshold, self.batch_size = float(threshold), int(batch_size)
         self.samples: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -63,7 +68,8 @@ class FrameProbabilityDiagnostics(pl.Callback):
         dm, k = trainer.datamodule, self.max_clips
         if len(getattr(dm, "holdout_rows", ())):
             rows = dm.holdout_rows[:k]
-            self.samples["synthetic"] = (np.array(dm.holdout_features.logmel[rows], np.float32), dm.holdout_targets[:k])
+            self.samples["synthetic"] = (np.array(dm.holdout_features.logmel[rows], np.float32),
+                                         dm.holdout_targets[:k])
         weak = getattr(dm, "sources", {}).get("weak")
         if weak is not None and weak.frame:
             rows = np.array(sorted(weak.frame)[:k])
@@ -71,15 +77,16 @@ class FrameProbabilityDiagnostics(pl.Callback):
             self.samples["weak_nmf"] = (x, np.stack([weak.frame[int(r)] for r in rows]))
             truth = Path(str(dm.data_cfg.get("weak_truth_tsv") or ""))
             if truth.is_file():
-                from sed.datamodules.tsv import read_strong_tsv
-
                 true = read_strong_tsv(truth)
-                self.samples["weak_true"] = (x, np.stack([events_to_frame_targets(true.get(weak.feats.filenames[r], []))
-                                                          for r in rows]))
+                self.samples["weak_true"] = (x, np.stack(
+                    [events_to_frame_targets(true.get(weak.feats.filenames[r], [])) for r in rows]
+                ))
         if getattr(dm, "val_features", None) is not None and len(dm.val_features):
             names = dm.val_features.filenames[:k]
-            self.samples["validation"] = (np.array(dm.val_features.logmel[:len(names)], np.float32),
-                                          np.stack([events_to_frame_targets(dm.val_truth.get(f, [])) for f in names]))
+            self.samples["validation"] = (
+                np.array(dm.val_features.logmel[:len(names)], np.float32),
+                np.stack([events_to_frame_targets(dm.val_truth.get(f, [])) for f in names]),
+            )
 
     @torch.no_grad()
     def _predict(self, pl_module: pl.LightningModule, x: np.ndarray) -> np.ndarray:
@@ -114,8 +121,6 @@ class FrameProbabilityDiagnostics(pl.Callback):
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.history and trainer.global_rank == 0:
-            from sed.reporting.plots import plot_frame_probability_history
-
             plot_frame_probability_history(self.history, self.dirpath / "frame_probs.png")
 
 

@@ -75,9 +75,9 @@ def unlabel_mse(
 
     Per unlabelled clip u: ``w * MSE(SM_uc, DM_uc)`` (mean over classes) if
     ``max_c DM_uc > tau`` else 0.  The batch value is the mean over clips of that per-clip value:
-    ``denominator='all'`` (conf/model/sm_dm.yaml's default) divides by every unlabelled clip in the batch -- the literal
-    reading of eq 7, a failed clip contributes its 0 -- ; ``'passed'`` divides by the clips that
-    passed the gate (paper silent; a config option).
+    ``denominator='all'`` (conf/model/sm_dm.yaml's default) divides by every unlabelled clip in the batch
+    -- the literal reading of eq 7, a failed clip contributes its 0 -- ; ``'passed'`` divides by the
+    clips that passed the gate (paper silent; a config option).
 
     Returns ``(loss, gate)`` with ``gate`` the (B,) bool pass mask restricted to ``mask``.
     """

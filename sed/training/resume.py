@@ -58,7 +58,8 @@ def _flat(obj: Any, prefix: str = "") -> dict[str, Any]:
 
 def run_record(cfg: DictConfig) -> dict[str, Any]:
     """What the run trains on: flat ``{key: value}`` (``data.root`` resolved to an absolute path)."""
-    rec: dict[str, Any] = {"data.root": os.path.realpath(str(cfg.data.root)), "data.name": str(cfg.data.get("name"))}
+    rec: dict[str, Any] = {"data.root": os.path.realpath(str(cfg.data.root)),
+                           "data.name": str(cfg.data.get("name"))}
     nmf = cfg.data.get("nmf_labels_tsv")
     if nmf:
         rec["data.nmf_labels_tsv"] = os.path.realpath(str(nmf))
@@ -118,8 +119,10 @@ def find_resume(cfg: DictConfig, run_dir: Path) -> Resume | None:
     current = run_record(cfg)
     run_dir = Path(run_dir)
     if spec == "last":
-        cands = [run_dir / "checkpoints" / "last.ckpt"] if (run_dir / "checkpoints" / "last.ckpt").is_file() else []
-        others = sorted(run_dir.parent.glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
+        own_last = run_dir / "checkpoints" / "last.ckpt"
+        cands = [own_last] if own_last.is_file() else []
+        others = sorted(run_dir.parent.glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime,
+                        reverse=True)
         cands += [p for p in others if run_folder(p).name != "latest" and p not in cands]
         if not cands:
             raise ConfigError(f"ckpt_path=last: no {run_dir.parent}/*/checkpoints/last.ckpt to resume from")
@@ -141,8 +144,8 @@ def find_resume(cfg: DictConfig, run_dir: Path) -> Resume | None:
     p = Path(os.path.realpath(p))  # through <experiment>/latest: the run folder it names, never the link
     folder = _run_dir_of(p)
     if folder is None:
-        log.warning("ckpt_path=%s: not inside a run folder's checkpoints/: continuing in %s (best.ckpt covers "
-                    "only the epochs from here)", spec, run_dir)
+        log.warning("ckpt_path=%s: not inside a run folder's checkpoints/: continuing in %s "
+                    "(best.ckpt covers only the epochs from here)", spec, run_dir)
         return Resume(p, run_dir)
     diff = _mismatch(folder, current)
     if diff:
@@ -172,9 +175,10 @@ def check_resumable(resume: Resume, model: Any, spec: Any = None) -> None:
         rec = read_record(resume.run_dir) or {}
         was = f" (trained as experiment {rec['experiment_name']})" if rec.get("experiment_name") else ""
         first = (missing or unexpected or reshaped)[0]
-        raise ConfigError(f"ckpt_path={name}: the checkpoint holds another model{was}: {len(missing)} of this "
-                          f"model's {len(own)} weights missing, {len(unexpected)} unknown, {len(reshaped)} of "
-                          f"another shape (first: {first}); resume it with its own experiment, or start afresh")
+        raise ConfigError(f"ckpt_path={name}: the checkpoint holds another model{was}: {len(missing)} "
+                          f"of this model's {len(own)} weights missing, {len(unexpected)} unknown, "
+                          f"{len(reshaped)} of another shape (first: {first}); resume it with its own "
+                          "experiment, or start afresh")
 
 
 def continue_in(resume: Resume, hydra_dir: Path, overrides: list[str] | None = None) -> Path:
@@ -206,6 +210,6 @@ def resume_hint(run_dir: Path, overrides: list[str] | None = None) -> str:
     if not last.is_file():
         return f"interrupted before the first epoch ended: nothing to resume in {run_dir}"
     kept = [o for o in (overrides or []) if not o.startswith(("ckpt_path=", "hydra."))]
-    return ("interrupted: the last finished epoch is in " + str(last) + "; continue with: python -m sed.train "
-            + " ".join([*kept, f"ckpt_path={run_dir}"]))
+    return ("interrupted: the last finished epoch is in " + str(last)
+            + "; continue with: python -m sed.train " + " ".join([*kept, f"ckpt_path={run_dir}"]))
 

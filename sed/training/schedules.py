@@ -59,10 +59,14 @@ def cycle_progress(t_curr: int, t_i: int) -> float:
 def sgdr_epochs(t_i_epochs: float, t_mult: float, n_cycles: int) -> int:
     """The epoch budget that ends with the ``n_cycles``-th LR cycle: T_i (1 + T_mult + ... + T_mult^(n-1)).
 
-    Rounded like :func:`sgdr_position` rounds each cycle (1, 2, 4, 8 -> 15 epochs for T_i 1, T_mult 2, 4 cycles).
+    Rounded like :func:`sgdr_position` rounds each cycle (1, 2, 4, 8 -> 15 epochs for T_i 1, T_mult 2,
+    4 cycles).
     """
     if n_cycles < 1 or t_i_epochs <= 0 or t_mult < 1:
-        raise ScheduleError(f"n_cycles {n_cycles}, T_i {t_i_epochs} epochs, T_mult {t_mult}: need n >= 1, T_i > 0, T_mult >= 1")
+        raise ScheduleError(
+            f"n_cycles {n_cycles}, T_i {t_i_epochs} epochs, T_mult {t_mult}: "
+            "need n >= 1, T_i > 0, T_mult >= 1"
+        )
     total, t_i = 0.0, float(t_i_epochs)
     for _ in range(int(n_cycles)):
         total += t_i
@@ -92,7 +96,8 @@ class ScheduleState:
 @dataclass
 class SGDRTracker:
     """Stateful SGDR + ramp-up tracker: ``state()`` for the current iteration, ``advance()`` after it
-    (the values come from the config, conf/callbacks/sgdr.yaml, through :class:`sed.training.callbacks.SGDRSchedule`).
+    (the values come from the config, conf/callbacks/sgdr.yaml, through
+    :class:`sed.training.callbacks.SGDRSchedule`).
 
     The state is just the iteration count (everything else is a pure function of it), so
     ``state_dict``/``load_state_dict`` restore the schedule exactly on resume.
@@ -107,7 +112,8 @@ class SGDRTracker:
     def at(self, step: int) -> ScheduleState:
         cycle, t_curr, t_i = sgdr_position(step, self.t0, self.t_mult)
         t = cycle_progress(t_curr, t_i)
-        return ScheduleState(step, cycle, t_curr, t_i, sgdr_lr(t_curr, t_i, self.lr_max, self.lr_min), t, rampup(t))
+        lr = sgdr_lr(t_curr, t_i, self.lr_max, self.lr_min)
+        return ScheduleState(step, cycle, t_curr, t_i, lr, t, rampup(t))
 
     def state(self) -> ScheduleState:
         return self.at(self.step)

@@ -68,8 +68,9 @@ class HoldoutScorer(pl.Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         dm = trainer.datamodule
         if dm is None or not len(getattr(dm, "holdout_rows", ())):
-            raise ConfigError("callbacks.holdout: no held-out synthetic clip (datamodule.holdout.share is 0 or there is "
-                              "no synthetic split); set callbacks.holdout=null callbacks.summary.monitor=event_f1_macro")
+            raise ConfigError("callbacks.holdout: no held-out synthetic clip (datamodule.holdout.share is 0 "
+                              "or there is no synthetic split); set callbacks.holdout=null "
+                              "callbacks.summary.monitor=event_f1_macro")
         self.chance = chance_ap(dm.holdout_targets)
 
     @torch.no_grad()

@@ -72,7 +72,8 @@ class Compile(pl.Callback):
 def speed_callbacks(cfg: Mapping | None) -> list[pl.Callback]:
     """The callbacks the ``speed`` config node asks for (conf/train.yaml)::
 
-        speed: {channels_last: false, compile: false, compile_mode: null, compile_backend: inductor, networks: null}
+        speed: {channels_last: false, compile: false, compile_mode: null, compile_backend: inductor,
+                networks: null}
     """
     cfg = dict(cfg or {})
     unknown = set(cfg) - {"channels_last", "compile", "compile_mode", "compile_backend", "networks"}
@@ -83,5 +84,6 @@ def speed_callbacks(cfg: Mapping | None) -> list[pl.Callback]:
     if cfg.get("channels_last"):
         out.append(ChannelsLast(names))
     if cfg.get("compile"):
-        out.append(Compile(names, mode=cfg.get("compile_mode"), backend=str(cfg.get("compile_backend") or "inductor")))
+        out.append(Compile(names, mode=cfg.get("compile_mode"),
+                           backend=str(cfg.get("compile_backend") or "inductor")))
     return out

@@ -91,7 +91,8 @@ class SEDSystem(BaseSystem):
         self.frame_pos_weight = float(frame_pos_weight)
         self.sm = SM(**_model_kwargs(sm))
         self.dm = DM(**_model_kwargs(dm))
-        self.tau, self.denominator, self.switch_epoch = float(tau), str(unlabel_denominator), int(switch_epoch)
+        self.tau, self.denominator = float(tau), str(unlabel_denominator)
+        self.switch_epoch = int(switch_epoch)
         self.rampup_weight: float = rampup(0.0)  #: w of eq 6 for the current iteration (set by the schedule)
 
     def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,7 +101,8 @@ class SEDSystem(BaseSystem):
     @property
     def frame_context(self) -> int:
         """SM's receptive field half-width in frames: its frame probabilities are local (see
-        :attr:`sed.models.sm.SM.context_frames`), so ``sed detect`` may reuse them across overlapping windows."""
+        :attr:`sed.models.sm.SM.context_frames`), so ``sed detect`` may reuse them across overlapping
+        windows."""
         return self.sm.context_frames
 
     def predict_frames(self, x: torch.Tensor) -> torch.Tensor:
@@ -122,8 +124,8 @@ class SEDSystem(BaseSystem):
                            denominator=self.denominator, frame_pos_weight=self.frame_pos_weight)
         loss = terms.total
         n = batch["x"].shape[0]
-        logs = {"train/loss": loss, "train/l_f": terms.frame, "train/l_c": terms.clip, "train/l_con": terms.con,
-                "train/l_unlabel": terms.unlabel}
+        logs = {"train/loss": loss, "train/l_f": terms.frame, "train/l_c": terms.clip,
+                "train/l_con": terms.con, "train/l_unlabel": terms.unlabel}
         if not math.isnan(terms.gate_pass):
             logs["train/gate_pass"] = terms.gate_pass
         self.log_dict(logs, on_step=True, on_epoch=False, batch_size=n)
@@ -143,7 +145,9 @@ class MeanTeacherSystem(BaseSystem):
     ``predict_with``: ``student`` | ``teacher``, the network validation and inference use.
     """
 
-    def __init__(self, crnn: Mapping, ema_decay: float, predict_with: str, postproc: Mapping | None = None) -> None:
+    def __init__(
+        self, crnn: Mapping, ema_decay: float, predict_with: str, postproc: Mapping | None = None
+    ) -> None:
         super().__init__(postproc)
         if predict_with not in ("student", "teacher"):
             raise ValueError(f"predict_with {predict_with!r}: expected 'student' or 'teacher'")
