@@ -46,3 +46,23 @@ def test_no_function_over_80_lines():
                 if n > 80:
                     long.append(f"{rel}:{node.lineno} {node.name} ({n} lines)")
     assert not long, long
+
+
+def test_the_datamodule_declares_what_the_callbacks_read(tiny_data_cfg):
+    """Issue 21: the DataModule/callback contract is a declared Protocol; a datamodule without it is one line."""
+    import pytest
+
+    from sed.core.errors import ConfigError
+    from sed.datamodules.desed import DesedDataModule, ValidationData, validation_data
+    from sed.train import compose
+
+    cfg = compose(["datamodule.progress=false"]).datamodule
+    kw = {k: v for k, v in cfg.items() if k not in ("_target_", "data")}
+    dm = DesedDataModule(tiny_data_cfg, **kw)
+    assert isinstance(dm, ValidationData)  # before setup too: every attribute exists
+
+    class Trainer:
+        datamodule = object()
+
+    with pytest.raises(ConfigError, match=r"^the datamodule object lacks \['data_cfg', 'val_features'"):
+        validation_data(Trainer())

@@ -51,6 +51,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pytorch_lightning as pl
@@ -303,6 +304,32 @@ class _ValDataset(Dataset):
         return {"x": x, "index": torch.tensor(i)}
 
 
+@runtime_checkable
+class ValidationData(Protocol):
+    """What the callbacks read from ``trainer.datamodule`` (``sed.training.callbacks``, ``selection``,
+    ``diagnostics``): the validation features and strong labels, the data config, and the held-out
+    synthetic clips (empty when ``holdout.share`` is 0). :class:`DesedDataModule` provides it; another
+    DataModule must too."""
+
+    data_cfg: Mapping
+    val_features: SplitFeatures | None  # set by setup("fit" | "validate")
+    val_truth: dict[str, list]
+    holdout_features: SplitFeatures | None
+    holdout_rows: np.ndarray  # (n,) feature rows of the held-out clips
+    holdout_targets: np.ndarray  # (n, frames, classes) uint8
+    sources: Mapping[str, Any]  # the training splits' data (the diagnostics sample weak clips)
+
+
+def validation_data(trainer: Any) -> ValidationData:
+    """``trainer.datamodule`` as a :class:`ValidationData`, or a ConfigError naming what it lacks."""
+    dm = getattr(trainer, "datamodule", None)
+    if not isinstance(dm, ValidationData):
+        missing = [a for a in ValidationData.__annotations__ if not hasattr(dm, a)]
+        raise ConfigError(f"the datamodule {type(dm).__name__} lacks {missing}, which the validation "
+                          "callbacks read (sed.datamodules.desed.ValidationData)")
+    return dm
+
+
 def _check_sizes(**values: int | None) -> None:
     """One line per bad size setting (``datamodule.<name>``): whole numbers, positive except
     ``switch_epoch`` and ``num_workers`` (>= 0) and ``iters_per_epoch`` (positive or null)."""
@@ -363,6 +390,7 @@ class DesedDataModule(pl.LightningDataModule):
         self.phases.append((self.switch_epoch, batch_counts(self.post_switch, self.batch_size)))
         self.sources: dict[str, SourceData] = {}
         self.val_features: SplitFeatures | None = None
+        self.val_truth: dict[str, list] = {}  # setup("fit" | "validate") reads it
         self.iters_per_epoch: int | None = None
 
     # -- setup -----------------------------------------------------------------------------

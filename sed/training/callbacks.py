@@ -28,7 +28,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from sed.core.constants import CLASSES, FRAME_SECONDS
 from sed.core.predictions import Predictions
-from sed.datamodules.desed import SOURCES
+from sed.datamodules.desed import SOURCES, validation_data
 from sed.datamodules.targets import events_to_frame_targets
 from sed.evaluation.frame_ap import frame_average_precision, macro
 from sed.evaluation.metrics import evaluate
@@ -182,7 +182,7 @@ class ValidationScorer(pl.Callback):
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not self._index or trainer.sanity_checking:
             return
-        dm = trainer.datamodule
+        dm = validation_data(trainer)
         idx = torch.cat(self._index).numpy()
         order = np.argsort(idx)
         frame = torch.cat(self._frame).numpy()[order]
@@ -264,14 +264,14 @@ class ValidationReport(pl.Callback):
                 p = plot_psd_roc(result.curves, m, self.dir / "psd_roc.png", title="PSD-ROC (validation)")
                 if p:
                     images["val/psd_roc"] = p
-                dm = trainer.datamodule
-                truth = getattr(dm, "val_truth", {}) or {}
+                dm = validation_data(trainer)
+                truth = dm.val_truth or {}
                 n_cls = [len({e[2] for e in truth.get(f, [])}) for f in preds.filenames]
                 # the first clip with the most distinct true classes
                 k = int(np.argmax(n_cls)) if n_cls else 0
                 f = preds.filenames[k]
                 logmel = None
-                feats = getattr(dm, "val_features", None)
+                feats = dm.val_features
                 if feats is not None:
                     logmel = np.asarray(feats.logmel[feats.index_of(f)])
                 det = result.detections[result.detections["filename"] == f]

@@ -26,6 +26,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from sed.datamodules.desed import validation_data
 from sed.datamodules.targets import events_to_frame_targets
 from sed.datamodules.tsv import read_strong_tsv
 from sed.evaluation.frame_ap import frame_average_precision
@@ -65,12 +66,12 @@ class FrameProbabilityDiagnostics(pl.Callback):
         self.history: list[dict[str, Any]] = []
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        dm, k = trainer.datamodule, self.max_clips
-        if len(getattr(dm, "holdout_rows", ())):
+        dm, k = validation_data(trainer), self.max_clips
+        if len(dm.holdout_rows):
             rows = dm.holdout_rows[:k]
             self.samples["synthetic"] = (np.array(dm.holdout_features.logmel[rows], np.float32),
                                          dm.holdout_targets[:k])
-        weak = getattr(dm, "sources", {}).get("weak")
+        weak = dm.sources.get("weak")
         if weak is not None and weak.frame:
             rows = np.array(sorted(weak.frame)[:k])
             x = np.array(weak.feats.logmel[rows], np.float32)
@@ -81,7 +82,7 @@ class FrameProbabilityDiagnostics(pl.Callback):
                 self.samples["weak_true"] = (x, np.stack(
                     [events_to_frame_targets(true.get(weak.feats.filenames[r], [])) for r in rows]
                 ))
-        if getattr(dm, "val_features", None) is not None and len(dm.val_features):
+        if dm.val_features is not None and len(dm.val_features):
             names = dm.val_features.filenames[:k]
             self.samples["validation"] = (
                 np.array(dm.val_features.logmel[:len(names)], np.float32),

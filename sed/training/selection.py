@@ -23,6 +23,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from sed.core.constants import CLASSES
 from sed.core.errors import ConfigError
+from sed.datamodules.desed import validation_data
 from sed.evaluation.frame_ap import chance_ap, frame_average_precision, macro
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,8 @@ class HoldoutScorer(pl.Callback):
         return next((c for c in trainer.callbacks if isinstance(c, HoldoutScorer)), None)
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        dm = trainer.datamodule
-        if dm is None or not len(getattr(dm, "holdout_rows", ())):
+        dm = validation_data(trainer)
+        if not len(dm.holdout_rows):
             raise ConfigError("callbacks.holdout: no held-out synthetic clip (datamodule.holdout.share is 0 "
                               "or there is no synthetic split); set callbacks.holdout=null "
                               "callbacks.summary.monitor=event_f1_macro")
@@ -76,7 +77,7 @@ class HoldoutScorer(pl.Callback):
     @torch.no_grad()
     def predict(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> np.ndarray:
         """``(clips, frames, classes)`` frame probabilities of the held-out clips."""
-        dm = trainer.datamodule
+        dm = validation_data(trainer)
         rows, logmel, out = dm.holdout_rows, dm.holdout_features.logmel, []
         with trainer.precision_plugin.val_step_context():
             for i in range(0, len(rows), self.batch_size):
@@ -89,7 +90,7 @@ class HoldoutScorer(pl.Callback):
         if trainer.sanity_checking:
             return
         frame = self.predict(trainer, pl_module)
-        ap = frame_average_precision(frame, trainer.datamodule.holdout_targets)
+        ap = frame_average_precision(frame, validation_data(trainer).holdout_targets)
         self.max_ap = ap if self.max_ap is None else np.fmax(self.max_ap, ap)
         self.last = {CRITERION: macro(ap), "holdout_ap": {c: float(a) for c, a in zip(CLASSES, ap)}}
         logged = {f"val/{CRITERION}": self.last[CRITERION]}
