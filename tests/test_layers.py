@@ -49,7 +49,8 @@ def test_no_function_over_80_lines():
 
 
 def test_the_datamodule_declares_what_the_callbacks_read(tiny_data_cfg):
-    """Issue 21: the DataModule/callback contract is a declared Protocol; a datamodule without it is one line."""
+    """Issue 21: the DataModule/callback contract is a declared Protocol; a datamodule without it is one
+    line."""
     import pytest
 
     from sed.core.errors import ConfigError

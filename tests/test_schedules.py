@@ -40,7 +40,7 @@ def test_lr_two_restarts_tmult2_by_hand():
         27: lmin + half * (1 + math.cos(math.pi * 15 / 16)),
         28: lmax,  # third restart
     }
-    tr = SGDRTracker(t0=4, t_mult=2, lr_max=lmax, lr_min=lmin)
+    tr = SGDRTracker(t_i=4, t_mult=2, lr_max=lmax, lr_min=lmin)
     for step, want in hand.items():
         assert tr.at(step).lr == pytest.approx(want, rel=1e-12), step
     assert sgdr_position(11, 4, 2) == (1, 7, 8)
@@ -49,7 +49,7 @@ def test_lr_two_restarts_tmult2_by_hand():
 
 
 def test_progress_eq10_resets_at_restart():
-    tr = SGDRTracker(t0=4, t_mult=2, lr_max=0.0012, lr_min=1e-6)
+    tr = SGDRTracker(t_i=4, t_mult=2, lr_max=0.0012, lr_min=1e-6)
     assert [tr.at(s).T for s in range(6)] == [0, 0.25, 0.5, 0.75, 0, 0.125]
     assert tr.at(3).w == pytest.approx(rampup(0.75))
     assert tr.at(4).w == pytest.approx(math.exp(-5))  # w back to its start
@@ -58,10 +58,10 @@ def test_progress_eq10_resets_at_restart():
 
 
 def test_tracker_state_roundtrip():
-    tr = SGDRTracker(t0=5, t_mult=2, lr_max=0.0012, lr_min=1e-6)
+    tr = SGDRTracker(t_i=5, t_mult=2, lr_max=0.0012, lr_min=1e-6)
     tr.advance(13)
     s = tr.state_dict()
-    tr2 = SGDRTracker(t0=1, t_mult=1, lr_max=1.0, lr_min=0.0)
+    tr2 = SGDRTracker(t_i=1, t_mult=1, lr_max=1.0, lr_min=0.0)
     tr2.load_state_dict(s)
     assert tr2.state() == tr.state() and tr2.state().t_curr == 8 and tr2.state().t_i == 10
 

@@ -91,7 +91,8 @@ class IterationSchedule(pl.Callback):
 class SGDRSchedule(IterationSchedule):
     """Eq 9 (SGDR LR per iteration) and eqs 10, 6 (T and the ramp-up w, reset at every restart).
 
-    ``period``: T_i of the first cycle in iterations (``t_i_epochs`` x iterations per epoch, once);
+    ``t_i``: T_i of the first cycle in iterations (``t_i_epochs`` x iterations per epoch, once; the base
+    class's ``period``);
     each later cycle ``t_mult`` times longer.  Sets ``pl_module.rampup_weight`` = w and logs
     ``train/lr``, ``train/w``, ``train/T``, ``train/cycle``.  ``n_cycles``: the cycles the epoch
     budget ``max_epochs`` holds (conf/callbacks/sgdr.yaml derives one from the other).
@@ -102,14 +103,20 @@ class SGDRSchedule(IterationSchedule):
     def __init__(self, lr_max: float, lr_min: float, t_i_epochs: float, t_mult: float,
                  n_cycles: int | None = None, max_epochs: int | None = None) -> None:
         super().__init__(t_i_epochs, max_epochs)
+        self.t_i_epochs = float(t_i_epochs)
         self.lr_max, self.lr_min = float(lr_max), float(lr_min)
         self.t_mult, self.n_cycles = float(t_mult), n_cycles
 
+    @property
+    def t_i(self) -> int | None:
+        """T_i of the first cycle in iterations (None before training starts)."""
+        return None if self.period is None else int(self.period)
+
     def period_from(self, iters_per_epoch: int) -> int:
-        return epochs_to_iterations(self.period_epochs, iters_per_epoch)
+        return epochs_to_iterations(self.t_i_epochs, iters_per_epoch)
 
     def at(self, step: int) -> tuple[float, float, dict[str, float]]:
-        st = SGDRTracker(int(self.period), self.t_mult, self.lr_max, self.lr_min, step=step).state()
+        st = SGDRTracker(self.t_i, self.t_mult, self.lr_max, self.lr_min, step=step).state()
         return st.lr, st.w, {"train/lr": st.lr, "train/w": st.w, "train/T": st.T,
                              "train/cycle": float(st.cycle)}
 

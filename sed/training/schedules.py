@@ -1,7 +1,8 @@
 """Learning rate and ramp-up schedules of SPEC section 5 (paper 2.3, eqs 6, 9, 10), pure functions.
 
-SGDR (cosine annealing with warm restarts), per iteration.  ``t0`` is the first cycle's length
-T_i in iterations (the config gives it in epochs; :func:`epochs_to_iterations` converts), each
+SGDR (cosine annealing with warm restarts), per iteration.  ``t_i`` is the first cycle's length
+T_i in iterations, one name everywhere: ``schedule.t_i_epochs`` in the config (in epochs;
+:func:`epochs_to_iterations` converts), ``SGDRSchedule.t_i_epochs`` / ``.t_i`` in the callback, ``t_i`` here.  Each
 later cycle is ``t_mult`` times longer.  Within a cycle ``T_curr = 0 .. T_i - 1``; when T_curr
 reaches T_i the iteration restarts at LR_max with T_curr = 0 and T_i <- T_i * T_mult.  So a cycle
 holds exactly T_i iterations and, with T_i = 1 epoch and T_mult = 2, restarts fall on epoch
@@ -28,22 +29,23 @@ def epochs_to_iterations(epochs: float, iters_per_epoch: int) -> int:
     return max(1, int(round(epochs * iters_per_epoch)))
 
 
-def sgdr_position(step: int, t0: int, t_mult: float = 1.0) -> tuple[int, int, int]:
-    """Where iteration ``step`` (0-based) falls: ``(cycle, T_curr, T_i)`` (cycle 0 is the first)."""
-    if t0 < 1:
-        raise ScheduleError(f"T_i = {t0} iterations must be >= 1")
+def sgdr_position(step: int, t_i: int, t_mult: float = 1.0) -> tuple[int, int, int]:
+    """Where iteration ``step`` (0-based) falls: ``(cycle, T_curr, T_i of that cycle)`` (cycle 0 is the
+    first, of ``t_i`` iterations)."""
+    if t_i < 1:
+        raise ScheduleError(f"T_i = {t_i} iterations must be >= 1")
     if t_mult < 1:
         raise ScheduleError(f"T_mult = {t_mult} must be >= 1")
     if step < 0:
         raise ScheduleError(f"iteration {step} is negative")
     if t_mult == 1:
-        return step // t0, step % t0, t0
-    cycle, t_i, start = 0, t0, 0
-    while step >= start + t_i:  # cycles grow geometrically: O(log step) iterations
-        start += t_i
-        t_i = max(1, int(round(t_i * t_mult)))
+        return step // t_i, step % t_i, t_i
+    cycle, length, start = 0, t_i, 0
+    while step >= start + length:  # cycles grow geometrically: O(log step) iterations
+        start += length
+        length = max(1, int(round(length * t_mult)))
         cycle += 1
-    return cycle, step - start, t_i
+    return cycle, step - start, length
 
 
 def sgdr_lr(t_curr: int, t_i: int, lr_max: float, lr_min: float) -> float:
@@ -103,14 +105,14 @@ class SGDRTracker:
     ``state_dict``/``load_state_dict`` restore the schedule exactly on resume.
     """
 
-    t0: int
+    t_i: int  # the first cycle's T_i, iterations
     t_mult: float
     lr_max: float
     lr_min: float
     step: int = 0
 
     def at(self, step: int) -> ScheduleState:
-        cycle, t_curr, t_i = sgdr_position(step, self.t0, self.t_mult)
+        cycle, t_curr, t_i = sgdr_position(step, self.t_i, self.t_mult)
         t = cycle_progress(t_curr, t_i)
         lr = sgdr_lr(t_curr, t_i, self.lr_max, self.lr_min)
         return ScheduleState(step, cycle, t_curr, t_i, lr, t, rampup(t))
