@@ -3,8 +3,8 @@
 SGDR (cosine annealing with warm restarts), per iteration.  ``t_i`` is the first cycle's length
 T_i in iterations, one name everywhere: ``schedule.t_i_epochs`` in the config (in epochs;
 :func:`epochs_to_iterations` converts), ``SGDRSchedule.t_i_epochs`` / ``.t_i`` in the callback,
-``t_i`` here.  Each later cycle is ``t_mult`` times longer.  Within a cycle ``T_curr = 0 .. T_i - 1``; when T_curr
-reaches T_i the iteration restarts at LR_max with T_curr = 0 and T_i <- T_i * T_mult.  So a cycle
+``t_i`` here.  Each later cycle is ``t_mult`` times longer.  Within a cycle ``T_curr = 0 .. T_i - 1``;
+when T_curr reaches T_i the iteration restarts at LR_max with T_curr = 0 and T_i <- T_i * T_mult.  So a cycle
 holds exactly T_i iterations and, with T_i = 1 epoch and T_mult = 2, restarts fall on epoch
 boundaries (epochs 1 | 2-3 | 4-7 | 8-15 ...).  (The paper says LR reaches LR_min "if T_curr is
 equal to T_i" and restarts at the next iteration; an iteration at exactly T_curr = T_i would put
