@@ -123,7 +123,6 @@ def child_profile(audio: str, ckpt: str, out: str, batch_size: int, overlap: flo
     from types import SimpleNamespace
 
     import torch
-    from omegaconf import OmegaConf
 
     from sed.audio.features import LogMel
     from sed.core.constants import CLASSES, FRAME_SECONDS
@@ -133,7 +132,8 @@ def child_profile(audio: str, ckpt: str, out: str, batch_size: int, overlap: flo
     from sed.detect.stream import stream_mono
     from sed.detect.windows import Stitcher, Windower, WindowSpec
     from sed.detect.writer import EventWriter
-    from sed.postproc import PostprocParams, decode
+    from sed.postproc import decode
+    from sed.postproc.files import read_postproc_file
 
     keep_freed_memory()  # as sedx detect
     t = dict.fromkeys(
@@ -147,7 +147,7 @@ def child_profile(audio: str, ckpt: str, out: str, batch_size: int, overlap: flo
     t["decode"] = time.perf_counter() - t0
     pred = load_predictor(ckpt, "cpu")
     fe = LogMel().eval()
-    params = PostprocParams.from_cfg(OmegaConf.load(REPO / "conf" / "postproc" / "default.yaml"))
+    params = read_postproc_file(REPO / "conf" / "postproc" / "default.yaml")
 
     def run(spec: WindowSpec, stages: bool) -> tuple[float, int, Stitcher]:
         st = Stitcher(spec, len(CLASSES), 0.5, spec.n_windows(int(dur * 22050)))
@@ -246,14 +246,13 @@ def per_file_state_mb(hours: float) -> tuple[float, float]:
     every class tagged, so the most work), and the time it takes (s)."""
     import tracemalloc
 
-    from omegaconf import OmegaConf
-
     from sed.core.constants import CLASSES, FRAME_SECONDS
     from sed.detect.run import decode_by_class
     from sed.detect.windows import Stitcher, WindowSpec
-    from sed.postproc import PostprocParams, decode
+    from sed.postproc import decode
+    from sed.postproc.files import read_postproc_file
 
-    params = PostprocParams.from_cfg(OmegaConf.load(REPO / "conf" / "postproc" / "default.yaml"))
+    params = read_postproc_file(REPO / "conf" / "postproc" / "default.yaml")
     spec = WindowSpec()
     n = int(hours * 3600 * 22050)
     w = spec.n_windows(n)

@@ -261,15 +261,14 @@ def test_decode_by_class_equals_one_decode_of_all_classes(tagging):
     """Also with the per-class tagging table that ``sed.tune`` writes (issue 23: every file failed)."""
     import dataclasses
 
-    from omegaconf import OmegaConf
-
     from sed.core.constants import CLASSES, FRAME_SECONDS
     from sed.core.predictions import Predictions
     from sed.detect.run import decode_by_class
-    from sed.postproc import PostprocParams, decode
+    from sed.postproc import decode
+    from sed.postproc.files import read_postproc_file
     from tests.conftest import REPO
 
-    params = PostprocParams.from_cfg(OmegaConf.load(REPO / "conf" / "postproc" / "default.yaml"))
+    params = read_postproc_file(REPO / "conf" / "postproc" / "default.yaml")
     if tagging == "per_class":  # one class untagged (None), the others spread around the clip probabilities
         table = {c: (None if i == 2 else 0.1 * (i % 10)) for i, c in enumerate(CLASSES)}
         params = dataclasses.replace(params, tagging_threshold=table)

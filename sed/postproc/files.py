@@ -74,13 +74,27 @@ def named_postproc_file(name: str) -> Path:
     raise PostprocError(f"no post-processing config named {name!r} (looked for {', '.join(map(str, cands))})")
 
 
+def _with_defaults(path: Path) -> Any:
+    """A conf/postproc YAML with its Hydra ``defaults`` list applied (siblings in the same folder, then
+    ``_self_``), as Hydra composes it: ``default.yaml`` is ``paper.yaml``'s values."""
+    node = OmegaConf.load(path)
+    if not OmegaConf.is_dict(node) or "defaults" not in node:
+        return node
+    own = OmegaConf.masked_copy(node, [k for k in node if k != "defaults"])
+    merged = OmegaConf.create({})
+    for entry in node.defaults:
+        part = own if entry == "_self_" else _with_defaults(path.parent / f"{entry}.yaml")
+        merged = OmegaConf.merge(merged, part)
+    return merged
+
+
 def read_postproc_file(path: str | Path) -> PostprocParams:
     """A post-processing YAML (a ``postproc:`` node or the node itself); one line naming the file when bad."""
     path = Path(path)
     if not path.is_file():
         raise PostprocError(f"{path}: post-processing file not found")
     try:
-        cfg = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+        cfg = OmegaConf.to_container(_with_defaults(path), resolve=True)
     except Exception as e:  # noqa: BLE001 - any YAML error is a bad file
         raise PostprocError(f"{path}: cannot read post-processing config ({e})") from None
     if isinstance(cfg, dict) and set(cfg) == {"postproc"} and isinstance(cfg["postproc"], dict):

@@ -33,9 +33,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from sed.core.constants import CLASSES
 from sed.core.errors import SedError
+from sed.core.paths import CONF_DIR
 
 EVEN_WINDOW_RULES = ("round_up", "round_down", "as_is")
 EDGE_MODES = ("reflect", "nearest", "constant", "mirror")
@@ -46,19 +48,18 @@ class PostprocError(SedError, ValueError):
     """Post-processing parameters that cannot be used as given."""
 
 
-# Table 1 of the paper (SPEC section 6): frame threshold, first and second median window (frames).
-TABLE1: dict[str, tuple[float, int, int]] = {
-    "Speech": (0.3, 7, 15),
-    "Dog": (0.3, 7, 15),
-    "Cat": (0.3, 3, 6),
-    "Alarm_bell_ringing": (0.4, 8, 21),
-    "Dishes": (0.2, 3, 5),
-    "Frying": (0.6, 24, 48),
-    "Blender": (0.6, 3, 6),
-    "Running_water": (0.6, 4, 13),
-    "Vacuum_cleaner": (0.4, 24, 48),
-    "Electric_shaver_toothbrush": (0.4, 48, 96),
-}
+TABLE1_FILE = CONF_DIR / "postproc" / "paper.yaml"
+
+
+def _table1() -> dict[str, tuple[float, int, int]]:
+    """Table 1 of the paper (SPEC section 6): per class, the frame threshold and the first and second median
+    window (frames), read from its one home, conf/postproc/paper.yaml."""
+    node = OmegaConf.load(TABLE1_FILE)
+    return {str(c): (float(t), int(node.median_windows[c][0]), int(node.median_windows[c][1]))
+            for c, t in node.frame_thresholds.items()}
+
+
+TABLE1: dict[str, tuple[float, int, int]] = _table1()
 
 
 def _windows_tuple(v: Any, cls: str) -> tuple[int, ...]:
