@@ -39,7 +39,9 @@ def test_sedx_detect_sets_it(monkeypatch, tmp_path):
     from tests.detect_helpers import detect_cli, synth, write
 
     seen = []
-    monkeypatch.setattr(memory, "keep_freed_memory", lambda *a: seen.append(1) or True)
+    from sed.detect import run as detect_run
+
+    monkeypatch.setattr(detect_run, "keep_freed_memory", lambda *a: seen.append(1) or True)
     rec = write(tmp_path / "r.wav", synth([("Speech", 1.0, 3.0)], 12.0))
     assert detect_cli([str(rec), "--out", str(tmp_path / "o.tsv"), "--quiet"]) == 0
     assert seen == [1]
