@@ -98,8 +98,8 @@ def resolve_postproc(cfg: DictConfig, multirun: bool = False) -> Choice:
     name = postproc_name(cfg)
     fixed = multirun or _postproc_overridden() or not cfg.get("use_tuned", True)
     tuned = recorded = None
+    runs = checkpoints_of(cfg) if not as_list(cfg.predictions) else []
     if not cfg.get("postproc_file") and name in (None, "default") and not fixed:
-        runs = [c for c in checkpoints_of(cfg)] if not as_list(cfg.predictions) else []
         tuned = tuned_postproc_file(runs, as_list(cfg.predictions))
         recorded = stored_postproc(runs[0]) if len(runs) == 1 and tuned is None else None
     choice = choose_postproc(file=cfg.get("postproc_file"), name=name if not fixed else (name or "default"),

@@ -123,3 +123,9 @@ def count_overlaps(table: pd.DataFrame) -> tuple[int, str]:
         return 0, ""
     row = t.iloc[int(np.argmax(bad))]
     return n, f"{row['filename']} {row['event_label']} at {float(row['onset']):g} s"
+
+
+def merged_note(n_merged: int) -> str:
+    """The note when :func:`merge_connected` merged overlapping same-class ground-truth events."""
+    return (f"{n_merged} overlapping same-class ground-truth event(s) merged into their union for psds_eval "
+            "and sed_scores_eval (sed_eval scores them as given)")

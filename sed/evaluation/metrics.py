@@ -26,6 +26,7 @@ from sed.evaluation.common import (  # noqa: F401 - re-exported for callers
     audio_id,
     ground_truth_table,
     merge_connected,
+    merged_note,
     nan_to_none,
 )
 from sed.evaluation.names import METRIC_KEYS
@@ -236,10 +237,7 @@ def _psds_figures(
     psds_gt, n_merged = merge_connected(gt)
     psds_reference = ground_truth_table(psds_gt) if n_merged else reference
     if n_merged:
-        notes.append(
-            f"{n_merged} overlapping same-class ground-truth event(s) merged into their union "
-            "for psds_eval and sed_scores_eval (sed_eval scores them as given)"
-        )
+        notes.append(merged_note(n_merged))
     psds_f_per_class: dict[str, float] = {}
     if n_thresholds > 0:
         psds_f_per_class = _psds_eval_figures(

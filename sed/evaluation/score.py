@@ -41,7 +41,14 @@ import pandas as pd
 
 from sed.core.errors import ConfigError, DataError, SedError
 from sed.core.predictions import Predictions, PredictionsError
-from sed.evaluation.common import MetricsError, audio_id, ground_truth_table, merge_connected, nan_to_none
+from sed.evaluation.common import (
+    MetricsError,
+    audio_id,
+    ground_truth_table,
+    merge_connected,
+    merged_note,
+    nan_to_none,
+)
 from sed.evaluation.metrics import align
 from sed.evaluation.names import (
     SCORE_BOOTSTRAP_KEYS,
@@ -675,10 +682,7 @@ def truth_notes(tr: Truth, durations: Mapping[str, float]) -> list[str]:
         notes.append(f"{n_late} ground-truth event(s) end after their clip's duration")
     n_merged = merge_connected(tr.events)[1]
     if n_merged:
-        notes.append(
-            f"{n_merged} overlapping same-class ground-truth event(s) merged into their union for psds_eval "
-            "and sed_scores_eval (sed_eval scores them as given)"
-        )
+        notes.append(merged_note(n_merged))
     return notes
 
 
