@@ -125,7 +125,8 @@ def child_profile(audio: str, ckpt: str, out: str, batch_size: int, overlap: flo
     import torch
 
     from sed.audio.features import LogMel
-    from sed.core.constants import CLASSES, FRAME_SECONDS
+    from sed.core.constants import DESED_CLASSES as CLASSES
+    from sed.core.constants import FRAME_SECONDS
     from sed.core.memory import keep_freed_memory
     from sed.detect.overlap import FrameReuse, MelReuse, frame_forward, logmel_windows
     from sed.detect.run import decode_by_class, load_predictor
@@ -246,7 +247,8 @@ def per_file_state_mb(hours: float) -> tuple[float, float]:
     every class tagged, so the most work), and the time it takes (s)."""
     import tracemalloc
 
-    from sed.core.constants import CLASSES, FRAME_SECONDS
+    from sed.core.constants import DESED_CLASSES as CLASSES
+    from sed.core.constants import FRAME_SECONDS
     from sed.detect.run import decode_by_class
     from sed.detect.windows import Stitcher, WindowSpec
     from sed.postproc import decode

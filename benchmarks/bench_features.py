@@ -62,6 +62,7 @@ def bench_cache_epoch(data_root: Path, batch: int) -> dict:
         feats = load_split(cfg.data, "synthetic", progress=False)
         t_build = time.perf_counter() - t0
         labels = labels_for(cfg.data, "synthetic")
+        classes = tuple(cfg.data.classes)
         n = len(feats)
         rng = np.random.default_rng(0)
 
@@ -71,7 +72,7 @@ def bench_cache_epoch(data_root: Path, batch: int) -> dict:
                 idx = np.sort(order[i:i + batch])
                 x = torch.from_numpy(np.asarray(feats.logmel[idx]))
                 y = torch.from_numpy(
-                    np.stack([events_to_frame_targets(labels[feats.filenames[j]]) for j in idx])
+                    np.stack([events_to_frame_targets(labels[feats.filenames[j]], classes) for j in idx])
                 )
                 assert x.shape[0] == y.shape[0]
 

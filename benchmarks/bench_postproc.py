@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 from scipy.signal import medfilt
 
-from sed.core.constants import CLASSES, FRAME_SECONDS, N_FRAMES
+from sed.core.constants import DESED_CLASSES as CLASSES
+from sed.core.constants import FRAME_SECONDS, N_FRAMES
 from sed.core.predictions import Predictions
 from sed.postproc import Decoder, PostprocParams, effective_window, psds_thresholds
 

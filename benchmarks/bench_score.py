@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import write_result
-from sed.core.constants import CLASSES
+from sed.core.constants import DESED_CLASSES as CLASSES
 from sed.evaluation.common import merge_connected
 from sed.evaluation.scenarios import SCENARIOS
 from sed.evaluation.score import score

@@ -43,7 +43,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from benchmarks.bench_postproc import synthetic_set
-from sed.core.constants import CLASSES
+from sed.core.constants import DESED_CLASSES as CLASSES
 from sed.core.predictions import Predictions
 from sed.evaluation.tuning import TuneGrid, tune
 from sed.postproc import PostprocParams

@@ -40,7 +40,8 @@ def _model_cfg(name: str) -> dict:
 
 
 def _kw(node: dict) -> dict:
-    return {k: v for k, v in node.items() if k not in ("_target_", "name")}
+    """A network's keyword arguments; DESED's ten output classes (a benchmark's data is DESED-sized)."""
+    return {**{k: v for k, v in node.items() if k not in ("_target_", "name")}, "n_classes": 10}
 
 
 def build(name: str):

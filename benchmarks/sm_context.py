@@ -41,7 +41,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from sed.core.constants import CLASSES, DEFAULT_FEATURES, FRAME_SECONDS, N_FRAMES
+from sed.core.constants import DEFAULT_FEATURES, FRAME_SECONDS, N_FRAMES
+from sed.core.constants import DESED_CLASSES as CLASSES
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_META = Path("/work/shared/desed-real/metadata")

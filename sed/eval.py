@@ -36,7 +36,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from sed_scores_eval.base_modules.io import write_sed_scores
 
-from sed.core.constants import CLASSES
+from sed.core.classes import classes_of
 from sed.core.errors import ConfigError, SedError
 from sed.core.memory import keep_freed_memory
 from sed.core.predictions import Predictions, PredictionsError
@@ -175,7 +175,7 @@ def _setup(cfg: DictConfig, multirun: bool) -> tuple[DictConfig, Choice, Postpro
     if dev.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device={dev}: this torch build sees no CUDA GPU (torch {torch.__version__}); "
                           "use device=cpu or auto")
-    params.check_classes(CLASSES, source="the class list (sed.core.constants.CLASSES)")
+    params = params.for_classes(classes_of(cfg.data), "data.classes")
     return cfg, choice, params
 
 

@@ -20,6 +20,10 @@ weak, unlabelled, validation and evaluation sets): the synthetic split (:data:`S
 (``sed.generator.chain``: band limits, EQ, compression, clipping, low-bit or lossy-like steps), files at
 16/44.1/48 kHz as well as 22.05 kHz, some stereo, and a few clips shorter than 10 s. The synthetic
 split's bytes are those of generated.json version 2 for the same seed.
+
+``--classes Chime=Alarm_bell_ringing,Woof=Dog,Hum=Vacuum_cleaner`` writes a dataset with a label set of
+its own: each name is rendered by the named DESED family's generator (a bare family name keeps its name).
+Train on it with ``data.classes=[Chime,Woof,Hum]`` (the command prints the override).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ import soundfile as sf
 from scipy import signal
 from tqdm.auto import tqdm
 
-from sed.core.constants import CLASSES
+from sed.core.constants import DESED_CLASSES
 from sed.datamodules.layout import DEFAULT_SPLITS
 from sed.datamodules.tsv import Event, write_strong_tsv
 from sed.generator.chain import ChainRecipe, recording_chain
@@ -55,6 +59,27 @@ PRESETS: dict[str, dict[str, int]] = {
     "mini": {"synthetic": 600, "weak": 300, "unlabel": 600, "validation": 200, "public_eval": 200},
     "desed": {"synthetic": 2584, "weak": 1578, "unlabel": 14412, "validation": 1168, "public_eval": 692},
 }
+
+
+#: ``(label, sound family)`` pairs of the default label set: DESED's ten, each its own family.
+DESED_FAMILIES: tuple[tuple[str, str], ...] = tuple((c, c) for c in DESED_CLASSES)
+
+
+def parse_classes(spec: str) -> tuple[tuple[str, str], ...]:
+    """``"Chime=Alarm_bell_ringing,Dog"`` -> ``(("Chime", "Alarm_bell_ringing"), ("Dog", "Dog"))``; one
+    ValueError naming a family that is not one of DESED's ten, or a repeated name."""
+    pairs = []
+    for item in (x.strip() for x in spec.split(",") if x.strip()):
+        name, _, family = item.partition("=")
+        name, family = name.strip(), (family or name).strip()
+        if family not in SOURCES:
+            raise ValueError(f"--classes: {family!r} is not a sound family (one of {', '.join(SOURCES)})")
+        pairs.append((name, family))
+    names = [n for n, _ in pairs]
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"--classes {spec!r}: expected distinct names, e.g. "
+                         "Chime=Alarm_bell_ringing,Woof=Dog")
+    return tuple(pairs)
 
 
 def preset_sizes(preset: str, scale: float = 1.0, limit: int | None = None) -> dict[str, int]:
@@ -109,8 +134,10 @@ def _trim(x: np.ndarray, sr: int, floor_db: float = -35.0) -> np.ndarray:
     return x[on[0] * hop: (on[-1] + 1) * hop]
 
 
-def make_clip(rng: np.random.Generator, sr: int, recipe: ClipRecipe) -> tuple[np.ndarray, list[Event]]:
-    """One soundscape: background + 0..max_events events at random SNR; returns audio and sorted events."""
+def make_clip(rng: np.random.Generator, sr: int, recipe: ClipRecipe,
+              classes: tuple[tuple[str, str], ...] = DESED_FAMILIES) -> tuple[np.ndarray, list[Event]]:
+    """One soundscape: background + 0..max_events events at random SNR; returns audio and sorted events.
+    ``classes``: the ``(label, sound family)`` pairs events are drawn from."""
     length = rng.uniform(4.0, 9.9) if rng.random() < recipe.short_prob else 10.0
     n = int(round(length * sr))
     bg = background(n, sr, rng)
@@ -119,8 +146,8 @@ def make_clip(rng: np.random.Generator, sr: int, recipe: ClipRecipe) -> tuple[np
     n_events = 0 if rng.random() < recipe.empty_prob else int(rng.integers(1, recipe.max_events + 1))
     sources = SOURCES_REAL if recipe.variant == "real" else SOURCES
     for _ in range(n_events):
-        label = CLASSES[rng.integers(len(CLASSES))]
-        x = _trim(sources[label](rng, sr), sr)
+        label, family = classes[rng.integers(len(classes))]
+        x = _trim(sources[family](rng, sr), sr)
         x = x[: n - sr // 20]
         start = int(rng.integers(0, max(1, n - len(x))))
         snr = rng.uniform(*recipe.snr_db)
@@ -142,12 +169,13 @@ def stereo(x: np.ndarray, delay: int, gain: float, second_left: bool) -> np.ndar
     return np.stack([y, x] if second_left else [x, y], axis=1)
 
 
-def render_clip(rng: np.random.Generator, sr: int, recipe: ClipRecipe) -> tuple[np.ndarray, int, list[Event]]:
+def render_clip(rng: np.random.Generator, sr: int, recipe: ClipRecipe,
+                classes: tuple[tuple[str, str], ...] = DESED_FAMILIES) -> tuple[np.ndarray, int, list[Event]]:
     """:func:`make_clip`, then the file's format: sample rate, recording chain, channels.
 
     ``(audio (n,) or (n, 2), file sample rate, events)``; a recipe without chain, other rates or stereo
     draws nothing more (the synthetic split's streams are those of :func:`make_clip`)."""
-    audio, events = make_clip(rng, sr, recipe)
+    audio, events = make_clip(rng, sr, recipe, classes)
     out_sr = sr
     if recipe.other_sr_prob > 0 and rng.random() < recipe.other_sr_prob:
         out_sr = int(recipe.other_srs[rng.integers(len(recipe.other_srs))])
@@ -180,9 +208,9 @@ def clip_name(split: str, i: int) -> str:
 
 
 def _make_one(args: tuple) -> tuple[str, list[Event]]:
-    split, i, seed, sr, audio_dir = args
+    split, i, seed, sr, audio_dir, classes = args
     rng = np.random.default_rng([seed, SPLIT_IDS[split], i])
-    audio, out_sr, events = render_clip(rng, sr, SYNTHETIC if split == "synthetic" else REAL)
+    audio, out_sr, events = render_clip(rng, sr, SYNTHETIC if split == "synthetic" else REAL, classes)
     name = clip_name(split, i)
     sf.write(Path(audio_dir) / name, audio, out_sr, subtype="PCM_16")
     return name, events
@@ -214,24 +242,30 @@ def generate_dataset(
     progress: bool = False,
     workers: int | None = None,
     plot: bool = True,
+    classes: tuple[tuple[str, str], ...] = DESED_FAMILIES,
 ) -> Path:
     """Write the dataset under ``root`` and return it; an identical existing set is kept as it is.
 
-    ``n_public_eval`` None: as many public-eval clips as validation clips."""
+    ``n_public_eval`` None: as many public-eval clips as validation clips; ``classes``: ``(label, sound
+    family)`` pairs (:func:`parse_classes`)."""
     root = Path(root)
     n_public_eval = n_validation if n_public_eval is None else n_public_eval
+    classes = tuple((str(n), str(f)) for n, f in classes)
     params = {"n_synthetic": n_synthetic, "n_weak": n_weak, "n_unlabel": n_unlabel,
               "n_validation": n_validation,
               "n_public_eval": n_public_eval, "seed": seed, "sample_rate": sample_rate, "version": 3,
               "recipes": {"synthetic": asdict(SYNTHETIC), "real": asdict(REAL)}}
+    if classes != DESED_FAMILIES:  # the default set's stamp stays as it was: no regeneration
+        params["classes"] = [list(p) for p in classes]
     params = json.loads(json.dumps(params))  # tuples -> lists, as read back
     stamp = root / "generated.json"
     if stamp.is_file() and json.loads(stamp.read_text()) == params:
         return root
     sizes = {"synthetic": n_synthetic, "weak": n_weak, "unlabel": n_unlabel, "validation": n_validation,
              "public_eval": n_public_eval}
-    results = _render_splits(root, sizes, seed, sample_rate, workers=workers, progress=progress)
-    _redraw_eventless_weak(root, results["weak"], seed, sample_rate)
+    results = _render_splits(root, sizes, seed, sample_rate, workers=workers, progress=progress,
+                             classes=classes)
+    _redraw_eventless_weak(root, results["weak"], seed, sample_rate, classes)
     for split, clips in results.items():
         _write_tsvs(root, split, clips)
     (root / "README.md").write_text(
@@ -240,13 +274,14 @@ def generate_dataset(
         "`truth/weak_strong.tsv` holds the weak clips' true strong labels (never read by training).\n"
     )
     if plot:
-        _plot_examples(root, results)
+        _plot_examples(root, results, tuple(n for n, _ in classes))
     stamp.write_text(json.dumps(params, indent=1))
     return root
 
 
 def _render_splits(
-    root: Path, sizes: dict[str, int], seed: int, sample_rate: int, *, workers: int | None, progress: bool
+    root: Path, sizes: dict[str, int], seed: int, sample_rate: int, *, workers: int | None, progress: bool,
+    classes: tuple[tuple[str, str], ...] = DESED_FAMILIES,
 ) -> dict[str, dict[str, list[Event]]]:
     """Render and write every clip of every split (in ``workers`` processes for large sets); returns the
     events of each clip, per split."""
@@ -255,7 +290,7 @@ def _render_splits(
         audio_dir = root / DEFAULT_SPLITS[split]["audio"]
         audio_dir.mkdir(parents=True, exist_ok=True)
         # Weak clips need tags: draw indices until `count` clips have events (deterministic per index).
-        jobs += [(split, i, seed, sample_rate, str(audio_dir)) for i in range(count)]
+        jobs += [(split, i, seed, sample_rate, str(audio_dir), classes) for i in range(count)]
     workers = workers or min(2, os.cpu_count() or 1)
     results: dict[str, dict[str, list[Event]]] = {s: {} for s in sizes}
     bar = tqdm(total=len(jobs), desc="mini-DESED", unit="clip", disable=not progress, dynamic_ncols=True)
@@ -273,7 +308,8 @@ def _render_splits(
     return results
 
 
-def _redraw_eventless_weak(root: Path, weak: dict[str, list[Event]], seed: int, sample_rate: int) -> None:
+def _redraw_eventless_weak(root: Path, weak: dict[str, list[Event]], seed: int, sample_rate: int,
+                           classes: tuple[tuple[str, str], ...] = DESED_FAMILIES) -> None:
     """DESED's weak clips always have tags: an event-less weak clip is redrawn (deterministically) until it
     has one, its audio rewritten and its events replaced in ``weak``."""
     for name in [f for f, ev in weak.items() if not ev]:
@@ -281,7 +317,7 @@ def _redraw_eventless_weak(root: Path, weak: dict[str, list[Event]], seed: int, 
         k = 1
         while True:
             rng = np.random.default_rng([seed, SPLIT_IDS["weak"], i, k])
-            audio, out_sr, events = render_clip(rng, sample_rate, REAL)
+            audio, out_sr, events = render_clip(rng, sample_rate, REAL, classes)
             if events:
                 break
             k += 1
@@ -289,15 +325,15 @@ def _redraw_eventless_weak(root: Path, weak: dict[str, list[Event]], seed: int, 
         weak[name] = events
 
 
-def _plot_examples(root: Path, results: dict[str, dict[str, list[Event]]]) -> None:
+def _plot_examples(root: Path, results: dict[str, dict[str, list[Event]]], classes: tuple[str, ...]) -> None:
     """``examples.png`` (one synthetic clip per class) and, when the validation split has events,
     ``examples_real.png``."""
     # lazy: matplotlib (sed.reporting.plots) costs ~0.3 s; only the examples plot needs it
     from sed.reporting.plots import plot_examples
 
-    plot_examples(root, root / "examples.png")
+    plot_examples(root, root / "examples.png", classes=classes)
     if any(results["validation"].values()):  # the same classes as the real splits render them
-        plot_examples(root, root / "examples_real.png", split="validation")
+        plot_examples(root, root / "examples_real.png", split="validation", classes=classes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -317,7 +353,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sample-rate", type=int, default=22050)
     p.add_argument("--workers", type=int, default=None, help="processes (default: min(2, cores))")
     p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--classes", default=None, metavar="NAME=FAMILY,...",
+                   help="a label set of your own, each name rendered by a DESED family's generator "
+                   "(e.g. Chime=Alarm_bell_ringing,Woof=Dog); default: DESED's ten")
     a = p.parse_args(argv)
+    try:
+        classes = parse_classes(a.classes) if a.classes else DESED_FAMILIES
+    except ValueError as e:
+        p.error(str(e))
     if a.preset is None and (a.scale != 1.0 or a.limit):
         a.preset = "mini"
     try:
@@ -329,8 +372,11 @@ def main(argv: list[str] | None = None) -> int:
             sizes[split] = getattr(a, f"n_{split}")
     root = generate_dataset(a.out, sizes["synthetic"], sizes["weak"], sizes["unlabel"], sizes["validation"],
                             sizes["public_eval"], seed=a.seed, sample_rate=a.sample_rate, progress=True,
-                            workers=a.workers, plot=not a.no_plot)
+                            workers=a.workers, plot=not a.no_plot, classes=classes)
     print(f"mini-DESED written to {root}", file=sys.stderr)
+    if classes != DESED_FAMILIES:
+        print(f"its classes: train with data.root={root} data.classes=[{','.join(n for n, _ in classes)}]",
+              file=sys.stderr)
     return 0
 
 

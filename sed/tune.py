@@ -30,7 +30,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from sed.core.constants import CLASSES, FRAME_SECONDS
+from sed.core.classes import classes_of
 from sed.core.errors import SedError
 from sed.core.memory import keep_freed_memory
 from sed.core.paths import CONF_DIR
@@ -87,7 +87,6 @@ def _inputs(cfg: DictConfig, split: str, out_dir: Path) -> tuple[Any, dict, str,
     """The tuning split's predictions and ground truth (missing audio left out, as in sed.eval)."""
     preds, source = get_predictions(cfg, split, as_list(cfg.predictions))
     gt, gt_source = get_ground_truth(cfg, split, cfg.ground_truth)
-    preds.check_compatible(CLASSES, FRAME_SECONDS, source=source)
     preds, gt, coverage = prepare_split(cfg, split, preds, gt, source, gt_source, cfg.ground_truth, out_dir)
     if not as_list(cfg.predictions):
         preds.save(out_dir / "predictions.npz")
@@ -139,8 +138,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     split = str(cfg.split)
-    base = PostprocParams.from_cfg(cfg.postproc)
-    base.check_classes(CLASSES, source="the class list (sed.core.constants.CLASSES)")
+    base = PostprocParams.from_cfg(cfg.postproc).for_classes(classes_of(cfg.data), "data.classes")
     grid = TuneGrid.from_cfg(cfg.grid)
     preds, gt, source, gt_source, coverage = _inputs(cfg, split, out_dir)
     workers = None if cfg.get("workers") in (None, "auto") else int(cfg.workers)

@@ -16,7 +16,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from sed.core.constants import CLASSES, DEFAULT_FEATURES, FRAME_SECONDS
+from sed.core.constants import DEFAULT_FEATURES, FRAME_SECONDS
+from sed.core.constants import DESED_CLASSES as CLASSES
 
 #: Tone frequency (Hz) of the classes the fake model hears.
 TONES = {"Speech": 1000.0, "Dog": 3000.0, "Cat": 5000.0}

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sed.core.constants import CLASSES as ALL_CLASSES
+from sed.core.constants import DESED_CLASSES as ALL_CLASSES
 from sed.core.constants import FRAME_SECONDS
 
 CLASSES = ("Cat", "Dog", "Speech")

@@ -14,7 +14,7 @@ import pytest
 from sed.claims.aggregate import FIGURES, aggregate, claim, claims_table, k_sd, mean_sd
 from sed.claims.cli import main, parse_args
 from sed.claims.markdown import BEGIN, END, replace_section
-from sed.core.constants import CLASSES
+from sed.core.constants import DESED_CLASSES as CLASSES
 from sed.core.errors import ConfigError
 
 

@@ -311,7 +311,8 @@ def test_file_name_that_tsv_cannot_hold_is_reported(tmp_path):
 
 def test_postproc_by_path_and_failures_after_reading(tmp_path, capsys):
     """--postproc as a YAML path (min_duration 5 s removes the 2 s event); a post-processing failure in
-    one file is reported and the others go on; a config without the model's classes is a usage error."""
+    one file is reported and the others go on; a config without the model's classes gives them the
+    generic default; a bad value is a usage error."""
     import yaml
 
     rec = write(tmp_path / "in" / "a.wav", synth([("Speech", 2.0, 4.0)], 8.0, amp=0.3))
@@ -320,7 +321,11 @@ def test_postproc_by_path_and_failures_after_reading(tmp_path, capsys):
     _, df = detect([rec], tmp_path, postproc=str(tmp_path / "long_only.yaml"))
     assert events_of(df) == [] and list(df["filename"]) == [rec.as_posix()]
 
-    bad = dict(cfg, frame_thresholds={"Speech": 0.3}, median_windows={"Speech": [3, 3]})
+    # a config without the model's other classes: they get the generic default (issue 21: any label set)
+    only = dict(cfg, frame_thresholds={"Speech": 0.3}, median_windows={"Speech": [3, 3]})
+    (tmp_path / "only.yaml").write_text(yaml.safe_dump(only))
+    assert detect_cli([str(rec), "--postproc", str(tmp_path / "only.yaml"), "--quiet"]) == 0
+    bad = dict(cfg, frame_thresholds={"Speech": 1.3})
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
     assert detect_cli([str(rec), "--postproc", str(tmp_path / "bad.yaml"), "--quiet"]) == 2
     assert "bad post-processing config" in capsys.readouterr().err

@@ -261,7 +261,8 @@ def test_decode_by_class_equals_one_decode_of_all_classes(tagging):
     """Also with the per-class tagging table that ``sed.tune`` writes (issue 23: every file failed)."""
     import dataclasses
 
-    from sed.core.constants import CLASSES, FRAME_SECONDS
+    from sed.core.constants import DESED_CLASSES as CLASSES
+    from sed.core.constants import FRAME_SECONDS
     from sed.core.predictions import Predictions
     from sed.detect.run import decode_by_class
     from sed.postproc import decode

@@ -47,4 +47,6 @@ def test_frame_ap_in_stats_and_validation_frame_map():
     from sed.core.constants import FRAME_SECONDS
 
     ev = [(100 * FRAME_SECONDS, 200 * FRAME_SECONDS, "Dishes")]
-    assert validation_frame_map(frame, [ev]) == 1.0
+    from sed.core.constants import DESED_CLASSES
+
+    assert validation_frame_map(frame, [ev], DESED_CLASSES) == 1.0

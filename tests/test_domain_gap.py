@@ -118,7 +118,7 @@ def test_real_rates_and_channels_follow_the_recipe(monkeypatch):
     clip's."""
     import sed.generate as gen
 
-    monkeypatch.setattr(gen, "make_clip", lambda rng, sr, recipe: (0.5 * _tone(440, 0.1, sr), []))
+    monkeypatch.setattr(gen, "make_clip", lambda rng, sr, recipe, classes: (0.5 * _tone(440, 0.1, sr), []))
     recipe = replace(REAL, chain=None)
     rates, chans, n = [], [], 400
     for i in range(n):

@@ -13,7 +13,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from sed.core.constants import CLASSES, FRAME_SECONDS
+from sed.core.constants import DESED_CLASSES as CLASSES
+from sed.core.constants import FRAME_SECONDS
 from sed.core.errors import ConfigError
 from sed.core.predictions import Predictions, PredictionsError, average
 from sed.eval import run
@@ -56,7 +57,7 @@ def make_set(n=8, seed=0):
             frame[i, s:e, k] = rng.uniform(0.7, 0.95)
             clip[i, k] = 0.9
             gt[f].append((round(s * FRAME_SECONDS, 3), round(e * FRAME_SECONDS, 3), CLASSES[k]))
-    return Predictions(names, frame, clip), gt
+    return Predictions(names, frame, clip, CLASSES), gt
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,8 @@ def files(tmp_path_factory):
     preds.save(d / "p.npz")
     # a second "model": the same clips, other noise, shuffled order
     p2, _ = make_set(seed=0)
-    p2 = Predictions(p2.filenames[::-1], np.clip(p2.frame_probs[::-1] + 0.05, 0, 1), p2.clip_probs[::-1])
+    p2 = Predictions(p2.filenames[::-1], np.clip(p2.frame_probs[::-1] + 0.05, 0, 1), p2.clip_probs[::-1],
+                     CLASSES)
     p2.save(d / "p2.npz")
     write_gt(d / "gt.tsv", gt)
     return d, preds, gt
@@ -244,7 +246,7 @@ def test_bad_inputs(files, tmp_path):
     with pytest.raises(PredictionsError, match="class list"):
         run(cfg_for(f"predictions={tmp_path / 'classes.npz'}", *base), tmp_path / "o1")
     # frame length that does not match
-    Predictions(preds.filenames, preds.frame_probs, preds.clip_probs, frame_seconds=0.02).save(
+    Predictions(preds.filenames, preds.frame_probs, preds.clip_probs, CLASSES, frame_seconds=0.02).save(
         tmp_path / "dt.npz"
     )
     with pytest.raises(PredictionsError, match="frame length"):
@@ -265,7 +267,7 @@ def test_bad_inputs(files, tmp_path):
     with pytest.raises(ConfigError, match="tune_predictions"):
         run(cfg_for(f"predictions={d / 'p.npz'}", *base, "tune_split=weak"), tmp_path / "o7")
     # empty predictions
-    Predictions([], np.zeros((0, 640, 10)), np.zeros((0, 10))).save(tmp_path / "empty.npz")
+    Predictions([], np.zeros((0, 640, 10)), np.zeros((0, 10)), CLASSES).save(tmp_path / "empty.npz")
     with pytest.raises(M.MetricsError, match="empty"):
         run(cfg_for(f"predictions={tmp_path / 'empty.npz'}", *base), tmp_path / "o5")
     # the command line: one clear line and exit status 1, no traceback
@@ -294,7 +296,7 @@ def test_data_config_ground_truth_and_logmel(tiny_desed, tmp_path):
     gt = read_strong_tsv(tiny_desed / "metadata/validation/validation.tsv")
     names = list(gt)
     frame, clip = truth_probs(names, gt)
-    Predictions(names, frame, clip).save(tmp_path / "p.npz")
+    Predictions(names, frame, clip, CLASSES).save(tmp_path / "p.npz")
     cfg = cfg_for(
         f"predictions={tmp_path / 'p.npz'}",
         f"data.root={tiny_desed}",

@@ -13,7 +13,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from sed.core.constants import CLASSES, FRAME_SECONDS
+from sed.core.constants import DESED_CLASSES as CLASSES
+from sed.core.constants import FRAME_SECONDS
 from sed.core.predictions import Predictions
 from sed.eval import run as eval_run
 from sed.evaluation.report import add_alpha_st0, zero_explanations
@@ -43,7 +44,7 @@ def dataset(tmp_path):
     root = tmp_path / "data"
     pv, gv = make_set(n=10, seed=1)
     pe, ge = make_set(n=10, seed=2)
-    pe = Predictions([f"e{f}" for f in pe.filenames], pe.frame_probs, pe.clip_probs)
+    pe = Predictions([f"e{f}" for f in pe.filenames], pe.frame_probs, pe.clip_probs, CLASSES)
     ge = {f"e{f}": v for f, v in ge.items()}
     (root / "metadata" / "validation").mkdir(parents=True)
     (root / "metadata" / "eval").mkdir(parents=True)
@@ -201,7 +202,7 @@ def one_class_preds(frame_max: float, clip: float) -> Predictions:
     fp[:, 20:60, 0] = frame_max
     cp = np.full((3, 10), 0.9, np.float32)
     cp[:, 0] = clip
-    return Predictions(["a.wav", "b.wav", "c.wav"], fp, cp)
+    return Predictions(["a.wav", "b.wav", "c.wav"], fp, cp, CLASSES)
 
 
 def test_class_below_its_threshold_or_never_tagged_is_explained():
@@ -256,7 +257,7 @@ def test_psds1_alpha_st0_recomputed_on_a_constructed_case():
     for i in range(n):
         fp[i, 100:300, cat] = 0.9
         gt[f"c{i}.wav"] = [(100 * dt, 300 * dt, "Cat"), (400 * dt, 500 * dt, "Dog")]
-    preds = Predictions([f"c{i}.wav" for i in range(n)], fp, cp)
+    preds = Predictions([f"c{i}.wav" for i in range(n)], fp, cp, CLASSES)
     params = PostprocParams(median_windows={c: (1, 1) for c in CLASSES})
     res = M.evaluate(preds, gt, params, psds=True, n_thresholds=5, segment=False)
     metrics = dict(res.metrics)
@@ -313,7 +314,7 @@ def test_ensemble_uses_the_fit_of_its_averaged_predictions_not_a_members(dataset
     root, pv, _pe, _ = dataset
     tune_run(compose_cfg("tune", f"data.root={root}", f"predictions={pv}", *SMALL_GRID), tmp_path / "t")
     other = Predictions.load(pv)
-    other = Predictions(other.filenames, np.clip(other.frame_probs + 0.1, 0, 1), other.clip_probs)
+    other = Predictions(other.filenames, np.clip(other.frame_probs + 0.1, 0, 1), other.clip_probs, CLASSES)
     other.save(tmp_path / "m2" / "predictions.npz")
     quiet = ["psds=false", "segment=false", "report.enabled=false", "also_splits=[]", "compare_table1=false"]
     m = eval_run(compose_cfg("eval", f"data.root={root}",

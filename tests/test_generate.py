@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from sed.core.constants import CLASSES
+from sed.core.constants import DESED_CLASSES as CLASSES
 from sed.datamodules.layout import DEFAULT_SPLITS
 from sed.datamodules.tsv import read_strong_tsv, read_unlabel_tsv, read_weak_tsv
 from sed.generate import REAL, generate_dataset

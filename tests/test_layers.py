@@ -65,5 +65,6 @@ def test_the_datamodule_declares_what_the_callbacks_read(tiny_data_cfg):
     class Trainer:
         datamodule = object()
 
-    with pytest.raises(ConfigError, match=r"^the datamodule object lacks \['data_cfg', 'val_features'"):
+    msg = r"^the datamodule object lacks \['data_cfg', 'classes', 'val_features'"
+    with pytest.raises(ConfigError, match=msg):
         validation_data(Trainer())

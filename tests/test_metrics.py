@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sed.core.constants import CLASSES, FRAME_SECONDS
+from sed.core.constants import DESED_CLASSES as CLASSES
+from sed.core.constants import FRAME_SECONDS
 from sed.core.predictions import Predictions
 from sed.evaluation import metrics as M
 from sed.postproc import Decoder, PostprocParams, decode_thresholds, psds_thresholds
@@ -50,7 +51,7 @@ def perfect_set():
             frame[i, s:e, k] = 1.0
             clip[i, k] = 1.0
             gt[f].append((round(s * DT, 6), min(round(e * DT, 6), 10.0), lab))
-    return Predictions(names, frame, clip), gt
+    return Predictions(names, frame, clip, CLASSES), gt
 
 
 # ---------------------------------------------------------------------------- event-based F1
@@ -267,7 +268,7 @@ def test_bad_inputs_give_clear_errors():
     with pytest.raises(M.MetricsError, match="class 'Bird'"):
         M.evaluate(preds, {**gt, "c.wav": [(0.0, 1.0, "Bird")]}, p, psds=False)
     with pytest.raises(M.MetricsError, match="empty"):
-        M.evaluate(Predictions([], np.zeros((0, 640, 10)), np.zeros((0, 10))), gt, p, psds=False)
+        M.evaluate(Predictions([], np.zeros((0, 640, 10)), np.zeros((0, 10)), CLASSES), gt, p, psds=False)
     # drop: scores the clips both hold
     m = M.evaluate(preds, {**gt, "e.wav": [(0.0, 1.0, "Dog")]}, p, psds=False, on_missing="drop").metrics
     assert m["n_clips"] == 4 and m["event_f1_macro"] == pytest.approx(1.0)

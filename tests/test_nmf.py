@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from sed.core.constants import CLASSES, FRAME_SECONDS
+from sed.core.constants import DESED_CLASSES as CLASSES
+from sed.core.constants import FRAME_SECONDS
 from sed.nmf.core import NMFInputError, beta_divergence, nmf, normalize_columns, random_init
 from sed.nmf.labels import (
     Activations,
@@ -520,8 +521,9 @@ def test_extract_templates_recovers_the_event_spectrum():
 def test_build_dictionary_kinds():
     t = np.array([[3.0, 4.0, 0.0], [0.0, 0.0, 2.0], [6.0, 8.0, 0.0]])
     ts = TemplateSet(t, ["Dog", "Dog", "Cat"])
-    mean = build_dictionary(ts, "mean")
-    assert mean.classes == ["Cat", "Dog"] and mean.rank("Dog") == 1
+    assert build_dictionary(ts, "mean").classes == ["Dog", "Cat"]  # no label set: order of appearance
+    mean = build_dictionary(ts, "mean", classes=CLASSES)
+    assert mean.classes == ["Cat", "Dog"] and mean.rank("Dog") == 1 and mean.index("Dog") == 4
     # unit rows (0.6, 0.8, 0) and (0, 0, 1), mean (0.3, 0.4, 0.5), unit norm
     np.testing.assert_allclose(mean.W["Dog"][:, 0], np.array([0.3, 0.4, 0.5]) / math.sqrt(0.5), rtol=1e-6)
     np.testing.assert_allclose(mean.W["Cat"][:, 0], [0.6, 0.8, 0.0], rtol=1e-6)
@@ -609,7 +611,8 @@ def _two_class_clip(m=6, n=64):
     V = np.zeros((m, n))
     V[:, 10:20] = 3 * w["Dog"][:, None]
     V[:, 40:50] = 2 * w["Cat"][:, None]
-    d = Dictionary({c: (v / np.linalg.norm(v))[:, None].astype(np.float32) for c, v in w.items()})
+    d = Dictionary({c: (v / np.linalg.norm(v))[:, None].astype(np.float32) for c, v in w.items()},
+                   order=CLASSES)
     return torch.from_numpy(V[None].astype(np.float32)), d
 
 
@@ -619,7 +622,7 @@ def test_only_tagged_classes_are_activated(mode):
     problems, missing = make_problems([["Dog"]], d, mode)
     acts = solve_activations(V, problems, d, beta=2, max_iter=100)
     assert acts.cls.tolist() == [4] and missing == []  # Dog only, although Cat's energy is in the clip
-    labels = label_events(acts, ["x.wav"], threshold=0.5)
+    labels = label_events(acts, ["x.wav"], classes=d.order, threshold=0.5)
     assert labels == {"x.wav": [(pytest.approx(10 * DT), pytest.approx(20 * DT), "Dog")]}
 
 
@@ -628,7 +631,7 @@ def test_joint_mode_separates_tagged_classes():
     problems, _ = make_problems([["Dog", "Cat"]], d, "joint")
     assert problems == [Problem(0, ["Dog", "Cat"])]
     acts = solve_activations(V, problems, d, beta=2, max_iter=200)
-    labels = label_events(acts, ["x.wav"], threshold=0.5)["x.wav"]
+    labels = label_events(acts, ["x.wav"], classes=d.order, threshold=0.5)["x.wav"]
     got = sorted((round(a / DT), round(b / DT), c) for a, b, c in labels)
     assert got == [(10, 20, "Dog"), (40, 50, "Cat")]
     sep, _ = make_problems([["Dog", "Cat"]], d, "separate")
@@ -641,7 +644,7 @@ def test_mixed_rank_problems_match_each_problem_alone(beta):
     every activation equals that problem's own fixed-W NMF with the general updates."""
     g = torch.Generator().manual_seed(3)
     d = Dictionary({c: normalize_columns(torch.rand(12, 1, generator=g, dtype=torch.float64)).numpy()
-                    for c in ("Cat", "Dog", "Speech")})
+                    for c in ("Cat", "Dog", "Speech")}, order=CLASSES)
     V = torch.rand(4, 12, 40, generator=g, dtype=torch.float64) + 0.01
     tags = [["Dog"], ["Cat", "Speech"], ["Speech"], ["Dog", "Cat"]]
     problems, _ = make_problems(tags, d, "joint")
@@ -662,7 +665,7 @@ def test_missing_template_modes():
     problems, missing = make_problems([["Dog", "Speech"], ["Speech"]], d, missing_template="whole_clip")
     assert [p.clip for p in problems] == [0] and missing == [(0, "Speech"), (1, "Speech")]
     acts = Activations.concat([])
-    labels = label_events(acts, ["a.wav", "b.wav"], whole_clip=missing)
+    labels = label_events(acts, ["a.wav", "b.wav"], classes=d.order, whole_clip=missing)
     assert labels == {"a.wav": [(0.0, 10.0, "Speech")], "b.wav": [(0.0, 10.0, "Speech")]}
     with pytest.raises(NMFLabelError, match="missing_template"):
         make_problems([["Dog"]], d, missing_template="ignore")
@@ -673,7 +676,7 @@ def test_all_zero_clip_gets_no_event_and_nan_clip_raises():
     V = torch.cat([V, torch.zeros_like(V)])
     problems, _ = make_problems([["Dog"], ["Dog", "Cat"]], d, "separate")
     acts = solve_activations(V, problems, d)
-    labels = label_events(acts, ["x.wav", "silent.wav"], threshold=0.5)
+    labels = label_events(acts, ["x.wav", "silent.wav"], classes=d.order, threshold=0.5)
     assert labels["silent.wav"] == [] and len(labels["x.wav"]) == 1
     V[1, 0, 3] = float("nan")
     with pytest.raises(NMFInputError) as e:

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
+from sed.core.constants import DESED_CLASSES as CLASSES
 from sed.core.errors import ConfigError
 from sed.core.predictions import Predictions
 from sed.datamodules.tsv import read_strong_tsv
@@ -42,7 +43,7 @@ def perfect(names, gt, path):
     frame, clip = truth_probs(names, gt)
     frame[:, 550:, :] = 0.9  # a burst in every class at the end of each clip (from 8.53 s)
     clip[:] = np.maximum(clip, 0.9)
-    Predictions(names, frame, clip).save(path)
+    Predictions(names, frame, clip, CLASSES).save(path)
     return path
 
 

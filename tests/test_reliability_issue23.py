@@ -44,7 +44,8 @@ def test_predictions_shorter_than_their_clips_are_refused(tmp_path):
     """Issue 23 (7): 100 frames (1.56 s) of probabilities for 10 s clips were scored silently."""
     import numpy as np
 
-    from sed.core.constants import CLASSES, FRAME_SECONDS
+    from sed.core.constants import DESED_CLASSES as CLASSES
+    from sed.core.constants import FRAME_SECONDS
     from sed.core.predictions import Predictions, PredictionsError
     from sed.evaluation.coverage import apply_real_durations
     from sed.evaluation.metrics import MetricsError, align
@@ -54,8 +55,8 @@ def test_predictions_shorter_than_their_clips_are_refused(tmp_path):
     with pytest.raises(PredictionsError,
                        match=r"^predictions: the frame probabilities cover 1.56 s \(100 frames of "
                              r"0.0156 s\) but 1 of 2 clips last longer \(e.g. b.wav: 10.00 s\)"):
-        Predictions(names, frame, clip, durations=np.array([1.5, 10.0]))
-    short = Predictions(names, frame, clip)  # no durations stored: the frames' 1.56 s
+        Predictions(names, frame, clip, CLASSES, durations=np.array([1.5, 10.0]))
+    short = Predictions(names, frame, clip, CLASSES)  # no durations stored: the frames' 1.56 s
     with pytest.raises(MetricsError,
                        match=r"1 of 2 clips hold ground-truth events ending later "
                              r"\(e.g. a.wav: 9.00 s\)"):
@@ -69,7 +70,8 @@ def test_predictions_shorter_than_their_clips_are_refused(tmp_path):
                              {"root": str(tmp_path), "splits": {"validation": {"durations": str(dur)}}},
                              "validation")
     # within two frames (or 1 %) of the end is the same length (DESED's 10 s clips, 640 frames of 15.6 ms)
-    full = Predictions(names, np.zeros((2, 640, 10), np.float32), clip, durations=np.array([10.02, 9.99]))
+    full = Predictions(names, np.zeros((2, 640, 10), np.float32), clip, CLASSES,
+                       durations=np.array([10.02, 9.99]))
     assert full.covered_seconds == pytest.approx(640 * FRAME_SECONDS)
     align(full, {"a.wav": [(8.0, 10.05, CLASSES[0])], "b.wav": []})
 
@@ -241,13 +243,13 @@ def test_timeline_titles_give_each_clips_own_length(tmp_path, monkeypatch):
     import numpy as np
     from hydra import compose, initialize_config_dir
 
-    from sed.core.constants import CLASSES
+    from sed.core.constants import DESED_CLASSES as CLASSES
     from sed.core.predictions import Predictions
     from sed.eval import run
 
     frame = np.zeros((2, 640, 10), np.float32)
     frame[:, 64:200, 0] = 0.9
-    Predictions(["a.wav", "b.wav"], frame, np.full((2, 10), 0.9, np.float32),
+    Predictions(["a.wav", "b.wav"], frame, np.full((2, 10), 0.9, np.float32), CLASSES,
                 durations=np.array([7.25, 10.0])).save(tmp_path / "p.npz")
     (tmp_path / "gt.tsv").write_text(f"filename\tonset\toffset\tevent_label\na.wav\t1.0\t3.0\t{CLASSES[0]}\n"
                                      f"b.wav\t1.0\t3.0\t{CLASSES[0]}\n")

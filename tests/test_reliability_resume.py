@@ -54,7 +54,7 @@ class FryingEverywhere(pl.Callback):
     def on_validation_start(self, trainer, pl_module):
         if trainer.sanity_checking or trainer.current_epoch != self.at:
             return
-        from sed.core.constants import CLASSES
+        from sed.core.constants import DESED_CLASSES as CLASSES
 
         k = CLASSES.index("Frying")
         for layer in (pl_module.sm.out, pl_module.dm.fc[-1]):

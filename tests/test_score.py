@@ -384,13 +384,14 @@ def test_python_m_sed_cli_score(gen):
 
 
 def test_predictions_npz(gen, tmp_path):
+    from sed.core.constants import DESED_CLASSES as CLASSES
     from sed.core.predictions import Predictions
 
     rng = np.random.default_rng(0)
     names = list(gen["events"])[:6]
-    p = Predictions(names, rng.uniform(size=(6, 156, 10)), rng.uniform(size=(6, 10)), frame_seconds=0.064)
+    p = Predictions(names, rng.uniform(size=(6, 156, 10)), rng.uniform(size=(6, 10)), CLASSES,
+                    frame_seconds=0.064)
     p.save(tmp_path / "p.npz")
-    from sed.core.constants import CLASSES
 
     ev = {f: [(on, off, "Dog" if c == "Dog" else "Cat") for on, off, c in gen["events"][f]] for f in names}
     H.write_truth(tmp_path / "gt.tsv", ev)

@@ -13,7 +13,7 @@ import pytorch_lightning as pl
 import torch
 from sklearn.metrics import average_precision_score
 
-from sed.core.constants import CLASSES
+from sed.core.constants import DESED_CLASSES as CLASSES
 from sed.core.errors import ConfigError
 from sed.datamodules.holdout import holdout_count, split_rows
 from sed.evaluation.frame_ap import chance_ap, frame_average_precision, macro

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from sed.core.constants import DESED_CLASSES
 from sed.core.errors import DataError
 from sed.datamodules.tsv import Event, read_strong_tsv, read_unlabel_tsv, read_weak_tsv, write_strong_tsv
 
@@ -63,7 +64,7 @@ def test_strong_roundtrip(tmp_path):
 def test_bad_rows_name_file_line_and_fault(tmp_path, text, reader, message):
     p = _write(tmp_path, text)
     with pytest.raises(DataError) as e:
-        reader(p)
+        reader(p, DESED_CLASSES)  # the label set is data.classes (DESED's ten by default)
     assert str(e.value).startswith(str(p))
     assert message in str(e.value)
     assert "\n" not in str(e.value)

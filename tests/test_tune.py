@@ -232,8 +232,9 @@ def test_per_class_tagging_params_round_trip_and_scalar_form():
     np.testing.assert_array_equal(p.tagging_for(CL3), [0.2, -np.inf, 0.7])
     assert PostprocParams().tagging_threshold == 0.5  # Table 1 default unchanged
     np.testing.assert_array_equal(PostprocParams().tagging_for(("Dog", "Cat")), [0.5, 0.5])
-    with pytest.raises(Exception, match="tagging_threshold has no value for"):
-        base_params(tagging_threshold={"Cat": 0.2}).tagging_for(CL3)
+    # a class the per-class table lacks: the paper's 0.5 (issue 21: any label set)
+    one = base_params(tagging_threshold={"Cat": 0.2})
+    np.testing.assert_array_equal(one.tagging_for(CL3), [0.2, 0.5, 0.5])
     # per-class tagging in the decoder: Dog kept everywhere, Cat at 0.2, Speech at 0.7
     preds, _ = small_set(n=6)
     scores = Decoder.prepare(preds, p).scores

@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sed.claims.plan import ENSEMBLE, NAMES
-from sed.core.constants import CLASSES
 
 #: The figures aggregated over seeds (fitted post-processing unless named Table 1).
 FIGURES = ("event_f1_fitted", "event_f1_table1", "psds", "psds1", "psds2")
@@ -96,14 +95,17 @@ def claims_table(agg: Mapping[str, Any], split: str, units: Sequence[str]) -> li
             for f in ("event_f1_fitted", "psds"):
                 rows.append(claim(f"ensemble > {NAMES[member]}", f, _figure(agg, ENSEMBLE, split, f),
                                   _figure(agg, member, split, f), None))
-    rows += [nonzero_claim(unit, _figure(agg, unit, split, "per_class_f1")) for unit in units]
+    classes = list(dict.fromkeys(c for u in units for c in _figure(agg, u, split, "per_class_f1")))
+    rows += [nonzero_claim(unit, _figure(agg, unit, split, "per_class_f1"), classes) for unit in units]
     return rows
 
 
-def nonzero_claim(unit: str, pc: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """The row "every class a non-zero event F1" of a unit from its per-class ``{class: mean_sd}``."""
+def nonzero_claim(unit: str, pc: Mapping[str, Mapping[str, Any]],
+                  classes: Sequence[str] = ()) -> dict[str, Any]:
+    """The row "every class a non-zero event F1" of a unit from its per-class ``{class: mean_sd}``;
+    ``classes``: every class some unit has a figure for (one this unit lacks is named)."""
     zero = [c for c, s in pc.items() if s.get("min") is not None and s["min"] <= 0]
-    unknown = [c for c in CLASSES if c not in pc or pc[c].get("min") is None]
+    unknown = [c for c in dict.fromkeys([*classes, *pc]) if c not in pc or pc[c].get("min") is None]
     verdict = "n/a (missing figures)" if not pc else ("fails" if zero else "holds")
     note = (f"zero for {', '.join(zero)}" if zero else "") + ("; " if zero and unknown else "") + (
         f"no figure for {', '.join(unknown)}" if unknown and pc else "")

@@ -8,7 +8,6 @@ from typing import Any
 from sed.claims.aggregate import FIGURES
 from sed.claims.formats import fmt_ms, k_text, pct_text
 from sed.claims.plan import NAMES, REPORT_SPLIT, TUNE_SPLIT
-from sed.core.constants import CLASSES
 
 FIGURE_NAMES = {"event_f1_fitted": "event F1 (fitted)", "event_f1_table1": "event F1 (Table 1)",
                 "psds": "PSDS (2020)", "psds1": "PSDS1", "psds2": "PSDS2"}
@@ -77,9 +76,9 @@ def _figure_lines(agg: Mapping[str, Any], units: Sequence[str], split: str) -> l
         lines.append(f"| {NAMES[u]} | {n} | " + " | ".join(cells) + " |")
     lines += ["", f"Per-class event F1 (fitted post-processing), {split}:", "",
               "| class | " + " | ".join(NAMES[u] for u in units) + " |", "| --- |" + " --- |" * len(units)]
-    for c in CLASSES:
-        cells = (fmt_ms((((agg.get(u) or {}).get(split) or {}).get("per_class_f1") or {}).get(c), True)
-                 for u in units)
+    per_class = {u: (((agg.get(u) or {}).get(split) or {}).get("per_class_f1") or {}) for u in units}
+    for c in dict.fromkeys(c for u in units for c in per_class[u]):
+        cells = (fmt_ms(per_class[u].get(c), True) for u in units)
         lines.append(f"| {c} | " + " | ".join(cells) + " |")
     lines.append("")
     return lines

@@ -1,7 +1,9 @@
-"""Fixed facts of the task: the DESED classes and the feature grid (SPEC sections 1 and 2).
+"""Fixed facts of the task: DESED's classes (the default label set) and the feature grid (SPEC 1 and 2).
 
-These are constants, not configuration: every module and config shares them, and changing
-one invalidates the feature cache (its key includes :class:`FeatureSpec`).
+The feature grid is a constant, not configuration: every module shares it, and changing it invalidates
+the feature cache (its key includes :class:`FeatureSpec`).  The classes are configuration
+(``data.classes``, default :data:`DESED_CLASSES`): a run records them (``<run>/data.yaml`` and its
+checkpoints) and every command reads them from there.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-#: The ten DESED classes, in SPEC section 1's order (the column order of every target array).
-CLASSES: tuple[str, ...] = (
+#: The ten DESED classes in SPEC section 1's order: ``data.classes``'s default, the column order of a
+#: DESED run's arrays, and the classes of Table 1 (conf/postproc/paper.yaml).
+DESED_CLASSES: tuple[str, ...] = (
     "Alarm_bell_ringing",
     "Blender",
     "Cat",
@@ -23,8 +26,6 @@ CLASSES: tuple[str, ...] = (
     "Speech",
     "Vacuum_cleaner",
 )
-CLASS_INDEX: dict[str, int] = {c: i for i, c in enumerate(CLASSES)}
-N_CLASSES = len(CLASSES)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sed.core.constants import CLASSES, FRAME_SECONDS
+from sed.core.constants import FRAME_SECONDS
 
 
 class PredictionsError(ValueError):
@@ -30,7 +30,7 @@ class Predictions:
     filenames: list[str]
     frame_probs: np.ndarray  # (N, T, C) float32
     clip_probs: np.ndarray  # (N, C) float32
-    classes: tuple[str, ...] = CLASSES
+    classes: tuple[str, ...]  # the column names (the run's data.classes)
     frame_seconds: float = FRAME_SECONDS
     durations: np.ndarray | None = None  # (N,) seconds
 

@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from sed.audio.features import LogMel
 from sed.audio.io import load_audio
+from sed.core.classes import classes_of
 from sed.core.constants import DEFAULT_FEATURES, FeatureSpec
 from sed.core.devices import resolve_device
 from sed.core.errors import DataError
@@ -425,7 +426,7 @@ def labels_for(data_cfg: Mapping, split: str) -> dict[str, list[Event]] | dict[s
         _warn_absent(s)
         return [] if s.kind == "unlabel" else {}
     reader = {"strong": read_strong_tsv, "weak": read_weak_tsv, "unlabel": read_unlabel_tsv}[s.kind]
-    return reader(s.tsv)
+    return reader(s.tsv, classes_of(data_cfg))
 
 
 _warned: set[tuple[str, str]] = set()

@@ -58,7 +58,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from sed.core.constants import N_CLASSES, N_FRAMES
+from sed.core.classes import classes_of
+from sed.core.constants import N_FRAMES
 from sed.core.errors import ConfigError, DataError
 from sed.datamodules.cache import SplitFeatures, labels_for, load_split
 from sed.datamodules.holdout import holdout_settings, split_rows
@@ -101,9 +102,10 @@ class SourceData:
     """One training source in memory-friendly form: log-mel memmap + targets + masks."""
 
     def __init__(
-        self, name: str, feats: SplitFeatures, frame: dict[int, np.ndarray], clip: np.ndarray | None
+        self, name: str, feats: SplitFeatures, frame: dict[int, np.ndarray], clip: np.ndarray | None,
+        n_classes: int,
     ) -> None:
-        self.name, self.feats = name, feats
+        self.name, self.feats, self.n_classes = name, feats, int(n_classes)
         self.frame = frame  # row -> (T, C) uint8 frame targets (only rows with strong targets)
         self.clip = clip  # (N, C) float32 or None (unlabel)
         self.rows = np.arange(len(feats))  # the feature rows training may use (sampler position -> row)
@@ -114,7 +116,7 @@ class SourceData:
 
     def nbytes(self) -> int:
         n, t, f = self.feats.logmel.shape
-        return n * t * f * 4 + (n * t * N_CLASSES if self.frame else 0)
+        return n * t * f * 4 + (n * t * self.n_classes if self.frame else 0)
 
     def to_device(self, device: torch.device, chunk: int = 256) -> None:
         """Copy the log-mel and targets to ``device`` (chunk by chunk from the memmap): batches are then
@@ -126,7 +128,7 @@ class SourceData:
             x[lo:lo + chunk] = torch.from_numpy(part).to(device)
         d = {"x": x, "has_frame": torch.zeros(n, dtype=torch.bool)}
         if self.frame:
-            y_f = torch.zeros((n, t, N_CLASSES), dtype=torch.uint8)
+            y_f = torch.zeros((n, t, self.n_classes), dtype=torch.uint8)
             for r, tgt in self.frame.items():
                 y_f[r], d["has_frame"][r] = torch.from_numpy(tgt), True
             d["y_f"] = y_f.to(device)
@@ -143,8 +145,8 @@ class SourceData:
         return {
             "x": d["x"][r],
             "y_f": (d["y_f"][r].float() if "y_f" in d
-                    else torch.zeros((n, d["x"].shape[1], N_CLASSES), device=dev)),
-            "y_c": d["y_c"][r] if "y_c" in d else torch.zeros((n, N_CLASSES), device=dev),
+                    else torch.zeros((n, d["x"].shape[1], self.n_classes), device=dev)),
+            "y_c": d["y_c"][r] if "y_c" in d else torch.zeros((n, self.n_classes), device=dev),
             "has_frame": d["has_frame"][r],
             "has_clip": torch.full((n,), self.clip is not None, device=dev),
             "is_unlabel": torch.full((n,), self.clip is None, device=dev),
@@ -159,13 +161,14 @@ class SourceData:
         order = np.argsort(rows, kind="stable")  # memmap reads in file order, then put back
         x = np.empty((len(rows), N_FRAMES, self.feats.logmel.shape[2]), np.float32)
         x[order] = np.asarray(self.feats.logmel[rows[order]])
-        y_f = np.zeros((len(rows), N_FRAMES, N_CLASSES), np.float32)
+        y_f = np.zeros((len(rows), N_FRAMES, self.n_classes), np.float32)
         has_frame = np.zeros(len(rows), bool)
         for j, r in enumerate(rows):
             t = self.frame.get(int(r))
             if t is not None:
                 y_f[j], has_frame[j] = t, True
-        y_c = self.clip[rows] if self.clip is not None else np.zeros((len(rows), N_CLASSES), np.float32)
+        y_c = (self.clip[rows] if self.clip is not None
+               else np.zeros((len(rows), self.n_classes), np.float32))
         n = len(rows)
         return {
             "x": torch.from_numpy(x),
@@ -183,6 +186,7 @@ def _load_sources(
     data_cfg: Mapping, names: Sequence[str], weak_frame_labels: str, progress: bool
 ) -> dict[str, SourceData]:
     out: dict[str, SourceData] = {}
+    classes = classes_of(data_cfg)
     for name in names:
         feats = load_split(data_cfg, name, progress=progress)
         if len(feats) == 0:
@@ -192,28 +196,28 @@ def _load_sources(
         if name == "unlabel":
             clip = None
         elif name == "synthetic":
-            clip = np.zeros((len(feats), N_CLASSES), np.float32)
+            clip = np.zeros((len(feats), len(classes)), np.float32)
             for i, f in enumerate(feats.filenames):
                 evs = labels.get(f, [])
-                frame[i] = events_to_frame_targets(evs).astype(np.uint8)
-                clip[i] = tags_to_clip_targets(e.label for e in evs)
+                frame[i] = events_to_frame_targets(evs, classes).astype(np.uint8)
+                clip[i] = tags_to_clip_targets((e.label for e in evs), classes)
         else:  # weak
-            clip = np.stack([tags_to_clip_targets(labels.get(f, [])) for f in feats.filenames])
+            clip = np.stack([tags_to_clip_targets(labels.get(f, []), classes) for f in feats.filenames])
             if weak_frame_labels == "nmf":
                 path = Path(str(data_cfg["nmf_labels_tsv"]))
                 if not path.is_file():
                     raise DataError(f"{path}: NMF labels for the weak clips not found (run `make nmf-labels` "
                                     "or `python -m sed.nmf_labels` first; "
                                     "or set datamodule.weak_frame_labels=none)")
-                nmf = read_strong_tsv(path)
+                nmf = read_strong_tsv(path, classes)
                 for i, f in enumerate(feats.filenames):
                     evs = nmf.get(f)
                     if evs:
-                        frame[i] = events_to_frame_targets(evs).astype(np.uint8)
+                        frame[i] = events_to_frame_targets(evs, classes).astype(np.uint8)
                 log.info("weak: %d of %d clips have NMF frame labels (%s)", len(frame), len(feats), path)
             elif weak_frame_labels != "none":
                 raise ConfigError(f"weak_frame_labels {weak_frame_labels!r}: expected 'nmf' or 'none'")
-        out[name] = SourceData(name, feats, frame, clip)
+        out[name] = SourceData(name, feats, frame, clip, len(classes))
     return out
 
 
@@ -312,6 +316,7 @@ class ValidationData(Protocol):
     DataModule must too."""
 
     data_cfg: Mapping
+    classes: tuple[str, ...]  # data.classes: the column order of every target and output
     val_features: SplitFeatures | None  # set by setup("fit" | "validate")
     val_truth: dict[str, list]
     holdout_features: SplitFeatures | None
@@ -373,6 +378,7 @@ class DesedDataModule(pl.LightningDataModule):
         _check_sizes(batch_size=batch_size, switch_epoch=switch_epoch, iters_per_epoch=iters_per_epoch,
                      val_batch_size=val_batch_size, num_workers=num_workers)
         self.data_cfg = data
+        self.classes = classes_of(data)
         self.batch_size, self.switch_epoch = int(batch_size), int(switch_epoch)
         self.pre_switch, self.post_switch = dict(pre_switch), dict(post_switch)
         self.weak_frame_labels = weak_frame_labels
@@ -382,7 +388,7 @@ class DesedDataModule(pl.LightningDataModule):
         self.holdout_share, self.holdout_seed = holdout_settings(holdout)
         self.holdout_features: SplitFeatures | None = None
         self.holdout_rows = np.zeros(0, np.int64)  # feature rows of the held-out synthetic clips
-        self.holdout_targets = np.zeros((0, N_FRAMES, N_CLASSES), np.uint8)
+        self.holdout_targets = np.zeros((0, N_FRAMES, len(self.classes)), np.uint8)
         self.pin_memory, self.features_on_device = bool(pin_memory), bool(features_on_device)
         self.phases: list[tuple[int, dict[str, int]]] = []
         if self.switch_epoch > 0:
@@ -442,7 +448,8 @@ class DesedDataModule(pl.LightningDataModule):
         labels = labels_for(self.data_cfg, "synthetic")
         self.holdout_features, self.holdout_rows = feats, held
         self.holdout_targets = np.stack(
-            [events_to_frame_targets(labels.get(feats.filenames[r], [])).astype(np.uint8) for r in held]
+            [events_to_frame_targets(labels.get(feats.filenames[r], []), self.classes).astype(np.uint8)
+             for r in held]
         ) if len(held) else self.holdout_targets
         log.info("holdout: %d of %d synthetic clips held out of training for checkpoint selection (seed %d)",
                  len(held), len(feats), self.holdout_seed)

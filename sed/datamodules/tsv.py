@@ -13,11 +13,12 @@ import csv
 import logging
 import math
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from sed.core.constants import CLASS_INDEX, DEFAULT_FEATURES
+from sed.core.classes import describe
+from sed.core.constants import DEFAULT_FEATURES
 from sed.core.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -64,14 +65,16 @@ def _check_filename(path: Path, lineno: int, name: str) -> str:
     return name
 
 
-def _check_label(path: Path, lineno: int, label: str) -> str:
-    if label not in CLASS_INDEX:
-        raise DataError(f"{path}:{lineno}: unknown class {label!r} (expected one of the 10 DESED classes)")
+def _check_label(path: Path, lineno: int, label: str, classes: Sequence[str] | None) -> str:
+    """``label``, or one DataError when a class list is given and does not hold it (None: any label)."""
+    if classes is not None and label not in classes:
+        raise DataError(f"{path}:{lineno}: unknown class {label!r} (data.classes has {describe(classes)})")
     return label
 
 
-def read_weak_tsv(path: str | Path) -> dict[str, list[str]]:
-    """``filename<TAB>event_labels`` (comma-separated) -> ``{filename: [labels]}`` in file order."""
+def read_weak_tsv(path: str | Path, classes: Sequence[str] | None = None) -> dict[str, list[str]]:
+    """``filename<TAB>event_labels`` (comma-separated) -> ``{filename: [labels]}`` in file order; a label
+    outside ``classes`` (when given) is an error."""
     path = Path(path)
     out: dict[str, list[str]] = {}
     for lineno, f in _rows(path, ("filename", "event_labels")):
@@ -80,7 +83,7 @@ def read_weak_tsv(path: str | Path) -> dict[str, list[str]]:
                 f"{path}:{lineno}: missing event_labels column (weak rows are filename<TAB>labels)"
             )
         name = _check_filename(path, lineno, f[0])
-        labels = [_check_label(path, lineno, x.strip()) for x in f[1].split(",") if x.strip()]
+        labels = [_check_label(path, lineno, x.strip(), classes) for x in f[1].split(",") if x.strip()]
         if not labels:
             raise DataError(f"{path}:{lineno}: no label in {f[1]!r}")
         if name in out:
@@ -89,7 +92,7 @@ def read_weak_tsv(path: str | Path) -> dict[str, list[str]]:
     return out
 
 
-def read_unlabel_tsv(path: str | Path) -> list[str]:
+def read_unlabel_tsv(path: str | Path, classes: Sequence[str] | None = None) -> list[str]:
     """``filename`` per row -> list of filenames in file order."""
     path = Path(path)
     return [_check_filename(path, lineno, f[0]) for lineno, f in _rows(path, ("filename",))]
@@ -107,8 +110,9 @@ def _parse_time(path: Path, lineno: int, what: str, value: str) -> float:
     return t
 
 
-def read_strong_tsv(path: str | Path) -> dict[str, list[Event]]:
-    """``filename<TAB>onset<TAB>offset<TAB>event_label`` -> ``{filename: [Event]}`` (file order).
+def read_strong_tsv(path: str | Path, classes: Sequence[str] | None = None) -> dict[str, list[Event]]:
+    """``filename<TAB>onset<TAB>offset<TAB>event_label`` -> ``{filename: [Event]}`` (file order); a label
+    outside ``classes`` (when given) is an error.
 
     A row whose onset, offset and label are all empty lists the clip with no event.
     """
@@ -139,7 +143,7 @@ def read_strong_tsv(path: str | Path) -> dict[str, list[Event]]:
             odd.setdefault("end", []).append(
                 f"{path}:{lineno}: event ends at {offset} s, past the clip's end ({clip_seconds:g} s)"
             )
-        events.append(Event(onset, offset, _check_label(path, lineno, rest[2])))
+        events.append(Event(onset, offset, _check_label(path, lineno, rest[2], classes)))
     for found in odd.values():
         log.warning("%s%s", found[0], f" ({len(found) - 1} more rows like it)" if len(found) > 1 else "")
     return out

@@ -84,12 +84,12 @@ def _postproc_for(predictor: Any, opts: DetectOptions, classes: Sequence[str], n
     try:
         choice = choose_postproc(file=opts.postproc, tuned=tuned,
                                  recorded=getattr(predictor, "postproc_cfg", None), recorded_from=str(ckpt))
-        choice.params.check_classes(classes, source="the model")
+        params = choice.params.for_classes(classes, "the model")
     except SedError as e:
         raise DetectError(f"bad post-processing config: {e}") from None
     if note is not None:
         print(f"{NAME}: {choice.line()}", file=note)
-    return choice.params
+    return params
 
 
 def load_predictor(ckpt: str | Path, device: str = "auto") -> Any:
@@ -129,7 +129,7 @@ def decode_by_class(
         col = frame_probs[:, i : i + 1]
         if not col.any():
             continue
-        pc = params.for_classes((c,))
+        pc = params.for_classes((c,), "the model")
         preds = Predictions([name], col[None], clip_probs[None, i : i + 1], (c,), frame_seconds,
                             durations=np.array([duration]))
         ev = decode_fn(preds, pc)

@@ -454,7 +454,7 @@ def tune(
     base = PostprocParams() if base is None else base
     _check_objective(objective)
     check_predictions(preds)
-    base.check_classes(preds.classes)
+    base = base.for_classes(preds.classes, "the predictions")
     preds, gt = align(preds, ground_truth, on_missing=on_missing)
     lows = grid.lows(base)
     jobs = [

@@ -10,7 +10,8 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig
 
-from sed.core.constants import CLASSES, FRAME_SECONDS
+from sed.core.classes import classes_of
+from sed.core.constants import FRAME_SECONDS
 from sed.core.errors import ConfigError, DataError
 from sed.core.predictions import Predictions, average
 from sed.core.runs import CheckpointError, latest_run, resolve_checkpoint
@@ -80,26 +81,27 @@ def get_predictions(cfg: DictConfig, split: str, files: Any) -> tuple[Prediction
     else:
         raise ConfigError("give predictions=<predictions.npz> (or a list) or ckpt=<checkpoint or run folder> "
                           f"(or a list); no training run found under {cfg.train_runs}")
-    preds.check_compatible(CLASSES, FRAME_SECONDS, source=source)
+    preds.check_compatible(classes_of(cfg.data), FRAME_SECONDS, source=source)
     return preds, source
 
 
 def get_ground_truth(cfg: DictConfig, split: str, path: Any) -> tuple[dict, str]:
     """Strong labels of ``split``: ``path`` when given, else the data config's TSV for the split."""
     if path:
-        return read_strong(str(path)), str(path)
+        return read_strong(str(path), classes_of(cfg.data)), str(path)
     s = DesedLayout.from_cfg(cfg.data).split(split)
     if s.kind != "strong":
         raise ConfigError(f"split {split!r} has {s.kind} labels; scoring needs a strong-label split")
-    return read_strong(str(s.tsv)), str(s.tsv)
+    return read_strong(str(s.tsv), classes_of(cfg.data)), str(s.tsv)
 
 
-def read_strong(path: str) -> dict:
-    """``read_strong_tsv``, cached per process while the file is unchanged (sweep points share it)."""
+def read_strong(path: str, classes: Sequence[str]) -> dict:
+    """``read_strong_tsv`` (a label outside ``classes`` is an error), cached per process while the file is
+    unchanged (sweep points share it)."""
     p = Path(path)
-    key = (path, p.stat().st_mtime_ns if p.is_file() else 0)
+    key = (path, p.stat().st_mtime_ns if p.is_file() else 0, tuple(classes))
     if key not in _GT_CACHE:
-        _GT_CACHE[key] = read_strong_tsv(path)
+        _GT_CACHE[key] = read_strong_tsv(path, classes)
     return {f: list(v) for f, v in _GT_CACHE[key].items()}
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sed.core.constants import CLASSES, FRAME_SECONDS
+from sed.core.constants import FRAME_SECONDS
 from sed.core.devices import resolve_device
 from sed.core.predictions import Predictions, average
 from sed.core.runs import CheckpointError, resolve_checkpoint
@@ -45,7 +45,7 @@ class Predictor:
 
     def __init__(self, system, device: torch.device, path: Path) -> None:
         self.system, self.device, self.path = system.eval().to(device), device, path
-        self.classes: tuple[str, ...] = CLASSES
+        self.classes: tuple[str, ...] = tuple(system.classes)
         self.frame_seconds: float = FRAME_SECONDS
         self.postproc_cfg: dict | None = system.postproc_cfg
 
@@ -139,7 +139,7 @@ def predict_split(
             frames.append(f)
             clips.append(c)
         n_frames = feats.spec.n_frames
-        frame = np.concatenate(frames) if frames else np.zeros((0, n_frames, len(CLASSES)), np.float32)
-        clip = np.concatenate(clips) if clips else np.zeros((0, len(CLASSES)), np.float32)
+        frame = np.concatenate(frames) if frames else np.zeros((0, n_frames, len(pred.classes)), np.float32)
+        clip = np.concatenate(clips) if clips else np.zeros((0, len(pred.classes)), np.float32)
         out.append(Predictions(list(feats.filenames), frame, clip, pred.classes, pred.frame_seconds))
     return out[0] if len(out) == 1 else average(out)

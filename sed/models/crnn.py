@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from sed.core.constants import DEFAULT_FEATURES, N_CLASSES
+from sed.core.constants import DEFAULT_FEATURES
 from sed.models.common import ConvBlock, InputNorm, ModelConfigError, as_pairs
 
 
@@ -47,7 +47,7 @@ class CRNN(nn.Module):
         attention: bool,
         activation: str = "cg",
         n_mels: int = DEFAULT_FEATURES.n_mels,
-        n_classes: int = N_CLASSES,
+        n_classes: int,
     ) -> None:
         super().__init__()
         pairs = as_pairs(pools, len(channels), "CRNN")

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from sed.core.constants import DEFAULT_FEATURES, N_CLASSES
+from sed.core.constants import DEFAULT_FEATURES
 from sed.models.common import ConvBlock, InputNorm, ModelConfigError, as_pairs
 
 
@@ -40,7 +40,7 @@ class DM(nn.Module):
         hidden: int,
         clip_pool: str,
         n_mels: int = DEFAULT_FEATURES.n_mels,
-        n_classes: int = N_CLASSES,
+        n_classes: int,
     ) -> None:
         super().__init__()
         pairs = as_pairs(pools, len(channels), "DM")

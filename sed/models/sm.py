@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from sed.core.constants import DEFAULT_FEATURES, N_CLASSES
+from sed.core.constants import DEFAULT_FEATURES
 from sed.models.common import ConvBlock, InputNorm, ModelConfigError
 
 
@@ -48,7 +48,7 @@ class SM(nn.Module):
         pool_type: str,
         activation: str = "cg",
         n_mels: int = DEFAULT_FEATURES.n_mels,
-        n_classes: int = N_CLASSES,
+        n_classes: int,
     ) -> None:
         super().__init__()
         if len(freq_pools) != len(channels):

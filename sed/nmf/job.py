@@ -25,7 +25,8 @@ import torch
 from tqdm.auto import tqdm
 
 from sed.audio.features import logmel_to_mel
-from sed.core.constants import CLASSES, DEFAULT_FEATURES, FRAME_SECONDS
+from sed.core.classes import classes_of
+from sed.core.constants import DEFAULT_FEATURES, FRAME_SECONDS
 from sed.core.devices import resolve_device
 from sed.core.errors import ConfigError
 from sed.datamodules.cache import labels_for, load_split
@@ -160,7 +161,8 @@ def compute_activations(data_cfg: Mapping, ncfg: Mapping, dictionary: Dictionary
     problems, missing = make_problems([tags[f] for f in names], dictionary, str(acfg["mode"]), missing_mode,
                                       names)
     if missing:
-        classes = sorted({c for _, c in missing}, key=CLASSES.index)
+        order = {c: i for i, c in enumerate(dictionary.order)}
+        classes = sorted({c for _, c in missing}, key=lambda c: (order.get(c, len(order)), c))
         log.warning("%d weak tags of classes %s have no template: %s", len(missing), classes,
                     "labelled over the whole clip" if missing_mode == "whole_clip" else "left without label")
     bs = int(ncfg["batch_size"])
@@ -265,9 +267,10 @@ def run_job(data_cfg: Mapping, ncfg: Mapping, *, output_tsv: str | Path | None,
     dcfg = ncfg["dictionary"]
     dictionary = build_dictionary(ts, str(dcfg["kind"]), k=int(dcfg["k"]),
                                   max_columns=dcfg.get("max_columns"), seed=int(dcfg["seed"]),
-                                  norm=str(ncfg["templates"]["norm"]))
+                                  norm=str(ncfg["templates"]["norm"]), classes=classes_of(data_cfg))
     acts, names, tags, whole, missing = compute_activations(data_cfg, ncfg, dictionary, device, progress)
-    labels = label_events(acts, names, normalize=str(ncfg["normalize"]), threshold=float(ncfg["threshold"]),
+    labels = label_events(acts, names, classes=dictionary.order, normalize=str(ncfg["normalize"]),
+                          threshold=float(ncfg["threshold"]),
                           frame_seconds=FRAME_SECONDS, clip_seconds=DEFAULT_FEATURES.clip_seconds,
                           median_window=int(ncfg["median_window"]), min_duration=float(ncfg["min_duration"]),
                           join_gap=float(ncfg["join_gap"]), whole_clip=whole)
@@ -282,7 +285,7 @@ def run_job(data_cfg: Mapping, ncfg: Mapping, *, output_tsv: str | Path | None,
         guard_replacement(output_tsv, n_new, force=force,
                           kept=(Path(out_dir) / "weak_nmf.tsv") if out_dir is not None else None)
         tsv = write_strong_tsv(output_tsv, rows)
-    info = {"n_templates": {c: int(sum(1 for lab in ts.labels if lab == c)) for c in CLASSES},
+    info = {"n_templates": {c: int(sum(1 for lab in ts.labels if lab == c)) for c in dictionary.order},
             "templates_dropped": ts.dropped,
             "dictionary_ranks": {c: dictionary.rank(c) for c in dictionary.classes},
             "n_weak_clips": len(names), "n_activations": int(len(acts.act)),
@@ -299,7 +302,7 @@ def curves_for_plot(res: JobResult, ncfg: Mapping, names: Sequence[str]) -> list
     for n in names:
         i = row_of[n]
         sel = np.flatnonzero(res.activations.clip == i)
-        out.append({CLASSES[res.activations.cls[j]]: curves[j] for j in sel})
+        out.append({res.dictionary.order[res.activations.cls[j]]: curves[j] for j in sel})
     return out
 
 
@@ -307,4 +310,4 @@ def read_truth(data_cfg: Mapping) -> dict[str, list[Event]] | None:
     p = data_cfg.get("weak_truth_tsv")
     if not p or not Path(p).is_file():
         return None
-    return read_strong_tsv(p)
+    return read_strong_tsv(p, classes_of(data_cfg))

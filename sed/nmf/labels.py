@@ -36,7 +36,8 @@ import numpy as np
 import torch
 from scipy.ndimage import median_filter
 
-from sed.core.constants import CLASS_INDEX, CLASSES, FRAME_SECONDS
+from sed.core.classes import class_index
+from sed.core.constants import FRAME_SECONDS
 from sed.core.errors import SedError
 from sed.nmf.core import EPS, nmf
 from sed.nmf.templates import Dictionary
@@ -152,7 +153,8 @@ def solve_activations(
     Vp = V[clip_idx]
     Wt = torch.from_numpy(W).to(dev, dt)
     H = _solve_groups(Vp, Wt, problems, ranks, beta=beta, max_iter=max_iter, tol=tol)
-    return _class_activations(problems, Vp, Wt, H, torch.from_numpy(slot).to(dev), clip_idx, combine)
+    return _class_activations(problems, Vp, Wt, H, torch.from_numpy(slot).to(dev), clip_idx, combine,
+                              dictionary)
 
 
 def _stacked_dictionaries(
@@ -169,7 +171,7 @@ def _stacked_dictionaries(
         for c in p.classes:
             Wc = dictionary.W[c]
             W[j, :, o:o + Wc.shape[1]] = Wc
-            slot[j, o:o + Wc.shape[1]] = CLASS_INDEX[c]
+            slot[j, o:o + Wc.shape[1]] = dictionary.index(c)
             o += Wc.shape[1]
     return W, slot, ranks
 
@@ -199,7 +201,7 @@ def _solve_groups(
 
 def _class_activations(
     problems: Sequence[Problem], Vp: torch.Tensor, Wt: torch.Tensor, H: torch.Tensor, slot_t: torch.Tensor,
-    clip_idx: torch.Tensor, combine: str,
+    clip_idx: torch.Tensor, combine: str, dictionary: Dictionary,
 ) -> Activations:
     """One row per (clip, class) of the problems, in clip then class order: the class's activation
     (its columns' ``combine``), the sum over mels of its part of ``WH`` and the clip's energy."""
@@ -207,8 +209,8 @@ def _class_activations(
     energy = Vp.sum(dim=1)  # (P, n)
     colsum = Wt.sum(dim=1)  # (P, R): sum over mels of each column
     rows_clip, rows_cls, acts, recons, energies = [], [], [], [], []
-    for c in sorted({c for p in problems for c in p.classes}, key=CLASS_INDEX.get):  # loop over classes only
-        ci = CLASS_INDEX[c]
+    for c in sorted({c for p in problems for c in p.classes}, key=dictionary.index):  # loop over classes only
+        ci = dictionary.index(c)
         sel = slot_t == ci  # (P, R)
         has = sel.any(dim=1)
         if not bool(has.any()):
@@ -314,6 +316,7 @@ def label_events(
     acts: Activations,
     filenames: Sequence[str],
     *,
+    classes: Sequence[str],
     normalize: str = "max",
     threshold: float = 0.5,
     frame_seconds: float = FRAME_SECONDS,
@@ -325,17 +328,19 @@ def label_events(
 ) -> dict[str, list[tuple[float, float, str]]]:
     """Strong labels ``{filename: [(onset, offset, label)]}`` for every clip in ``filenames`` (SPEC step 3).
 
+    ``classes``: the label set the activations' ``cls`` index (the dictionary's ``order``).
     ``whole_clip``: (clip row, class) pairs labelled active over the whole clip (tags with no template).
     Clips with no event map to ``[]``.
     """
     out: dict[str, list[tuple[float, float, str]]] = {f: [] for f in filenames}
+    index = class_index(classes)
     curves = normalize_activations(acts, normalize)
     row, on, off = curves_to_events(curves, threshold, frame_seconds=frame_seconds, clip_seconds=clip_seconds,
                                     median_window=median_window, min_duration=min_duration, join_gap=join_gap)
     for r, a, b in zip(row.tolist(), on.tolist(), off.tolist()):
-        out[filenames[acts.clip[r]]].append((a, b, CLASSES[acts.cls[r]]))
+        out[filenames[acts.clip[r]]].append((a, b, classes[acts.cls[r]]))
     for i, c in whole_clip:
         out[filenames[i]].append((0.0, clip_seconds, c))
     for f in out:
-        out[f].sort(key=lambda e: (e[0], CLASS_INDEX[e[2]], e[1]))
+        out[f].sort(key=lambda e: (e[0], index[e[2]], e[1]))
     return out

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from sed.core.constants import CLASSES, FRAME_SECONDS
+from sed.core.constants import FRAME_SECONDS
 from sed.evaluation.metrics import event_based, ground_truth_table, segment_based
-from sed.reporting.plots import CLASS_COLORS, draw_events, draw_logmel, save_figure
+from sed.reporting.plots import class_color, draw_events, draw_logmel, save_figure
 from sed.reporting.sweeps import sweep_points
 from sed.reporting.tables import markdown_table
 
@@ -56,8 +56,9 @@ def markdown_tables(scores: Mapping[str, Mapping[str, Any]]) -> str:
     out = []
     for metric, title in (("event", "Event-based F1 (%) (t_collar 0.2 s, 20 % of length)"),
                           ("segment", "Segment-based F1 (%) (1 s segments)")):
+        classes = list(dict.fromkeys(c for s in systems for c in scores[s][metric]["per_class"]))
         rows = [{"class": c, **{s: _f(scores[s][metric]["per_class"].get(c, {}).get("f1")) for s in systems}}
-                for c in CLASSES]
+                for c in classes]
         rows.append({"class": "**macro**",
                      **{s: f"**{_f(scores[s][metric]['f1_macro'])}**" for s in systems}})
         rows.append({"class": "micro", **{s: _f(scores[s][metric]["f1_micro"]) for s in systems}})
@@ -107,7 +108,7 @@ def plot_clips(
         ax_m.set_title(name, fontsize=9)
         t = np.arange(logmels[i].shape[0]) * frame_seconds
         for c, a in curves[i].items():
-            ax_a.plot(t, a, color=CLASS_COLORS[c], lw=1, label=c)
+            ax_a.plot(t, a, color=class_color(c), lw=1, label=c)
         ax_a.axhline(threshold, color="k", ls="--", lw=0.8, label=f"threshold {threshold:g}")
         ax_a.set_ylabel(f"activation\n({normalize})", fontsize=8)
         ax_a.legend(fontsize=7, loc="upper right", ncol=3)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from sed.core.constants import CLASSES, FRAME_SECONDS, seconds_to_frame, seconds_to_frame_end
+from sed.core.constants import FRAME_SECONDS, seconds_to_frame, seconds_to_frame_end
 from sed.core.errors import ConfigError
 from sed.nmf.core import EPS, nmf, normalize_columns
 
@@ -58,15 +58,29 @@ class TemplateSet:
 @dataclass
 class Dictionary:
     """Per-class dictionaries ``W_c`` ``(m, r_c)``, unit-norm columns; classes without templates are
-    absent."""
+    absent.  ``order``: the label set (``data.classes``); activations index classes by their place in it
+    (default: the order of ``W``)."""
 
     W: dict[str, np.ndarray]
     kind: str = "mean"
     meta: dict = field(default_factory=dict)
+    order: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.order = tuple(self.order) or tuple(self.W)
+        unknown = [c for c in self.W if c not in self.order]
+        if unknown:
+            raise ConfigError(f"NMF dictionary: classes {unknown} are not in the label set "
+                              f"{list(self.order)}")
 
     @property
     def classes(self) -> list[str]:
-        return [c for c in CLASSES if c in self.W]
+        """The classes with a dictionary, in label-set order."""
+        return [c for c in self.order if c in self.W]
+
+    def index(self, label: str) -> int:
+        """The class's place in the label set (the ``cls`` of its activations)."""
+        return self.order.index(label)
 
     def rank(self, label: str) -> int:
         return self.W[label].shape[1]
@@ -145,12 +159,15 @@ def build_dictionary(
     max_columns: int | None = None,
     seed: int = 0,
     norm: str = "l2",
+    classes: Sequence[str] | None = None,
 ) -> Dictionary:
-    """Per-class dictionaries from templates (``all`` | ``mean`` | ``kmeans``), unit-norm columns."""
+    """Per-class dictionaries from templates (``all`` | ``mean`` | ``kmeans``), unit-norm columns;
+    ``classes``: the label set (default: the templates' labels in order of appearance)."""
     if kind not in DICTIONARY_KINDS:
         raise ConfigError(f"nmf.dictionary.kind is {kind!r}; expected one of {DICTIONARY_KINDS}")
+    classes = tuple(classes) if classes is not None else tuple(dict.fromkeys(ts.labels))
     out: dict[str, np.ndarray] = {}
-    for c in CLASSES:
+    for c in classes:
         T = ts.of(c)
         if len(T) == 0:
             continue
@@ -165,7 +182,7 @@ def build_dictionary(
                 rng = np.random.default_rng(seed)
                 cols = T[np.sort(rng.choice(len(T), max_columns, replace=False))]
         out[c] = _normalize_rows(cols, norm).T.astype(np.float32)  # (m, r_c)
-    return Dictionary(out, kind, {"k": k, "max_columns": max_columns, "seed": seed, "norm": norm})
+    return Dictionary(out, kind, {"k": k, "max_columns": max_columns, "seed": seed, "norm": norm}, classes)
 
 
 def _normalize_rows(T: np.ndarray, norm: str) -> np.ndarray:

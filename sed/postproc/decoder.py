@@ -28,7 +28,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sed.core.constants import CLASSES
 from sed.core.predictions import Predictions
 from sed.postproc.median import iterative_median
 from sed.postproc.params import PostprocError, PostprocParams
@@ -80,13 +79,13 @@ def tag_mask(clip_probs: np.ndarray, tagging_threshold: float | np.ndarray | Non
 
 
 def smooth_scores(
-    frame_probs: np.ndarray, clip_probs: np.ndarray, params: PostprocParams, classes: Sequence[str] = CLASSES
+    frame_probs: np.ndarray, clip_probs: np.ndarray, params: PostprocParams, classes: Sequence[str]
 ) -> np.ndarray:
     """Steps 1-2: tagged, median-filtered frame scores ``(N, T, C)`` float32 (untagged classes are 0)."""
     tags = tag_mask(clip_probs, params.tagging_for(classes))
     out = iterative_median(
         frame_probs,
-        [params.median_windows[c] for c in classes],
+        [params.raw_windows(c) for c in classes],
         even_window=params.even_window,
         edge=params.median_edge,
         rows=tags,
@@ -232,7 +231,7 @@ class Decoder:
     @classmethod
     def prepare(cls, preds: Predictions, params: PostprocParams) -> Decoder:
         check_predictions(preds)
-        params.check_classes(preds.classes)
+        params = params.for_classes(preds.classes, "the predictions")
         scores = smooth_scores(preds.frame_probs, preds.clip_probs, params, preds.classes)
         n, t, c = scores.shape
         rows = np.ascontiguousarray(scores.transpose(0, 2, 1)).reshape(n * c, t)
@@ -280,13 +279,13 @@ def decode(
     frame_seconds: float | None = None,
     filenames: Sequence[str] | None = None,
     durations: np.ndarray | None = None,
-    classes: Sequence[str] = CLASSES,
+    classes: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Events ``filename, onset, offset, event_label`` (seconds) from probabilities.
 
     Two call forms (docs/ARCHITECTURE.md): ``decode(preds, params)`` with a
     :class:`~sed.core.predictions.Predictions`, or
-    ``decode(frame_probs, clip_probs, params, frame_seconds, filenames, durations=None)``.
+    ``decode(frame_probs, clip_probs, params, frame_seconds, filenames, durations=None, classes=...)``.
     """
     if not isinstance(preds, Predictions):
         rest = list(args)
@@ -295,9 +294,10 @@ def decode(
         frame_seconds = rest.pop(0) if rest else frame_seconds
         filenames = rest.pop(0) if rest else filenames
         durations = rest.pop(0) if rest else durations
-        if params is None or frame_seconds is None or filenames is None:
+        if params is None or frame_seconds is None or filenames is None or classes is None:
             raise TypeError(
-                "decode(frame_probs, clip_probs, params, frame_seconds, filenames, durations=None)"
+                "decode(frame_probs, clip_probs, params, frame_seconds, filenames, durations=None, "
+                "classes=[...])"
             )
         preds = Predictions(
             list(filenames), frame_probs, clip_probs, tuple(classes), float(frame_seconds), durations

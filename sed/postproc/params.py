@@ -24,10 +24,16 @@ reads one. Choices where the paper is silent are config options whose defaults a
   ``sed.eval`` when it writes a tuned ``conf/postproc/<name>.yaml``); ``null`` for Table 1.
 - ``tuned_data``: optional provenance, the dataset root (resolved) or ground-truth file the tuning
   split came from (``sed.tune``); ``sed.eval`` says so when it applies the file to other data.
+- ``generic_threshold`` (0.5) and ``generic_windows`` ([7, 15]): what a class without an entry gets (a
+  label set other than DESED's, ``data.classes``) until ``sed.tune`` fits it: the tagging threshold's
+  0.5 as frame threshold and Table 1's most common window pair (Dog's and Speech's). A per-class tagging
+  table without the class gives it :data:`GENERIC_TAGGING` (0.5, the paper's). Said once per run on the
+  console (:meth:`PostprocParams.for_classes`); entries of classes the run does not have are ignored.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -35,11 +41,13 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 
-from sed.core.constants import CLASSES
 from sed.core.errors import SedError
 from sed.core.paths import CONF_DIR
 
+log = logging.getLogger(__name__)
 EVEN_WINDOW_RULES = ("round_up", "round_down", "as_is")
+#: the tagging threshold of a class a per-class tagging table lacks (the paper's single value)
+GENERIC_TAGGING = 0.5
 EDGE_MODES = ("reflect", "nearest", "constant", "mirror")
 ORDERS = ("remove_then_join", "join_then_remove")
 
@@ -95,13 +103,18 @@ class PostprocParams:
     order: str = "remove_then_join"
     tuned_on: str | None = None
     tuned_data: str | None = None
+    generic_threshold: float = 0.5
+    generic_windows: tuple[int, ...] = (7, 15)
 
     def __post_init__(self) -> None:
         th = {str(k): float(v) for k, v in dict(self.frame_thresholds).items()}
         mw = {str(k): _windows_tuple(v, str(k)) for k, v in dict(self.median_windows).items()}
         object.__setattr__(self, "frame_thresholds", th)
         object.__setattr__(self, "median_windows", mw)
-        for name in ("min_duration", "join_gap"):
+        object.__setattr__(self, "generic_windows", _windows_tuple(self.generic_windows, "generic_windows"))
+        if not 0.0 <= float(self.generic_threshold) <= 1.0:
+            raise PostprocError(f"postproc.generic_threshold: {self.generic_threshold} is not in [0, 1]")
+        for name in ("min_duration", "join_gap", "generic_threshold"):
             object.__setattr__(self, name, float(getattr(self, name)))
         tag = self.tagging_threshold
         if isinstance(tag, Mapping):
@@ -153,7 +166,8 @@ class PostprocParams:
         for k in ("min_duration", "join_gap"):  # null: the step is off
             if k in kw and kw[k] is None:
                 kw[k] = 0.0
-        for k in ("frame_thresholds", "median_windows", "even_window", "median_edge", "order"):
+        for k in ("frame_thresholds", "median_windows", "even_window", "median_edge", "order",
+                  "generic_threshold", "generic_windows"):
             if k in kw and kw[k] is None:
                 raise PostprocError(f"postproc.{k} cannot be null")
         for k in ("frame_thresholds", "median_windows"):
@@ -179,19 +193,30 @@ class PostprocParams:
             "order": self.order,
             "tuned_on": self.tuned_on,
             "tuned_data": self.tuned_data,
+            "generic_threshold": self.generic_threshold,
+            "generic_windows": list(self.generic_windows),
         }
 
-    def for_classes(self, classes: Sequence[str]) -> PostprocParams:
-        """The same settings narrowed to ``classes``: every class-keyed table (frame thresholds, median
-        windows and a per-class tagging table) keeps only those classes; a missing class is an error."""
-        # raise when missing
-        self.thresholds_for(classes), self.windows_for(classes), self.tagging_for(classes)
+    def generic_classes(self, classes: Sequence[str]) -> list[str]:
+        """The classes of ``classes`` that a class-keyed table lacks (they get the generic values)."""
+        tag = self.tagging_threshold
+        return [c for c in classes if c not in self.frame_thresholds or c not in self.median_windows
+                or (isinstance(tag, Mapping) and c not in tag)]
+
+    def for_classes(self, classes: Sequence[str], source: str = "the run") -> PostprocParams:
+        """The same settings for exactly ``classes``: every class-keyed table (frame thresholds, median
+        windows and a per-class tagging table) keeps those classes, and a class it lacks gets the generic
+        values (said once on the console, naming ``source``); entries of other classes are dropped."""
+        generic = self.generic_classes(classes)
+        if generic:
+            _note_generic(tuple(generic), self, source)
         tag = self.tagging_threshold
         return replace(
             self,
-            frame_thresholds={c: self.frame_thresholds[c] for c in classes},
-            median_windows={c: self.median_windows[c] for c in classes},
-            tagging_threshold={c: tag[c] for c in classes} if isinstance(tag, Mapping) else tag,
+            frame_thresholds=dict(zip(classes, self.thresholds_for(classes).tolist())),
+            median_windows={c: self.median_windows.get(c, self.generic_windows) for c in classes},
+            tagging_threshold=(dict(zip(classes, [tag.get(c, GENERIC_TAGGING) for c in classes]))
+                               if isinstance(tag, Mapping) else tag),
         )
 
     def with_threshold(self, threshold: float) -> PostprocParams:
@@ -199,49 +224,47 @@ class PostprocParams:
         return replace(self, frame_thresholds={c: float(threshold) for c in self.frame_thresholds})
 
     # ------------------------------------------------------------------ per-class arrays
-    def thresholds_for(self, classes: Sequence[str] = CLASSES) -> np.ndarray:
-        """Frame thresholds as a ``(C,)`` array in ``classes`` order; a missing class is an error."""
-        missing = [c for c in classes if c not in self.frame_thresholds]
-        if missing:
-            raise PostprocError(f"postproc.frame_thresholds has no value for {missing}")
-        return np.array([self.frame_thresholds[c] for c in classes], dtype=np.float64)
+    def thresholds_for(self, classes: Sequence[str]) -> np.ndarray:
+        """Frame thresholds as a ``(C,)`` array in ``classes`` order (``generic_threshold`` where the
+        table lacks a class)."""
+        return np.array([self.frame_thresholds.get(c, self.generic_threshold) for c in classes],
+                        dtype=np.float64)
 
-    def tagging_for(self, classes: Sequence[str] = CLASSES) -> np.ndarray:
+    def tagging_for(self, classes: Sequence[str]) -> np.ndarray:
         """Tagging thresholds as a ``(C,)`` array in ``classes`` order; ``-inf`` where tagging is off
-        (``clip_probs > tagging_for(...)`` is then the tagging mask of step 1)."""
+        (``clip_probs > tagging_for(...)`` is then the tagging mask of step 1); :data:`GENERIC_TAGGING`
+        where a per-class table lacks a class."""
         t = self.tagging_threshold
         if not isinstance(t, Mapping):
             return np.full(len(classes), -np.inf if t is None else float(t), dtype=np.float64)
-        missing = [c for c in classes if c not in t]
-        if missing:
-            raise PostprocError(f"postproc.tagging_threshold has no value for {missing}")
-        return np.array([-np.inf if t[c] is None else t[c] for c in classes], dtype=np.float64)
+        values = [t.get(c, GENERIC_TAGGING) for c in classes]
+        return np.array([-np.inf if v is None else v for v in values], dtype=np.float64)
+
+    def raw_windows(self, cls: str) -> tuple[int, ...]:
+        """The configured median windows of ``cls`` (``generic_windows`` where the table lacks it)."""
+        return self.median_windows.get(cls, self.generic_windows)
 
     def tagging_key(self) -> float | None | tuple:
         """The tagging setting in a hashable form (a sorted tuple of pairs for the per-class form)."""
         t = self.tagging_threshold
         return tuple(sorted(t.items())) if isinstance(t, Mapping) else t
 
-    def windows_for(self, classes: Sequence[str] = CLASSES) -> list[tuple[int, ...]]:
+    def windows_for(self, classes: Sequence[str]) -> list[tuple[int, ...]]:
         """Effective (odd, after the ``even_window`` rule) median windows per class, in ``classes`` order."""
-        missing = [c for c in classes if c not in self.median_windows]
-        if missing:
-            raise PostprocError(f"postproc.median_windows has no value for {missing}")
-        return [tuple(effective_window(w, self.even_window) for w in self.median_windows[c]) for c in classes]
+        return [tuple(effective_window(w, self.even_window) for w in self.raw_windows(c)) for c in classes]
 
-    def check_classes(self, classes: Sequence[str], source: str = "predictions") -> None:
-        """Raise when the config's class set differs from ``classes`` (names are compared as sets)."""
-        keys = ["frame_thresholds", "median_windows"]
-        if isinstance(self.tagging_threshold, Mapping):
-            keys.append("tagging_threshold")
-        for key in keys:
-            have = set(getattr(self, key))
-            if have != set(classes):
-                extra, missing = sorted(have - set(classes)), sorted(set(classes) - have)
-                raise PostprocError(
-                    f"postproc.{key} does not match the classes of {source}: missing {missing}, "
-                    f"unknown {extra}"
-                )
+
+_noted: set[tuple] = set()
+
+
+def _note_generic(classes: tuple[str, ...], params: PostprocParams, source: str) -> None:
+    """One console line per process and class set: these classes get the generic post-processing."""
+    key = (classes, params.generic_threshold, params.generic_windows)
+    if key not in _noted:
+        _noted.add(key)
+        log.warning("postproc: no tuned or Table 1 values for %d class(es) of %s (%s): generic frame "
+                    "threshold %g and median windows %s until `sed.tune` fits them", len(classes), source,
+                    ", ".join(classes), params.generic_threshold, list(params.generic_windows))
 
 
 def effective_window(w: int, rule: str = "round_up") -> int:

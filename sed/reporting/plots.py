@@ -12,17 +12,27 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
+import zlib  # noqa: E402
+
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sed.audio.io import load_audio  # noqa: E402
-from sed.core.constants import CLASSES, FRAME_SECONDS  # noqa: E402
+from sed.core.constants import DESED_CLASSES, FRAME_SECONDS  # noqa: E402
 from sed.core.constants import TIMELINE_COLS as MAX_COLS  # noqa: E402
 from sed.datamodules.layout import DesedLayout  # noqa: E402
 from sed.datamodules.tsv import read_strong_tsv  # noqa: E402
 
-#: One colour per class, fixed so that every plot of the project agrees.
-CLASS_COLORS = {c: plt.get_cmap("tab10")(i) for i, c in enumerate(CLASSES)}
+_DESED_COLOR = {c: i for i, c in enumerate(DESED_CLASSES)}
+
+
+def class_color(label: str) -> tuple:
+    """One colour per class name, fixed so that every plot of the project agrees: DESED's ten are tab10 in
+    their order; any other name gets a tab20 colour from a hash of the name."""
+    i = _DESED_COLOR.get(label)
+    if i is not None:
+        return plt.get_cmap("tab10")(i)
+    return plt.get_cmap("tab20")(zlib.crc32(label.encode()) % 20)
 
 
 def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
@@ -77,7 +87,7 @@ def draw_events(ax, events: Sequence, y0: float, height: float, time_scale: floa
     h = height / max(1, len(lanes))
     for lane, on, off, label in placed:
         y = y0 + lane * h
-        color = CLASS_COLORS.get(label, "white")
+        color = class_color(label)
         ax.add_patch(plt.Rectangle((on / time_scale, y), (off - on) / time_scale, h * 0.9, color=color,
                                    alpha=alpha, linewidth=0))
         if labels:
@@ -85,8 +95,10 @@ def draw_events(ax, events: Sequence, y0: float, height: float, time_scale: floa
                     color="black", clip_on=True)
 
 
-def plot_examples(root: str | Path, out: str | Path, split: str = "synthetic") -> Path:
-    """One clip per class from a DESED-layout ``split``: log-mel with its true events drawn over it."""
+def plot_examples(root: str | Path, out: str | Path, split: str = "synthetic",
+                  classes: Sequence[str] = DESED_CLASSES) -> Path:
+    """One clip per class of ``classes`` from a DESED-layout ``split``: log-mel with its true events drawn
+    over it."""
     # lazy: torch (via sed.audio.features) costs ~1 s; `sedx score --out` plots through this module without it
     import torch
 
@@ -98,7 +110,7 @@ def plot_examples(root: str | Path, out: str | Path, split: str = "synthetic") -
     for name, events in sorted(clips.items(), key=lambda kv: len(kv[1])):
         for ev in events:
             chosen.setdefault(ev.label, name)
-    picks = [(c, chosen[c]) for c in CLASSES if c in chosen]
+    picks = [(c, chosen[c]) for c in classes if c in chosen]
     frontend = LogMel()
     fig, axes = plt.subplots(len(picks), 1, figsize=(11, 1.9 * max(1, len(picks))), squeeze=False)
     for ax, (cls, name) in zip(axes[:, 0], picks):
@@ -187,7 +199,7 @@ def _draw_event_lanes(ax, shown: Sequence[str], det: Sequence, true: Sequence | 
     """The timeline's event panel: one lane per shown class, truth (upper half) over detections (lower
     half, hatched) when ``true`` is given, else the detections (labelled when few and not in minutes)."""
     for j, c in enumerate(shown):
-        color = CLASS_COLORS.get(c, "grey")
+        color = class_color(c)
         mine = [(on * scale, max((off - on) * scale, min_w)) for on, off, lab in det if lab == c]
         if true is not None:
             ours = [(on * scale, max((off - on) * scale, min_w)) for on, off, lab in true if lab == c]
@@ -220,7 +232,7 @@ def _draw_probabilities(ax, frame_probs: np.ndarray, smoothed: np.ndarray | None
     sm = pool_max(smoothed)[0] if smoothed is not None else None
     for c in shown:
         j = list(classes).index(c)
-        color = CLASS_COLORS.get(c, "grey")
+        color = class_color(c)
         label = c if clip_probs is None else f"{c} (clip p {clip_probs[j]:.2f})"
         ax.plot(t, p[:, j], color=color, lw=0.8, alpha=0.6 if sm is not None else 1.0, label=label)
         if sm is not None:
@@ -292,19 +304,19 @@ def plot_psd_roc(curves: Mapping[str, Any], metrics: Mapping[str, Any], path: st
     return path
 
 
-def plot_frame_probability_history(history: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
+def plot_frame_probability_history(history: Sequence[Mapping[str, Any]], path: str | Path,
+                                   classes: Sequence[str]) -> Path:
     """SM's mean frame probability on event frames (one line per class) and on background frames
     (black, dashed: the class mean) across epochs, one panel per source (:mod:`sed.training.diagnostics`)."""
     sources = [s for s in ("synthetic", "weak_nmf", "weak_true", "validation") if s in history[0]]
     epochs = [h["epoch"] for h in history]
     fig, axes = plt.subplots(1, len(sources), figsize=(4.2 * len(sources), 3.6), sharey=True, squeeze=False)
-    colors = plt.get_cmap("tab10")
     for ax, source in zip(axes[0], sources):
         ev = np.array([h[source]["p_event"] for h in history], dtype=np.float64)
         bg = np.array([h[source]["p_background"] for h in history], dtype=np.float64)
-        for c, name in enumerate(CLASSES):
+        for c, name in enumerate(classes):
             if np.isfinite(ev[:, c]).any():
-                ax.plot(epochs, ev[:, c], color=colors(c), lw=1.2, label=name)
+                ax.plot(epochs, ev[:, c], color=class_color(name), lw=1.2, label=name)
         ax.plot(epochs, np.nanmean(bg, axis=1), "k--", lw=1.5, label="background (mean)")
         ax.set_title(source)
         ax.set_xlabel("epoch")
@@ -358,8 +370,9 @@ def plot_claims_curves(curves: Mapping[str, Sequence[Any]], path: str | Path) ->
         if terms:
             ax.legend(fontsize=7)
     for ax, (name, frames) in zip(flat[len(shared) + len(curves):], curves.items()):
-        for i, cls in enumerate(CLASSES):
-            _band(ax, frames, f"val/holdout_ap/{cls}", cls, plt.get_cmap("tab10")(i))
+        prefix = "val/holdout_ap/"
+        for cls in dict.fromkeys(c[len(prefix):] for f in frames for c in f.columns if c.startswith(prefix)):
+            _band(ax, frames, f"{prefix}{cls}", cls, class_color(cls))
         ax.set_title(f"{name}: held-out frame AP per class", fontsize=9)
         ax.legend(fontsize=5, ncol=2)
     for ax in flat[:n]:
@@ -375,15 +388,16 @@ def plot_per_class_bars(bars: Mapping[str, Mapping[str, tuple[float | None, floa
     """Per-class F1 bars, one group per class and one bar per system: ``{system: {class: (mean, sd)}}``,
     the sd drawn as an error bar (a missing mean draws nothing)."""
     names = list(bars)
-    x = np.arange(len(CLASSES))
+    classes = list(dict.fromkeys(c for b in bars.values() for c in b))
+    x = np.arange(len(classes))
     width = 0.8 / max(1, len(names))
     fig, ax = plt.subplots(figsize=(11, 4))
     for i, name in enumerate(names):
-        m = [(bars[name].get(c) or (None, None))[0] for c in CLASSES]
-        sd = [(bars[name].get(c) or (None, None))[1] for c in CLASSES]
+        m = [(bars[name].get(c) or (None, None))[0] for c in classes]
+        sd = [(bars[name].get(c) or (None, None))[1] for c in classes]
         ax.bar(x - 0.4 + width * (i + 0.5), [100 * v if v is not None else np.nan for v in m], width,
                yerr=[100 * v if v is not None else 0.0 for v in sd], capsize=2, label=name)
-    ax.set_xticks(x, [c.replace("_", " ") for c in CLASSES], rotation=30, ha="right", fontsize=8)
+    ax.set_xticks(x, [c.replace("_", " ") for c in classes], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("event F1 (%)")
     ax.set_ylim(0, 100)
     ax.legend(fontsize=8)

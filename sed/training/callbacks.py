@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import rank_zero_only
 
-from sed.core.constants import CLASSES, FRAME_SECONDS
+from sed.core.constants import FRAME_SECONDS
 from sed.core.predictions import Predictions
 from sed.datamodules.desed import SOURCES, validation_data
 from sed.datamodules.targets import events_to_frame_targets
@@ -142,10 +142,10 @@ class MeanTeacherRampup(IterationSchedule):
         return lr, w, {"train/lr": lr, "train/w_cons": w}
 
 
-def validation_frame_map(frame: np.ndarray, events: list) -> float:
+def validation_frame_map(frame: np.ndarray, events: list, classes: Sequence[str]) -> float:
     """Macro frame-level AP of ``(clips, frames, classes)`` probabilities against each clip's strong
     events."""
-    targets = np.stack([events_to_frame_targets(ev, n_frames=frame.shape[1]) for ev in events])
+    targets = np.stack([events_to_frame_targets(ev, classes, n_frames=frame.shape[1]) for ev in events])
     return macro(frame_average_precision(frame, targets))
 
 
@@ -195,7 +195,7 @@ class ValidationScorer(pl.Callback):
         frame = torch.cat(self._frame).numpy()[order]
         clip = torch.cat(self._clip).numpy()[order]
         files = [dm.val_features.filenames[i] for i in idx[order]]
-        preds = Predictions(files, frame, clip, CLASSES, FRAME_SECONDS)
+        preds = Predictions(files, frame, clip, dm.classes, FRAME_SECONDS)
         result = self.score(preds, dm.val_truth)
         self.last = (preds, result)
         logged = {}
@@ -203,7 +203,7 @@ class ValidationScorer(pl.Callback):
             v = result.metrics.get(k)
             if isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v)):
                 logged[f"val/{k}"] = float(v)
-        fmap = validation_frame_map(frame, [dm.val_truth.get(f, []) for f in files])
+        fmap = validation_frame_map(frame, [dm.val_truth.get(f, []) for f in files], dm.classes)
         # threshold-free on the real split: the learning curve beside holdout_frame_map
         if math.isfinite(fmap):
             logged["val/frame_map"] = fmap

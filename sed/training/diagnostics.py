@@ -78,15 +78,15 @@ class FrameProbabilityDiagnostics(pl.Callback):
             self.samples["weak_nmf"] = (x, np.stack([weak.frame[int(r)] for r in rows]))
             truth = Path(str(dm.data_cfg.get("weak_truth_tsv") or ""))
             if truth.is_file():
-                true = read_strong_tsv(truth)
+                true = read_strong_tsv(truth, dm.classes)
                 self.samples["weak_true"] = (x, np.stack(
-                    [events_to_frame_targets(true.get(weak.feats.filenames[r], [])) for r in rows]
+                    [events_to_frame_targets(true.get(weak.feats.filenames[r], []), dm.classes) for r in rows]
                 ))
         if dm.val_features is not None and len(dm.val_features):
             names = dm.val_features.filenames[:k]
             self.samples["validation"] = (
                 np.array(dm.val_features.logmel[:len(names)], np.float32),
-                np.stack([events_to_frame_targets(dm.val_truth.get(f, [])) for f in names]),
+                np.stack([events_to_frame_targets(dm.val_truth.get(f, []), dm.classes) for f in names]),
             )
 
     @torch.no_grad()
@@ -122,7 +122,8 @@ class FrameProbabilityDiagnostics(pl.Callback):
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.history and trainer.global_rank == 0:
-            plot_frame_probability_history(self.history, self.dirpath / "frame_probs.png")
+            plot_frame_probability_history(self.history, self.dirpath / "frame_probs.png",
+                                           validation_data(trainer).classes)
 
 
 def read_history(path: str | Path) -> list[Mapping[str, Any]]:

@@ -21,7 +21,6 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from sed.core.constants import CLASSES
 from sed.core.errors import ConfigError
 from sed.datamodules.desed import validation_data
 from sed.evaluation.frame_ap import chance_ap, frame_average_precision, macro
@@ -33,7 +32,7 @@ CHANCE_TOL = 1e-9
 
 
 def selection_notes(best_epoch: int | None, criterion: str, max_ap: Sequence[float] | None = None,
-                    chance: Sequence[float] | None = None, classes: Sequence[str] = CLASSES) -> list[str]:
+                    chance: Sequence[float] | None = None, classes: Sequence[str] = ()) -> list[str]:
     """The warnings of a run's selection, one line each: the best epoch is the first (0), and each class
     whose best AP over the epochs (``max_ap``) never rose above chance (its prevalence, ``chance``)."""
     notes = []
@@ -61,6 +60,7 @@ class HoldoutScorer(pl.Callback):
         self.max_ap: np.ndarray | None = None
         self.chance: np.ndarray | None = None
         self.last: dict[str, Any] | None = None
+        self.classes: tuple[str, ...] = ()  # the datamodule's, set at fit start
 
     @staticmethod
     def of(trainer: pl.Trainer) -> HoldoutScorer | None:
@@ -72,7 +72,7 @@ class HoldoutScorer(pl.Callback):
             raise ConfigError("callbacks.holdout: no held-out synthetic clip (datamodule.holdout.share is 0 "
                               "or there is no synthetic split); set callbacks.holdout=null "
                               "callbacks.summary.monitor=event_f1_macro")
-        self.chance = chance_ap(dm.holdout_targets)
+        self.chance, self.classes = chance_ap(dm.holdout_targets), tuple(dm.classes)
 
     @torch.no_grad()
     def predict(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> np.ndarray:
@@ -92,14 +92,15 @@ class HoldoutScorer(pl.Callback):
         frame = self.predict(trainer, pl_module)
         ap = frame_average_precision(frame, validation_data(trainer).holdout_targets)
         self.max_ap = ap if self.max_ap is None else np.fmax(self.max_ap, ap)
-        self.last = {CRITERION: macro(ap), "holdout_ap": {c: float(a) for c, a in zip(CLASSES, ap)}}
+        classes = validation_data(trainer).classes
+        self.last = {CRITERION: macro(ap), "holdout_ap": {c: float(a) for c, a in zip(classes, ap)}}
         logged = {f"val/{CRITERION}": self.last[CRITERION]}
-        logged.update({f"val/holdout_ap/{c}": float(a) for c, a in zip(CLASSES, ap) if np.isfinite(a)})
+        logged.update({f"val/holdout_ap/{c}": float(a) for c, a in zip(classes, ap) if np.isfinite(a)})
         # identical on every rank (the held-out clips are not sharded): no sync needed
         pl_module.log_dict(logged, on_epoch=True, prog_bar=False, sync_dist=False, rank_zero_only=False)
 
     def notes(self, best_epoch: int | None, criterion: str) -> list[str]:
-        return selection_notes(best_epoch, criterion, self.max_ap, self.chance)
+        return selection_notes(best_epoch, criterion, self.max_ap, self.chance, self.classes)
 
     def state_dict(self) -> dict:
         return {"max_ap": None if self.max_ap is None else self.max_ap.tolist()}

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 
+from sed.core.constants import DESED_CLASSES
 from sed.models import CRNN, DM, SM
 from sed.training.losses import clip_bce, frame_bce, total_loss
 from sed.training.schedules import rampup
@@ -33,26 +34,37 @@ def _plain(x: Any) -> Any:
     return x
 
 
-def _model_kwargs(cfg: Mapping | None) -> dict:
+def _model_kwargs(cfg: Mapping | None, classes: Sequence[str]) -> dict:
+    """A network's keyword arguments from its config node, with ``n_classes`` from the class list."""
     cfg = dict(_plain(cfg) or {})
     cfg.pop("_target_", None)
     cfg.pop("name", None)
-    return cfg
+    return {**cfg, "n_classes": len(classes)}
+
+
+def _class_list(classes: Sequence[str] | None) -> tuple[str, ...]:
+    """The system's output classes (``data.classes``); a checkpoint of an older sed has none: DESED's ten."""
+    out = tuple(str(c) for c in (_plain(classes) if classes is not None else DESED_CLASSES))
+    if not out or len(set(out)) != len(out):
+        raise ValueError(f"classes {list(out)}: expected a non-empty list of distinct names (data.classes)")
+    return out
 
 
 class BaseSystem(pl.LightningModule):
     """What every system shares: ``predict`` for validation and inference, and the post-processing
-    setting it carries into its checkpoints (``postproc_cfg``, read by ``sed.inference.predictor``)."""
+    setting it carries into its checkpoints (``postproc_cfg``, read by ``sed.inference.predictor``), and
+    the names of its output columns (``classes``, from ``data.classes``)."""
 
-    def __init__(self, postproc: Mapping | None = None) -> None:
+    def __init__(self, postproc: Mapping | None = None, classes: Sequence[str] | None = None) -> None:
         super().__init__()
         self.postproc_cfg = _plain(postproc)
+        self.classes: tuple[str, ...] = _class_list(classes)
 
     def _save_hparams(self, **hp: Any) -> None:
         """Save ``hp`` plus the class path (``_target_``) that :func:`system_from_hparams` rebuilds from."""
         cls = type(self)
         self.save_hyperparameters({"_target_": f"{cls.__module__}.{cls.__qualname__}", **hp,
-                                   "postproc": self.postproc_cfg})
+                                   "classes": list(self.classes), "postproc": self.postproc_cfg})
 
     #: half-width in frames of the frame output's receptive field, when it is local (SM); None when a
     #: frame depends on the whole clip (the CRNN's bidirectional GRU)
@@ -83,14 +95,16 @@ class SEDSystem(BaseSystem):
     """
 
     def __init__(self, sm: Mapping, dm: Mapping, tau: float, unlabel_denominator: str, switch_epoch: int,
-                 postproc: Mapping | None = None, frame_pos_weight: float = 1.0) -> None:
-        super().__init__(postproc)
-        self._save_hparams(sm=_model_kwargs(sm), dm=_model_kwargs(dm), tau=float(tau),
+                 postproc: Mapping | None = None, frame_pos_weight: float = 1.0,
+                 classes: Sequence[str] | None = None) -> None:
+        super().__init__(postproc, classes)
+        sm, dm = _model_kwargs(sm, self.classes), _model_kwargs(dm, self.classes)
+        self._save_hparams(sm=sm, dm=dm, tau=float(tau),
                            unlabel_denominator=str(unlabel_denominator), switch_epoch=int(switch_epoch),
                            frame_pos_weight=float(frame_pos_weight))
         self.frame_pos_weight = float(frame_pos_weight)
-        self.sm = SM(**_model_kwargs(sm))
-        self.dm = DM(**_model_kwargs(dm))
+        self.sm = SM(**sm)
+        self.dm = DM(**dm)
         self.tau, self.denominator = float(tau), str(unlabel_denominator)
         self.switch_epoch = int(switch_epoch)
         self.rampup_weight: float = rampup(0.0)  #: w of eq 6 for the current iteration (set by the schedule)
@@ -146,13 +160,15 @@ class MeanTeacherSystem(BaseSystem):
     """
 
     def __init__(
-        self, crnn: Mapping, ema_decay: float, predict_with: str, postproc: Mapping | None = None
+        self, crnn: Mapping, ema_decay: float, predict_with: str, postproc: Mapping | None = None,
+        classes: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(postproc)
+        super().__init__(postproc, classes)
         if predict_with not in ("student", "teacher"):
             raise ValueError(f"predict_with {predict_with!r}: expected 'student' or 'teacher'")
-        self._save_hparams(crnn=_model_kwargs(crnn), ema_decay=float(ema_decay), predict_with=predict_with)
-        self.student = CRNN(**_model_kwargs(crnn))
+        crnn = _model_kwargs(crnn, self.classes)
+        self._save_hparams(crnn=crnn, ema_decay=float(ema_decay), predict_with=predict_with)
+        self.student = CRNN(**crnn)
         self.teacher = copy.deepcopy(self.student)
         for p in self.teacher.parameters():
             p.requires_grad_(False)
