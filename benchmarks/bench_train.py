@@ -13,6 +13,10 @@ convolution fast paths (sed.models.common: 1x1 convs as a channel matmul, the 1-
 shifted copies x a matrix) over the library's oneDNN convolution, measured in the same rounds.
 
     python -m benchmarks.bench_train [--quick] [--threads 1,2]
+
+``--sm dilated_head,tcn`` (choices of conf/model/sm/) times SM+DM with each named SM against today's SM+DM
+(fast paths only, the same interleaved rounds, no baseline) and writes ``benchmarks/results/train_sm.json``:
+seconds per step and the step-cost ratio to the default SM+DM (issue 20: at most 1.5x).
 """
 
 from __future__ import annotations
@@ -45,8 +49,11 @@ def make_batch(b: int, seed: int = 0) -> dict[str, torch.Tensor]:
 class SmDmStep:
     name = "sm_dm"
 
-    def __init__(self) -> None:
-        hp = build_model().hparams  # the sizes of conf/model/sm_dm.yaml
+    def __init__(self, sm_choice: str | None = None) -> None:
+        """``sm_choice``: a conf/model/sm/ choice (None: the default of conf/model/sm_dm.yaml)."""
+        hp = build_model([f"model/sm={sm_choice}"] if sm_choice else []).hparams  # conf/model/sm_dm.yaml
+        if sm_choice:
+            self.name = f"sm_dm[{sm_choice}]"
         self.sm, self.dm = SM(**hp["sm"]), DM(**hp["dm"])
         self.opt = torch.optim.Adam(list(self.sm.parameters()) + list(self.dm.parameters()), lr=1e-3)
         self.params = count_parameters(self.sm) + count_parameters(self.dm)
@@ -98,17 +105,19 @@ class MeanTeacherStep:
 
 
 def measure(
-    systems: list, batch: dict, bsz: int, rounds: int, steps_per_round: int
+    systems: list, batch: dict, bsz: int, rounds: int, steps_per_round: int,
+    variants: tuple[str, ...] = ("", "/library_conv"),
 ) -> dict[str, tuple[float, float]]:
     """Median seconds per training step and per validation clip of each system, and of each system with
-    the library convolutions (``<name>/library_conv``), interleaved rounds."""
+    the library convolutions (``<name>/library_conv``, unless ``variants`` leaves it out), interleaved
+    rounds."""
     for s in systems:  # warm-up
         s(batch)
-    step_t = {f"{s.name}{v}": [] for s in systems for v in ("", "/library_conv")}
+    step_t = {f"{s.name}{v}": [] for s in systems for v in variants}
     inf_t = {k: [] for k in step_t}
     xv = torch.randn(32, 640, 64)
     for _ in range(rounds):
-        for s, variant in [(s, v) for s in systems for v in ("", "/library_conv")]:
+        for s, variant in [(s, v) for s in systems for v in variants]:
             model_common.CPU_FAST_CONV = variant == ""
             name = f"{s.name}{variant}"
             t0 = time.perf_counter()
@@ -122,17 +131,49 @@ def measure(
     return {k: (statistics.median(step_t[k]), statistics.median(inf_t[k])) for k in step_t}
 
 
+def sm_choices(names: list[str], threads: list[int], bsz: int, rounds: int, steps: int,
+               quick: bool) -> None:
+    """``--sm``: SM+DM with each named SM against the default SM+DM, step-cost ratios -> train_sm.json."""
+    batch = make_batch(bsz)
+    systems = [SmDmStep()] + [SmDmStep(n) for n in names]
+    ref = systems[0]
+    figures: dict[str, dict] = {}
+    for s in systems:
+        figures[f"{s.name}_params"] = {"value": float(s.params), "unit": "parameters"}
+        figures[f"{s.name}_sm_context_frames"] = {"value": float(s.sm.context_frames), "unit": "frames"}
+    for n in threads:
+        torch.set_num_threads(n)
+        res = measure(systems, batch, bsz, rounds, steps, variants=("",))
+        for s in systems:
+            step = res[s.name][0]
+            figures[f"{s.name}_s_per_step_{n}thr"] = {"value": round(step, 4), "unit": "s/step"}
+            if s is not ref:
+                r = round(step / res[ref.name][0], 3)
+                figures[f"{s.name}_step_cost_over_sm_dm_{n}thr"] = {
+                    "value": r, "unit": "x", "ratio": r,
+                    "reference": f"default sm_dm {res[ref.name][0]:.3f} s/step"}
+    write_result("train_sm", figures, quick=quick,
+                 notes=f"batch {bsz}, median of {rounds} interleaved rounds x {steps} steps; CPU fast paths; "
+                       f"torch threads {','.join(map(str, threads))}; SM choices of conf/model/sm/")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small batch, few rounds (seconds)")
     ap.add_argument("--threads", default="1,2",
                     help="comma-separated torch thread counts to measure (default 1,2)")
     ap.add_argument("--rounds", type=int, default=0)
+    ap.add_argument("--sm", default="", help="comma-separated conf/model/sm choices to time against the "
+                    "default SM+DM (writes train_sm.json instead)")
     args = ap.parse_args()
     torch.manual_seed(0)
     bsz = 8 if args.quick else 16  # conf/train.yaml datamodule.batch_size
     rounds = args.rounds or (3 if args.quick else 7)
     steps_per_round = 1 if args.quick else 2
+    if args.sm:
+        threads = [int(t) for t in str(args.threads).split(",") if t.strip()]
+        sm_choices([n for n in args.sm.split(",") if n], threads, bsz, rounds, steps_per_round, args.quick)
+        return
     batch = make_batch(bsz)
     systems = [SmDmStep(), MeanTeacherStep()]
     a, b = systems[0].name, systems[1].name

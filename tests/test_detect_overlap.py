@@ -115,6 +115,8 @@ def _estimates(monkeypatch, tmp_path, pred, rec, overlap, batch, reuse):
     ([], 0.5, 3),  # windows k - 1 and k in different batches
     (["model.sm.head_kernel=31", "model.sm.kernel=5"], 0.75, 4),
     ([], 0.2, 5),
+    (["model/sm=tcn"], 0.5, 4),  # issue 20's SM choices: context 58 and 59 frames
+    (["model/sm=dilated_head"], 0.6, 3),
 ])
 def test_estimates_equal_whole_windows(monkeypatch, tmp_path, overrides, overlap, batch):
     pred = _system(tmp_path, overrides)

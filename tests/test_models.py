@@ -152,3 +152,66 @@ def test_relu_block_pools_before_relu_without_autograd(pool_type):
         fast = block(x)
     slow = block.pool(torch.relu(block.bn(block.conv(x.requires_grad_())))).detach()
     assert torch.equal(fast, slow)
+
+
+#: conf/model/sm/*.yaml: parameters (by hand: the conv blocks 128 + 168 + 1,472 + 5,760 (gated_head), the
+#: head C*F x 32 x k + 32, its gate 1,056, each temporal conv 32 x 32 x k + 32 + 1,056, the output 330)
+#: and context frames on each side
+SM_CHOICES = {
+    "gated_head": (18_162, 7),  # head 32 x 32 x 9 + 32 = 9,248
+    "dilated_head": (26_354, 59),  # head 32 x 32 x 17 + 32 = 17,440; 3 + 8 x 7
+    "gentle_dilated": (78_578, 59),  # head (32 x 4 bins) x 32 x 17 + 32 = 69,664
+    "tcn": (52_338, 58),  # blocks 128 + 168 + 3,456, head 128 x 32 x 9 + 32, tcn 10,304; 2 + 4 + 4 x 13
+}
+
+
+def _sm_of(choice: str) -> SM:
+    return SM(**build_model([f"model/sm={choice}"]).hparams["sm"])
+
+
+@pytest.mark.parametrize("choice", sorted(SM_CHOICES))
+def test_sm_choices_counts_and_paper_constraints(choice):
+    """Each named SM: its stated size and context; fewer conv layers than DM; dropout above DM's."""
+    sm = _sm_of(choice)
+    assert (count_parameters(sm), sm.context_frames) == SM_CHOICES[choice]
+    assert sm.conv_layers == 4 < len(DM_KW["channels"]) == 5
+    assert sm.head_drop.p > DM_KW["dropout"]
+
+
+def test_default_sm_is_gated_head_with_the_old_checkpoint_keys():
+    """The default SM is the pre-issue-20 one: the same hyper-parameters (no new keys saved) and the same
+    state-dict keys, so its checkpoints load strictly."""
+    assert SM_KW == build_model(["model/sm=gated_head"]).hparams["sm"]
+    assert not {"head_dilation", "tcn_kernel", "tcn_dilations"} & set(SM_KW)
+    old_keys = {"norm.bn", *(f"blocks.{i}.{m}" for i in range(3) for m in ("conv", "bn", "gate")),
+                "head", "head_gate", "out"}
+    keys = {k.rsplit(".", 1)[0] for k in SM_().state_dict()}
+    assert keys == old_keys
+
+
+@pytest.mark.parametrize("choice", sorted(SM_CHOICES))
+def test_sm_context_frames_is_its_exact_receptive_field(choice):
+    """In float64 and eval mode: output frame t depends on exactly the input frames t - context_frames ..
+    t + context_frames (no gap: the dilations tile); on a sub-sequence, frames at least context_frames
+    from both ends are exact."""
+    torch.manual_seed(0)
+    sm = _sm_of(choice).double().eval()
+    c, t = sm.context_frames, 200
+    x = torch.randn(1, 400, 64, dtype=torch.float64, requires_grad=True)
+    sm(x)[0, t].sum().backward()
+    seen = (x.grad[0].abs().amax(1) > 0).nonzero().flatten()
+    assert seen.tolist() == list(range(t - c, t + c + 1))
+    x = x.detach()
+    with torch.no_grad():
+        ref = sm(x)
+        a, b = 37, 37 + 2 * c + 50
+        sub = sm(x[:, a:b])
+    torch.testing.assert_close(sub[:, c:-c], ref[:, a + c:b - c], atol=1e-12, rtol=0)
+    assert (sub[:, : c - 1] - ref[:, a : a + c - 1]).abs().max() > 1e-9  # the edge does differ
+
+
+def test_sm_option_errors():
+    with pytest.raises(ModelConfigError):
+        SM_(tcn_kernel=4, tcn_dilations=[2])
+    with pytest.raises(ModelConfigError):
+        SM_(head_dilation=0)
