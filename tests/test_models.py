@@ -162,6 +162,7 @@ SM_CHOICES = {
     "dilated_head": (26_354, 59),  # head 32 x 32 x 17 + 32 = 17,440; 3 + 8 x 7
     "gentle_dilated": (78_578, 59),  # head (32 x 4 bins) x 32 x 17 + 32 = 69,664
     "tcn": (52_338, 58),  # blocks 128 + 168 + 3,456, head 128 x 32 x 9 + 32, tcn 10,304; 2 + 4 + 4 x 13
+    "tcn_pooled": (24_690, 58),  # tcn with the head on 32 features: 32 x 32 x 9 + 32 = 9,248
 }
 
 
