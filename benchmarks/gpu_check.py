@@ -29,18 +29,11 @@ DESED = {"synthetic": 2584, "weak": 1578, "unlabel": 14412, "validation": 1168}
 
 
 def _model_cfg(name: str) -> dict:
-    """conf/model/<name>.yaml merged over its ``defaults`` (sm_dm_large -> sm_dm; crnn_dcase2020 -> crnn)."""
-    cfg = OmegaConf.load(REPO / "conf" / "model" / f"{name}.yaml")
-    defaults = list(cfg.get("defaults", []))
-    base = [_model_cfg(d) for d in defaults if isinstance(d, str) and d != "_self_"]
-    # nested groups (`- sm: gated_head`: conf/model/sm/gated_head.yaml under the key sm)
-    base += [OmegaConf.create({g: OmegaConf.load(REPO / "conf" / "model" / g / f"{c}.yaml")})
-             for d in defaults if not isinstance(d, str) for g, c in d.items()]
-    merged = OmegaConf.merge(*base, cfg) if base else cfg
-    # sm/dm/crnn nodes are plain; others interpolate the train config
-    out = OmegaConf.to_container(merged, resolve=False)
-    out.pop("defaults", None)
-    return out
+    """conf/model/<name>.yaml as Hydra composes it (its defaults and nested groups such as conf/model/sm/)."""
+    from sed.train import compose
+
+    cfg = compose([f"model={name}"])
+    return OmegaConf.to_container(cfg.model, resolve=True)
 
 
 def _kw(node: dict) -> dict:

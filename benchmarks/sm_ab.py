@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import RESULTS_DIR, _commit
-from sed.core.constants import CLASSES, FRAME_SECONDS
+from sed.core.constants import DESED_CLASSES as CLASSES  # the bundled mini-DESED's labels
+from sed.core.constants import FRAME_SECONDS
 from sed.models import count_parameters
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,6 +9,7 @@ stitching would then cut every event that crosses a window edge.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import librosa
@@ -97,13 +98,14 @@ def assert_events(found, expected, tol: float = 0.2) -> None:
         )
 
 
-def make_untrained_checkpoint(path: Path, seed: int = 0) -> Path:
-    """A checkpoint of the paper's SM+DM system (conf/model/sm_dm.yaml) with random weights, in the
-    format ``sed.inference.predictor.load_system`` reads (``state_dict`` + ``hyper_parameters``)."""
+def make_untrained_checkpoint(path: Path, seed: int = 0, overrides: Sequence[str] = ()) -> Path:
+    """A checkpoint of the paper's SM+DM system (conf/model/sm_dm.yaml, with ``overrides``) with random
+    weights, in the format ``sed.inference.predictor.load_system`` reads (``state_dict`` +
+    ``hyper_parameters``)."""
     from sed.train import build_model
 
     torch.manual_seed(seed)
-    system = build_model()  # conf/train.yaml's model (conf/model/sm_dm.yaml, conf/postproc/default.yaml)
+    system = build_model(list(overrides))  # conf/train.yaml's model (conf/model/sm_dm.yaml, conf/postproc)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": system.state_dict(), "hyper_parameters": dict(system.hparams)}, path)
     return path

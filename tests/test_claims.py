@@ -11,9 +11,18 @@ import time
 
 import pytest
 
-from sed.claims.aggregate import FIGURES, aggregate, claim, claims_table, k_sd, mean_sd
+from sed.claims.aggregate import (
+    FIGURES,
+    aggregate,
+    claim,
+    claims_table,
+    holdout_aggregate,
+    holdout_claims,
+    k_sd,
+    mean_sd,
+)
 from sed.claims.cli import main, parse_args
-from sed.claims.markdown import BEGIN, END, replace_section
+from sed.claims.markdown import BEGIN, END, markers, replace_section
 from sed.core.constants import DESED_CLASSES as CLASSES
 from sed.core.errors import ConfigError
 
@@ -78,6 +87,33 @@ def test_aggregate_and_claims_table_on_hand_made_numbers():
     assert rows[("PS1: every class non-zero F1", "per-class event F1 (fitted)")]["verdict"] == "holds"
 
 
+def test_holdout_ap_aggregate_and_claims_on_hand_made_numbers():
+    """Issue 20: per-class held-out frame AP over seeds; PS1/PS2 vs the baseline on Speech, Dog and Dishes."""
+    def rec(system, seed, speech, dog):
+        return {"system": system, "seed": seed,
+                "holdout_ap": {"Speech": speech, "Dog": dog, "Dishes": 0.3, "Frying": 0.9}}
+
+    trainings = {"ps1/seed0": rec("ps1", 0, 0.40, 0.10), "ps1/seed1": rec("ps1", 1, 0.50, 0.20),
+                 "baseline/seed0": rec("baseline", 0, 0.30, 0.25),
+                 "baseline/seed1": rec("baseline", 1, 0.40, 0.15),
+                 "ps2/seed0": None, "ps2/seed1": {"system": "ps2", "seed": 1, "holdout_ap": None}}
+    hagg = holdout_aggregate(trainings)
+    assert sorted(hagg) == ["baseline", "ps1"]  # PS2 has no figure: left out
+    assert hagg["ps1"]["Speech"]["mean"] == pytest.approx(0.45)
+    assert hagg["ps1"]["Speech"]["sd"] == pytest.approx(math.sqrt(0.005))  # (0.05^2 * 2) / 1
+    rows = {r["figure"]: r for r in holdout_claims(hagg)}
+    assert sorted(rows) == [f"held-out frame AP, {c}" for c in ("Dishes", "Dog", "Speech")]
+    assert rows["held-out frame AP, Speech"]["verdict"] == "holds"  # 0.45 vs 0.35
+    assert rows["held-out frame AP, Dog"]["difference"] == pytest.approx(-0.05)  # 0.15 vs 0.20
+    assert rows["held-out frame AP, Dog"]["verdict"] == "fails"
+    assert rows["held-out frame AP, Dishes"]["verdict"] == "holds"  # equal means: not lower
+    # a label set without Speech, Dog or Dishes: every class
+    other = {u: {"Chime": {"mean": 0.5, "sd": 0.1}, "Hum": {"mean": m, "sd": 0.1}}
+             for u, m in (("ps2", 0.2), ("baseline", 0.3))}
+    assert [(r["figure"], r["verdict"]) for r in holdout_claims(other)] == [
+        ("held-out frame AP, Chime", "holds"), ("held-out frame AP, Hum", "fails")]
+
+
 def test_replace_section_keeps_the_rest_of_the_file():
     text = "# Results\n\nold intro\n\n## Other section\nkept\n"
     once = replace_section(text, "## Claims\nfirst")
@@ -86,6 +122,13 @@ def test_replace_section_keeps_the_rest_of_the_file():
     twice = replace_section(once, "## Claims\nsecond")
     assert "first" not in twice and twice.count(BEGIN) == 1 and twice.replace("second", "first") == once
     assert replace_section("", "x").startswith(f"{BEGIN}\nx\n{END}")
+    # one section per claims dataset: a second dataset's is added, the first kept
+    a = replace_section(text, "## Claims A", "claims-2026")
+    both = replace_section(a, "## Claims B", "claims-7")
+    assert "## Claims A" in both and "## Claims B" in both
+    assert both.endswith(text[len("# Results\n"):].lstrip("\n"))
+    assert replace_section(both, "## Claims A2", "claims-2026") == both.replace("## Claims A", "## Claims A2")
+    assert markers("claims-7") == ("<!-- claims:claims-7:begin -->", "<!-- claims:claims-7:end -->")
 
 
 def test_bad_input_is_one_clear_line(tmp_path, capsys):
@@ -162,10 +205,10 @@ def test_claims_end_to_end_writes_everything(claims_run):
                 assert (d / "checkpoints" / "best.ckpt").is_file() and (d / "step_train.json").is_file()
                 assert "logger=csv" in (d / "claims_train.log").read_text()
     text = claims_run["results"].read_text()
-    assert text.startswith("# Results\n\n" + BEGIN)
+    assert text.startswith("# Results\n\n" + markers("claims-5")[0])
     assert text.rstrip().endswith("## Earlier figures\nkept as they are")
-    assert "](figures/claims_curves.png)" in text
-    assert (claims_run["results"].parent / "figures" / "claims_curves.png").is_file()
+    assert "](figures/claims-5_claims_curves.png)" in text
+    assert (claims_run["results"].parent / "figures" / "claims-5_claims_curves.png").is_file()
     md = (out / "claims.md").read_text()
     assert "report split; the post-processing was tuned on validation" in md and "tuning split" in md
 
@@ -192,6 +235,27 @@ def test_claims_aggregates_and_verdicts_recomputed_by_hand(claims_run):
     m = json.loads((claims_run["out"] / "ps1" / "seed1" / "eval" / "metrics.json").read_text())
     row = next(r for r in m["splits"] if r["split"] == "public_eval" and r["postproc"] == "fitted")
     assert res["per_seed"]["ps1"]["1"]["public_eval"]["event_f1_fitted"] == row["event_f1_macro"]
+    # each training's per-class held-out AP is its last validation's (the run's metrics.json and CSV log)
+    for key, rec in res["trainings"].items():
+        run = claims_run["out"] / rec["system"] / f"seed{rec['seed']}"
+        summary = json.loads((run / "metrics.json").read_text())
+        assert rec["holdout_ap"] == summary["best"]["holdout_ap"]
+        assert sorted(rec["holdout_ap"]) == sorted(CLASSES)
+        logged = [ln.split(",") for ln in next(run.glob("csv/*/metrics.csv")).read_text().splitlines()]
+        col = {name: i for i, name in enumerate(logged[0])}
+        last = [r for r in logged[1:] if r[col["val/holdout_frame_map"]]][-1]
+        for c, v in rec["holdout_ap"].items():
+            cell = last[col[f"val/holdout_ap/{c}"]] if f"val/holdout_ap/{c}" in col else ""
+            assert (v is None and cell == "") or v == pytest.approx(float(cell)), (key, c)
+    for unit in ("ps1", "ps2", "baseline"):
+        for c in CLASSES:
+            vals = [res["trainings"][f"{unit}/seed{s}"]["holdout_ap"][c] for s in (0, 1)]
+            got = res["holdout_ap"]["aggregate"][unit][c]
+            known = [v for v in vals if v is not None]
+            assert got["mean"] == (pytest.approx(statistics.mean(known)) if known else None)
+    assert len(res["holdout_ap"]["claims"]) == 6  # PS1, PS2 x Speech, Dog, Dishes
+    md = (claims_run["out"] / "claims.md").read_text()
+    assert "Per-class frame AP on the held-out synthetic clips" in md
     # every claims row's verdict follows from its numbers
     rows = res["claims"]["public_eval"]
     assert len(rows) == 4 + 4 + 4

@@ -114,8 +114,8 @@ def _estimates(monkeypatch, tmp_path, pred, rec, overlap, batch, reuse):
     ([], 0.5, 16),
     ([], 0.5, 3),  # windows k - 1 and k in different batches
     (["model.sm.head_kernel=31", "model.sm.kernel=5"], 0.75, 4),
-    ([], 0.2, 5),
-    (["model/sm=tcn"], 0.5, 4),  # issue 20's SM choices: context 58 and 59 frames
+    (["model/sm=gated_head"], 0.2, 5),  # context 7 frames: 20 % overlap still leaves frames to reuse
+    (["model/sm=tcn"], 0.5, 4),  # issue 20's SM choices (tcn, the default): context 58 and 59 frames
     (["model/sm=dilated_head"], 0.6, 3),
 ])
 def test_estimates_equal_whole_windows(monkeypatch, tmp_path, overrides, overlap, batch):

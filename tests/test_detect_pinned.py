@@ -23,7 +23,9 @@ CENTRE = [20.2, -9.61, 5.53, -4.32, 24.87, -16.62, -1.42, -13.82, -7.28, -10.47]
 
 
 def sharp_predictor(tmp_path, device="cpu"):
-    pred = load_predictor(make_untrained_checkpoint(tmp_path / "seed0.ckpt"), device)
+    # the SM the events were recorded with (the default before issue 20)
+    ckpt = make_untrained_checkpoint(tmp_path / "seed0.ckpt", overrides=["model/sm=gated_head"])
+    pred = load_predictor(ckpt, device)
     sm = pred.system.sm
     with torch.no_grad():
         sm.out.weight.mul_(300.0)

@@ -43,7 +43,7 @@ def test_shapes_and_ranges(x):
 
 
 def test_parameter_counts_match_docstrings():
-    assert count_parameters(SM_()) == 18_162
+    assert count_parameters(SM_()) == 52_338  # the default SM, conf/model/sm/tcn.yaml
     assert count_parameters(DM_()) == 66_618
     assert count_parameters(CRNN_()) == 74_044
     full = CRNN_(channels=(16, 32, 64, 128, 128, 128, 128), rnn_cells=128)
@@ -52,7 +52,7 @@ def test_parameter_counts_match_docstrings():
 
 
 def test_sm_keeps_time_resolution(x):
-    """No pooling along time: a change at frame 600 cannot reach frame 10 (receptive field ~15 frames)."""
+    """No pooling along time: a change at frame 600 cannot reach frame 10 (context +-58 frames)."""
     sm = SM_().eval()
     y = x.clone()
     y[:, 600:] += 5.0
@@ -179,14 +179,15 @@ def test_sm_choices_counts_and_paper_constraints(choice):
     assert sm.head_drop.p > DM_KW["dropout"]
 
 
-def test_default_sm_is_gated_head_with_the_old_checkpoint_keys():
-    """The default SM is the pre-issue-20 one: the same hyper-parameters (no new keys saved) and the same
-    state-dict keys, so its checkpoints load strictly."""
-    assert SM_KW == build_model(["model/sm=gated_head"]).hparams["sm"]
-    assert not {"head_dilation", "tcn_kernel", "tcn_dilations"} & set(SM_KW)
+def test_default_sm_is_tcn_and_gated_head_keeps_the_old_checkpoint_keys():
+    """The default SM is issue 20's winner (tcn); ``model/sm=gated_head`` is the pre-issue-20 one: the same
+    hyper-parameters (no new keys saved) and the same state-dict keys, so its checkpoints load strictly."""
+    assert SM_KW == build_model(["model/sm=tcn"]).hparams["sm"]
+    old_kw = build_model(["model/sm=gated_head"]).hparams["sm"]
+    assert not {"head_dilation", "tcn_kernel", "tcn_dilations"} & set(old_kw)
     old_keys = {"norm.bn", *(f"blocks.{i}.{m}" for i in range(3) for m in ("conv", "bn", "gate")),
                 "head", "head_gate", "out"}
-    keys = {k.rsplit(".", 1)[0] for k in SM_().state_dict()}
+    keys = {k.rsplit(".", 1)[0] for k in SM(**old_kw).state_dict()}
     assert keys == old_keys
 
 

@@ -52,7 +52,7 @@ def test_sm_dm_large_counts_and_presets():
     assert exp.trainer.precision == "bf16-mixed" and exp.trainer.accelerator == "gpu"
     assert exp.datamodule.batch_size == 128 and exp.datamodule.features_on_device and exp.speed.channels_last
     assert exp.datamodule.post_switch == {"weak": 0.5, "unlabel": 0.5}  # still PS1
-    assert _compose([]).model.sm.channels == [8, 16, 32]  # the CPU default is unchanged
+    assert _compose([]).model.sm.channels == [8, 32]  # the CPU default (conf/model/sm/tcn.yaml) is unchanged
 
 
 def test_sm_dm_large_trains_one_step_on_cpu(tmp_path, data_cfg):
@@ -221,7 +221,7 @@ def test_predictor_speed_up_same_outputs(tmp_path):
     ck = make_untrained_checkpoint(tmp_path / "u.ckpt")
     ref, fast = load_system(ck, "cpu"), load_system(ck, "cpu").speed_up()
     blocks = [m for m in fast.system.modules() if isinstance(m, ConvBlock)]
-    assert len(blocks) == 8 and all(isinstance(m.bn, torch.nn.Identity) for m in blocks)
+    assert len(blocks) == 2 + 5 and all(isinstance(m.bn, torch.nn.Identity) for m in blocks)  # SM (tcn) + DM
     assert fuse_batchnorm(fast.system) == 0  # nothing left to fold
     g = torch.Generator().manual_seed(1)
     x = torch.randn(3, 640, 64, generator=g) * 3 - 5

@@ -11,11 +11,16 @@ from sed.claims.plan import NAMES, REPORT_SPLIT, TUNE_SPLIT
 
 FIGURE_NAMES = {"event_f1_fitted": "event F1 (fitted)", "event_f1_table1": "event F1 (Table 1)",
                 "psds": "PSDS (2020)", "psds1": "PSDS1", "psds2": "PSDS2"}
+#: The markers before issue 20, when there was one claims section (:func:`markers` names one per dataset).
 BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"
+HOLDOUT = "the held-out synthetic clips"  # sed.training.selection: strong labels no training step saw
 
 
 def split_header(split: str) -> str:
     """A split's name and its role (report or tuning split)."""
+    if split == HOLDOUT:
+        return (f"{split} (frame AP: no post-processing; for PS1/PS2 SM's frame output, for the baseline "
+                "the CRNN's)")
     if split == REPORT_SPLIT:
         return f"{split} (report split; the post-processing was tuned on {TUNE_SPLIT}, never on it)"
     return (f"{split} (tuning split: the post-processing was fitted on it, so its fitted figures are "
@@ -36,8 +41,10 @@ def render_markdown(result: Mapping[str, Any], figures: Mapping[str, str] | None
     lines = _setup_lines(result)
     for split in (REPORT_SPLIT, TUNE_SPLIT):
         lines += _figure_lines(agg, units, split)
+    lines += _holdout_lines(result.get("holdout_ap") or {}, units)
     for split in (REPORT_SPLIT, TUNE_SPLIT):
         lines += _claims_lines(result["claims"].get(split), split)
+    lines += _claims_lines((result.get("holdout_ap") or {}).get("claims"), HOLDOUT)
     for title, path in (figures or {}).items():
         lines += [f"![{title}]({path})", ""]
     lines.append(f"Reproduce: `{result['command']}`")
@@ -111,14 +118,35 @@ def _claim_line(r: Mapping[str, Any]) -> str:
     return f"| {r['claim']} | {figure} | {a} | {b} | {d} | {k} | {r['rule']} | **{verdict}** |"
 
 
-def replace_section(text: str, section: str) -> str:
-    """``text`` with the part between the claims markers replaced by ``section`` (added after the first
-    ``# `` title line, else at the top, when the markers are missing)."""
-    block = f"{BEGIN}\n{section.rstrip()}\n{END}"
-    i, j = text.find(BEGIN), text.find(END)
+def markers(name: str | None) -> tuple[str, str]:
+    """The claims markers of dataset ``name`` (one section per claims dataset; None: the unnamed ones)."""
+    return (BEGIN, END) if name is None else (f"<!-- claims:{name}:begin -->", f"<!-- claims:{name}:end -->")
+
+
+def replace_section(text: str, section: str, name: str | None = None) -> str:
+    """``text`` with the part between the claims markers of dataset ``name`` replaced by ``section`` (added
+    after the first ``# `` title line, else at the top, when the markers are missing)."""
+    begin, end = markers(name)
+    block = f"{begin}\n{section.rstrip()}\n{end}"
+    i, j = text.find(begin), text.find(end)
     if i >= 0 and j > i:
-        return text[:i] + block + text[j + len(END):]
+        return text[:i] + block + text[j + len(end):]
     lines = text.splitlines(keepends=True)
     if lines and lines[0].startswith("# "):
         return lines[0] + "\n" + block + "\n\n" + "".join(lines[1:]).lstrip("\n")
     return block + "\n\n" + text
+
+
+def _holdout_lines(holdout: Mapping[str, Any], units: Sequence[str]) -> list[str]:
+    """The per-class held-out frame AP table (mean ± sd over seeds, at the evaluated epoch); nothing without
+    figures (runs from before issue 20)."""
+    hagg = holdout.get("aggregate") or {}
+    systems = [u for u in units if u in hagg]
+    if not systems:
+        return []
+    lines = [f"Per-class frame AP on {split_header(HOLDOUT)}, at the evaluated epoch:", "",
+             "| class | " + " | ".join(NAMES[u] for u in systems) + " |", "| --- |" + " --- |" * len(systems)]
+    for c in dict.fromkeys(c for u in systems for c in hagg[u]):
+        lines.append(f"| {c} | " + " | ".join(fmt_ms(hagg[u].get(c), False) for u in systems) + " |")
+    lines.append("")
+    return lines

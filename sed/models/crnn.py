@@ -15,7 +15,8 @@ Our adaptations (all in conf/model/crnn*.yaml):
 * ``conf/model/crnn.yaml`` (the sizes live there only) is reduced to fit 2 CPU cores at about the training
   compute of the default SM+DM (~45 M multiply-adds per clip forward, x2 for the EMA teacher):
   filters [8, 16, 16, 32, 32, 32, 32] and a BiGRU of 32 cells, **74,044 parameters** (SM+DM:
-  84,780) against **1,112,548** at the original widths -- the DCASE 2020 baseline's ~1.1 M
+  118,956; 84,780 with the SM before issue 20) against **1,112,548** at the original widths -- the DCASE
+  2020 baseline's ~1.1 M
   (checked in tests/test_models.py);
 * the strong output (160 steps) is repeated 4x along time (nearest) back to 640 frames, so that
   post-processing sees the same frame grid as SM.

@@ -15,12 +15,14 @@ Our layer choice, since the paper's figure is missing:
 Why: few layers and no temporal compression keep frame resolution (the paper's point about the
 pooling trade-off); the gated head widens the temporal receptive field without pooling, and dilation
 widens it further at the same layer count.  Dropout is slightly higher than DM's (paper).  The sizes
-live in the config group conf/model/sm/ (the default, ``gated_head``, is the SM of every run before
-issue 20): channels [8, 16, 32], freq pools [4, 4, 4], head 9 frames x 32 units, dropout 0.3, max
-pooling: **18,162 parameters**, 4 conv layers (3 conv blocks + the head; DM has 5).  The other
-choices and their counts are in conf/model/sm/*.yaml (checked in tests/test_models.py).  The
-constructor defaults of the options added by issue 20 (``head_dilation``, ``tcn_*``) give that
-architecture, so checkpoints saved before them load unchanged.
+live in the config group conf/model/sm/.  The default, ``tcn`` (issue 20's A/B, docs/sm_ab.md): 2 conv
+blocks [8, 32], freq pools [4, 4], the gated head (9 frames x 32 units), one residual context-gated
+temporal conv of 9 taps 13 frames apart, dropout 0.3, max pooling: **52,338 parameters**, 4 conv
+layers (DM has 5), context +-58 frames (0.91 s).  ``gated_head``, the SM of every run before issue
+20: channels [8, 16, 32], freq pools [4, 4, 4], the same head: 18,162 parameters, context +-7 frames.
+The counts are checked in tests/test_models.py.  The constructor defaults of the options added by
+issue 20 (``head_dilation``, ``tcn_*``) give ``gated_head``'s architecture, so checkpoints saved
+before them load unchanged.
 """
 
 from __future__ import annotations

@@ -315,7 +315,8 @@ class RunSummary(pl.Callback):
     ``monitor``: a key of the validation scores (``event_f1_macro``) or any logged ``val/<monitor>``
     (default ``holdout_frame_map``, :mod:`sed.training.selection`); ties keep the later epoch, as
     :class:`sed.training.selection.BestCheckpoint`.  ``metrics.json`` holds ``criterion``, ``best``
-    (the Table-1 validation figures and the criterion at the best epoch), ``best_epoch``, ``last``,
+    (the Table-1 validation figures, the criterion and, with a :class:`HoldoutScorer`, the per-class
+    ``holdout_ap`` at the best epoch), ``best_epoch``, ``last`` (the same at the last epoch),
     ``notes`` (the selection warnings, :func:`sed.training.selection.selection_notes`), the checkpoint
     paths (of the ``ModelCheckpoint`` monitoring ``val/<monitor>`` and of the one without a monitor) and
     ``overrides`` -- what the multirun summary table reads.  At the end of fit each note goes to the run
@@ -345,6 +346,10 @@ class RunSummary(pl.Callback):
         for k in ("holdout_frame_map", "frame_map"):  # the threshold-free criteria, kept whichever selects
             if f"val/{k}" in trainer.callback_metrics:
                 self.last[k] = float(trainer.callback_metrics[f"val/{k}"])
+        hs = HoldoutScorer.of(trainer)
+        if hs is not None and hs.last is not None:  # per class, this epoch (NaN: no event frame -> null)
+            self.last["holdout_ap"] = {c: a if math.isfinite(a) else None
+                                       for c, a in hs.last["holdout_ap"].items()}
         v = m.get(self.monitor)
         if v is None and f"val/{self.monitor}" in trainer.callback_metrics:
             v = float(trainer.callback_metrics[f"val/{self.monitor}"])
