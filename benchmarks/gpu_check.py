@@ -19,12 +19,10 @@ import argparse
 import json
 import math
 import time
-from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
 
-REPO = Path(__file__).resolve().parents[1]
 DESED = {"synthetic": 2584, "weak": 1578, "unlabel": 14412, "validation": 1168}
 
 

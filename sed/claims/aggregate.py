@@ -39,20 +39,22 @@ def k_sd(a: Mapping[str, Any], b: Mapping[str, Any]) -> float | None:
 
 
 def claim(name: str, figure: str, a: Mapping[str, Any], b: Mapping[str, Any],
-          min_k: float | None) -> dict[str, Any]:
-    """One claims-table row: A > B on ``figure``; holds when k > ``min_k`` (None: when mean_A > mean_B)."""
+          min_k: float | None, ties_hold: bool = False) -> dict[str, Any]:
+    """One claims-table row: A > B on ``figure``; holds when k > ``min_k`` (None: when mean_A > mean_B, or
+    mean_A >= mean_B with ``ties_hold``)."""
     k = k_sd(a, b)
     if a.get("mean") is None or b.get("mean") is None:
         verdict = "n/a (missing figures)"
     elif min_k is None:
-        verdict = "holds" if a["mean"] > b["mean"] else "fails"
+        verdict = "holds" if a["mean"] > b["mean"] or (ties_hold and a["mean"] == b["mean"]) else "fails"
     elif k is None:
         verdict = "n/a (one seed: no sd)"
     else:
         verdict = "holds" if k > min_k else "fails"
     return {"claim": name, "figure": figure, "a": _ms(a), "b": _ms(b),
             "difference": None if a.get("mean") is None or b.get("mean") is None else a["mean"] - b["mean"],
-            "k_sd": k, "rule": f"k > {min_k:g} sd" if min_k is not None else "mean higher",
+            "k_sd": k, "rule": f"k > {min_k:g} sd" if min_k is not None else
+            "mean not lower" if ties_hold else "mean higher",
             "verdict": verdict}
 
 
@@ -121,8 +123,7 @@ def nonzero_claim(unit: str, pc: Mapping[str, Mapping[str, Any]],
 
 def holdout_aggregate(trainings: Mapping[str, Mapping[str, Any] | None]) -> dict[str, dict[str, Any]]:
     """``{"<system>/seed<s>": step record}`` -> ``{system: {class: mean_sd}}`` of the per-class held-out frame
-    AP
-    (``holdout_ap``, at the evaluated epoch) over the seeds; a record without it is left out."""
+    AP (``holdout_ap``, at the evaluated epoch) over the seeds; a record without it is left out."""
     by_system: dict[str, list[Mapping[str, float | None]]] = {}
     for rec in trainings.values():
         if rec and rec.get("holdout_ap"):
@@ -140,10 +141,6 @@ def holdout_claims(hagg: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]
     for sysname in ("ps1", "ps2"):
         if sysname in hagg:
             for c in classes:
-                row = claim(f"{NAMES[sysname]} held-out AP ≥ baseline", f"held-out frame AP, {c}",
-                            hagg[sysname].get(c) or {}, base.get(c) or {}, None)
-                if row["difference"] is not None:  # "not lower": equal holds
-                    row["verdict"] = "holds" if row["difference"] >= 0 else "fails"
-                row["rule"] = "mean not lower"
-                rows.append(row)
+                rows.append(claim(f"{NAMES[sysname]} held-out AP ≥ baseline", f"held-out frame AP, {c}",
+                                  hagg[sysname].get(c) or {}, base.get(c) or {}, None, ties_hold=True))
     return rows
