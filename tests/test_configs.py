@@ -43,10 +43,10 @@ def test_experiment_x_trainer_instantiates(tmp_path, tiny_data_cfg, experiment, 
     assert any(isinstance(c, MeanTeacherRampup if baseline else SGDRSchedule) for c in callbacks)
     assert any(isinstance(c, ValidationScorer) for c in callbacks)
     assert model.hparams["_target_"] == cfg.model._target_
-    assert cfg.trainer.max_epochs == cfg.schedule.max_epochs == 15
+    assert cfg.trainer.max_epochs == cfg.schedule.max_epochs == 63
     if cfg.trainer.accelerator == "cpu":  # a GPU trainer is only checked, never started
         trainer_obj = instantiate(cfg.trainer, callbacks=callbacks, logger=False)
-        assert isinstance(trainer_obj, pl.Trainer) and trainer_obj.max_epochs == 15
+        assert isinstance(trainer_obj, pl.Trainer) and trainer_obj.max_epochs == 63
     else:
         assert (cfg.trainer._target_ == "pytorch_lightning.Trainer"
                 and cfg.trainer.accelerator in ("auto", "gpu"))
@@ -62,7 +62,7 @@ def test_experiments_state_only_what_differs(tmp_path):
     assert "t_i_epochs" not in base.schedule and "tau" not in base.model and base.schedule.lr == 0.001
 
 
-@pytest.mark.parametrize("key,value,epochs", [("schedule.t_i_epochs", 2, 30), ("schedule.t_mult", 1, 4),
+@pytest.mark.parametrize("key,value,epochs", [("schedule.t_i_epochs", 2, 126), ("schedule.t_mult", 1, 6),
                                               ("schedule.n_cycles", 2, 3)])
 def test_epoch_budget_follows_schedule(tmp_path, key, value, epochs):
     cfg = _cfg(tmp_path, "experiment=ps1", f"{key}={value}")
