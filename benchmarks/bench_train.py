@@ -8,9 +8,10 @@ round so they share the machine's load; each figure is the median over rounds.
 
 Figures: clips/s in training steps, seconds per epoch (the stated epoch of conf/datamodule/desed.yaml:
 100 iterations x 16 = 1,600 clips, for PS1, PS2 and the baseline alike, plus the validation forward
-pass over 200 clips) and per run of the shipped budget (63 epochs), the ratio SM+DM / baseline, and the speed-up of the CPU
-convolution fast paths (sed.models.common: 1x1 convs as a channel matmul, the 1-channel input conv as
-shifted copies x a matrix) over the library's oneDNN convolution, measured in the same rounds.
+pass over 200 clips) and per run of the shipped budget (63 epochs), the ratio SM+DM / baseline, and the
+speed-up of the CPU convolution fast paths (sed.models.common: 1x1 convs as a channel matmul, the
+1-channel input conv as shifted copies x a matrix) over the library's oneDNN convolution,
+measured in the same rounds.
 
     python -m benchmarks.bench_train [--quick] [--threads 1,2]
 

@@ -7,7 +7,9 @@ import json
 import math
 import os
 import statistics
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +27,7 @@ from sed.claims.cli import main, parse_args
 from sed.claims.markdown import BEGIN, END, markers, replace_section
 from sed.core.constants import DESED_CLASSES as CLASSES
 from sed.core.errors import ConfigError
+from sed.core.provenance import code_version, version_text
 
 
 # ---------------------------------------------------------------------------- pure figures
@@ -112,6 +115,13 @@ def test_holdout_ap_aggregate_and_claims_on_hand_made_numbers():
              for u, m in (("ps2", 0.2), ("baseline", 0.3))}
     assert [(r["figure"], r["verdict"]) for r in holdout_claims(other)] == [
         ("held-out frame AP, Chime", "holds"), ("held-out frame AP, Hum", "fails")]
+
+
+def test_code_version_outside_git_and_its_text(tmp_path):
+    assert code_version(tmp_path) == {"commit": None, "dirty": None}  # not a checkout: no commit claimed
+    assert version_text(None) == version_text({"commit": None, "dirty": None}) == "unknown"
+    assert version_text({"commit": "abc1234", "dirty": False}) == "abc1234"
+    assert version_text({"commit": "abc1234", "dirty": True}) == "abc1234 + uncommitted changes"
 
 
 def test_replace_section_keeps_the_rest_of_the_file():
@@ -211,6 +221,14 @@ def test_claims_end_to_end_writes_everything(claims_run):
     assert (claims_run["results"].parent / "figures" / "claims-5_claims_curves.png").is_file()
     md = (out / "claims.md").read_text()
     assert "report split; the post-processing was tuned on validation" in md and "tuning split" in md
+    # provenance: the commit that ran the claims and each training's epochs (1: the tiny configs above)
+    res = json.loads((out / "claims.json").read_text())
+    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    head = git.stdout.strip() if git.returncode == 0 else None
+    assert res["code"]["commit"] == head
+    assert all(rec["epochs"] == 1 and rec["code"]["commit"] == head for rec in res["trainings"].values())
+    assert "Budget: 1 epoch, every system." in md and f"Code: commit {head or 'unknown'}" in md
 
 
 def test_claims_aggregates_and_verdicts_recomputed_by_hand(claims_run):

@@ -8,6 +8,7 @@ from typing import Any
 from sed.claims.aggregate import FIGURES
 from sed.claims.formats import fmt_ms, k_text, pct_text
 from sed.claims.plan import NAMES, REPORT_SPLIT, TUNE_SPLIT
+from sed.core.provenance import version_text
 
 FIGURE_NAMES = {"event_f1_fitted": "event F1 (fitted)", "event_f1_table1": "event F1 (Table 1)",
                 "psds": "PSDS (2020)", "psds1": "PSDS1", "psds2": "PSDS2"}
@@ -62,11 +63,29 @@ def _setup_lines(result: Mapping[str, Any]) -> list[str]:
              f"Each run's post-processing is fitted per class on **{TUNE_SPLIT}** (`sed.tune`) and "
              f"reported on **{REPORT_SPLIT}**, never used for tuning. Figures are mean ± sample sd (ddof 1) "
              "over the seeds; F1 in %. The ensemble averages PS1's and PS2's probabilities of the same seed "
-             f"and has its own post-processing fitted on {TUNE_SPLIT}.", ""]
+             f"and has its own post-processing fitted on {TUNE_SPLIT}. {_provenance_sentence(result)}", ""]
     if result.get("failed"):
         lines += [f"**Incomplete**: {', '.join(result['failed'])} failed; the figures use the runs that "
                   "finished.", ""]
     return lines
+
+
+def _provenance_sentence(result: Mapping[str, Any]) -> str:
+    """Which code ran the claims and how many epochs each system trained (claims from before issue 20 have
+    neither: "unknown" and no budget)."""
+    epochs: dict[str, set[int]] = {}
+    for rec in (result.get("trainings") or {}).values():
+        if rec and rec.get("epochs") is not None:
+            epochs.setdefault(rec["system"], set()).add(int(rec["epochs"]))
+    text = f"Code: commit {version_text(result.get('code'))}."
+    if epochs:
+        budgets = {s: "/".join(map(str, sorted(e))) + (" epoch" if e == {1} else " epochs")
+                   for s, e in epochs.items()}
+        if len(set(budgets.values())) == 1:
+            text += f" Budget: {next(iter(budgets.values()))}, every system."
+        else:
+            text += " Budget: " + ", ".join(f"{NAMES.get(s, s)} {b}" for s, b in budgets.items()) + "."
+    return text
 
 
 def _figure_lines(agg: Mapping[str, Any], units: Sequence[str], split: str) -> list[str]:

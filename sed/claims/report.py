@@ -18,6 +18,7 @@ from sed.claims.plan import REPORT_SPLIT, SPLITS, TUNE_SPLIT, Settings
 from sed.claims.plots import write_figures
 from sed.claims.records import read_json, write_json
 from sed.claims.training import Training
+from sed.core.provenance import code_version
 
 K_RULE = ("k = (mean_A - mean_B) / sqrt((sd_A^2 + sd_B^2) / 2), sample sd (ddof=1) over seeds; "
           f"'> baseline' holds when k > {K_BASELINE:g}, 'ensemble >' when the mean is higher")
@@ -44,7 +45,8 @@ def claims_result(s: Settings, data: Mapping[str, Any], per_seed: Mapping[str, A
                  for k, rec in trainings.items()}
     agg, hagg = aggregate(per_seed), holdout_aggregate(trainings)
     return {
-        "data": data, "seeds": list(range(s.seeds)), "systems": list(s.systems), "units": units,
+        "code": code_version(), "data": data, "seeds": list(range(s.seeds)), "systems": list(s.systems),
+        "units": units,
         "tune_split": TUNE_SPLIT, "report_split": REPORT_SPLIT, "checkpoint": s.checkpoint,
         "train_overrides": [*s.train_args], "system_args": s.system_args,
         "train_overrides_text": overrides_text(s), "k_rule": K_RULE,

@@ -15,6 +15,7 @@ from sed.claims.console import say
 from sed.claims.evaluation import clear_evaluation
 from sed.claims.plan import ENSEMBLE, Settings, train_overrides
 from sed.claims.records import read_json, write_json
+from sed.core.provenance import code_version
 
 
 @dataclass
@@ -72,7 +73,8 @@ def finish_training(t: Training, rc: int) -> dict | None:
     m = read_json(t.run_dir / "metrics.json") or {}
     b = m.get("best") or {}
     rec = {"system": t.system, "seed": t.seed, "run_dir": str(t.run_dir), "seconds": secs,
-           "best_epoch": m.get("best_epoch"), "holdout_frame_map": b.get("holdout_frame_map"),
-           "val_event_f1_table1": b.get("event_f1_macro")}
+           "best_epoch": m.get("best_epoch"), "epochs": m.get("epochs_done"),
+           "holdout_frame_map": b.get("holdout_frame_map"), "val_event_f1_table1": b.get("event_f1_macro"),
+           "code": code_version()}
     write_json(t.run_dir / "step_train.json", rec)
     return rec
