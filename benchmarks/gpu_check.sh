@@ -12,7 +12,11 @@
 #   3. equality    GPU vs CPU: NMF (sed.nmf.core) and the models' outputs
 #   4. ddp         python -m sed.train with DDP on 1 device (trainer=ddp trainer.devices=1), one epoch on
 #                  a small generated set
-#   5. detect      sed detect of a 1-hour recording on the device (dry mode: 1 minute, CPU)
+#   5. claims_epochs  PS2 at the shipped sizes (trainer=gpu, 1 torch thread, as a claims training runs) for
+#                  3 stated epochs of 100 iterations on the same set: seconds an epoch, the figure that says
+#                  what a claims run (9 trainings x 63 epochs a dataset, issue 20) costs on a GPU (dry mode:
+#                  1 epoch of 2 iterations, CPU)
+#   6. detect      sed detect of a 1-hour recording on the device (dry mode: 1 minute, CPU)
 # Result: $OUT/gpu_check.json ({"mode", "steps": {name: {rc, wall_s, result?}}, "ok"}), logs in $OUT/*.log.
 set -u
 cd "$(dirname "$0")/.."
@@ -30,10 +34,12 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" WANDB_MODE=offline WANDB_SIL
 if [ "$MODE" = gpu ]; then
   DEV=cuda; TP_ARGS=(--batch-size 128 --steps 30 --warmup 3); GEN_LIMIT=64; DETECT_MIN=60; DETECT_BS=256
   PYTEST_ARGS=(-m gpu); DDP=(trainer=ddp trainer.devices=1)
+  CLAIMS_EPOCHS=3; CLAIMS=(trainer=gpu)
 else
   DEV=cpu; TP_ARGS=(--tiny --batch-size 2 --steps 1 --warmup 1); GEN_LIMIT=4; DETECT_MIN=1; DETECT_BS=16
   PYTEST_ARGS=(-m gpu tests/test_speed.py); DDP=(trainer=ddp_sim trainer.devices=1 trainer.strategy=ddp torch_threads=1
                                              datamodule.iters_per_epoch=2)  # dry mode: 2 steps, not the stated 100
+  CLAIMS_EPOCHS=1; CLAIMS=(trainer=cpu datamodule.iters_per_epoch=2)
 fi
 
 STEPS=()
@@ -55,6 +61,10 @@ step ddp_data "$PY" -m sed.generate --preset desed --limit "$GEN_LIMIT" --out "$
 step ddp "$PY" -m sed.train "${DDP[@]}" data.root="$WORK/data" data.cache_dir="$WORK/cache" trainer.max_epochs=1 \
   logger=csv datamodule.weak_frame_labels=none datamodule.progress=false trainer.enable_progress_bar=false \
   callbacks.report.plots=false hydra.run.dir="$WORK/ddp"
+step claims_epochs "$PY" -m sed.train experiment=ps2 "${CLAIMS[@]}" torch_threads=1 data.root="$WORK/data" \
+  data.cache_dir="$WORK/cache" trainer.max_epochs="$CLAIMS_EPOCHS" logger=csv datamodule.weak_frame_labels=none \
+  datamodule.progress=false trainer.enable_progress_bar=false callbacks.report.plots=false \
+  hydra.run.dir="$WORK/claims_epochs"
 step detect_input "$PY" -c "
 from pathlib import Path
 from benchmarks.bench_detect import make_recording, make_untrained_checkpoint
@@ -63,10 +73,10 @@ make_untrained_checkpoint(Path('$WORK/untrained.ckpt'))"
 step detect "$PY" -m sed.cli detect "$WORK/rec.wav" --ckpt "$WORK/untrained.ckpt" --device "$DEV" \
   --batch-size "$DETECT_BS" --out "$WORK/detect.tsv" --quiet
 
-"$PY" - "$OUT" "$MODE" "$DETECT_MIN" "${STEPS[@]}" <<'PYEOF'
+"$PY" - "$OUT" "$MODE" "$DETECT_MIN" "$CLAIMS_EPOCHS" "${STEPS[@]}" <<'PYEOF'
 import json, sys
 from pathlib import Path
-out, mode, minutes, *steps = sys.argv[1:]
+out, mode, minutes, claims_epochs, *steps = sys.argv[1:]
 res = {"mode": mode, "steps": {}}
 for s in steps:
     name, rc, wall = s.split()
@@ -79,6 +89,9 @@ for s in steps:
             pass
     if name == "pytest_gpu" and lines:
         r["summary"] = lines[-1]
+    if name == "claims_epochs":  # start-up included: an upper bound on a claims training's epoch
+        r["epochs"] = int(claims_epochs)
+        r["s_per_epoch_incl_start"] = round(r["wall_s"] / int(claims_epochs), 2)
     if name == "detect":
         r["audio_minutes"] = float(minutes)
         r["x_real_time_incl_start"] = round(float(minutes) * 60 / max(r["wall_s"], 1e-3), 1)

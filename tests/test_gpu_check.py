@@ -19,8 +19,10 @@ def test_gpu_check_cpu_dry_mode(tmp_path):
     res = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
     assert r.returncode == 0 and res["ok"], r.stdout[-3000:] + r.stderr[-3000:]
     assert res["mode"] == "cpu"
-    assert list(res["steps"]) == ["pytest_gpu", "throughput", "equality", "ddp_data", "ddp", "detect_input",
-                                  "detect"]
+    assert list(res["steps"]) == ["pytest_gpu", "throughput", "equality", "ddp_data", "ddp", "claims_epochs",
+                                  "detect_input", "detect"]
+    ce = res["steps"]["claims_epochs"]
+    assert ce["epochs"] == 1 and ce["s_per_epoch_incl_start"] == round(ce["wall_s"], 2) > 0
     tp = res["steps"]["throughput"]["result"]
     assert tp["sm_dm_large"]["params"] == 1_446_420 and tp["crnn_dcase2020"]["params"] == 1_112_548
     assert tp["sm_dm_large"]["train_clips_per_s"] > 0 and tp["sm_dm_large"]["s_per_desed_epoch"] > 0
