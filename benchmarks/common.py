@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import platform
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from sed.core.provenance import code_version
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -24,12 +25,8 @@ def best_of(fn: Callable[[], Any], repeat: int = 3) -> float:
 
 
 def _commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             timeout=5)
-        return out.stdout.strip() or "unknown"
-    except Exception:  # noqa: BLE001 - not in a git checkout
-        return "unknown"
+    """The checkout's short commit hash (sed.core.provenance), ``unknown`` outside git."""
+    return code_version()["commit"] or "unknown"
 
 
 def write_result(name: str, figures: dict[str, dict], *, quick: bool = False, notes: str = "") -> Path:

@@ -124,6 +124,22 @@ def test_code_version_outside_git_and_its_text(tmp_path):
     assert version_text({"commit": "abc1234", "dirty": True}) == "abc1234 + uncommitted changes"
 
 
+def test_code_version_of_a_checkout_names_its_commit_and_changes(tmp_path):
+    def git(*args):
+        cmd = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path), *args]
+        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+
+    git("init", "-q")
+    (tmp_path / "a.txt").write_text("1\n")
+    git("add", "a.txt")
+    git("commit", "-qm", "one")
+    head = git("rev-parse", "--short", "HEAD")
+    (tmp_path / "new.txt").write_text("untracked\n")  # untracked files do not make a checkout dirty
+    assert code_version(tmp_path) == {"commit": head, "dirty": False}
+    (tmp_path / "a.txt").write_text("2\n")
+    assert code_version(tmp_path) == {"commit": head, "dirty": True}
+
+
 def test_replace_section_keeps_the_rest_of_the_file():
     text = "# Results\n\nold intro\n\n## Other section\nkept\n"
     once = replace_section(text, "## Claims\nfirst")
